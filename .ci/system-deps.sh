@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian packages that PETSc and mpi4py compile against: BLAS/LAPACK and MPI.
+# Installed only when missing; apt needs root.
+set -euo pipefail
+needed=(libopenblas-dev mpich)
+missing=()
+for pkg in "${needed[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "pdesuite needs the Debian packages: ${missing[*]}" >&2
+  echo "Install them as root: apt-get update && apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "Installing Debian packages: ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -1,0 +1,42 @@
+# The two commands of the README. Each creates .venv and installs what is missing, once.
+#   make demo   runs the main job
+#   make test   runs the test suite
+PYTHON     ?= python3
+VENV       := .venv
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.pdesuite-installed
+PETSC_VER  := 3.26.1
+TORCH_VER  := 2.13.0
+PYTEST_ARGS ?=
+
+# An optimised PETSc without Fortran (nothing here needs it). pip caches the wheel it builds, so
+# this compiles once per machine; the options only matter for that first build.
+export PETSC_CONFIGURE_OPTIONS ?= --with-debugging=0 --with-fc=0 --with-x=0 COPTFLAGS=-O3 CXXOPTFLAGS=-O3
+export MPICC ?= mpicc
+
+.PHONY: demo test install benchmarks clean-venv
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+$(STAMP): pyproject.toml Makefile
+	@bash .ci/system-deps.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24" "setuptools>=68" wheel "cython>=3" numpy
+	$(BIN)/python -m pip install -q torch==$(TORCH_VER)
+	@# petsc first, then petsc4py against it without build isolation: PETSc compiles once.
+	$(BIN)/python -c "import petsc" 2>/dev/null || $(BIN)/python -m pip install petsc==$(PETSC_VER)
+	$(BIN)/python -c "import petsc4py" 2>/dev/null || $(BIN)/python -m pip install --no-build-isolation petsc4py==$(PETSC_VER)
+	$(BIN)/python -m pip install -q -e ".[torch,petsc,test]"
+	@touch $@
+
+clean-venv:
+	rm -rf $(VENV)

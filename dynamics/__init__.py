@@ -1,0 +1,1 @@
+"""Koopman operators and state-space models (a later issue; not built yet)."""

@@ -1,0 +1,1 @@
+"""Neural operators, training and learned preconditioners (issue 6; not built yet)."""

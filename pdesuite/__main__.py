@@ -1,0 +1,3 @@
+from pdesuite.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""The ``pdesuite`` command line.
+
+Every subcommand the suite will have is listed by ``pdesuite --help``; one that is not built yet
+says so and exits with status 2, rather than pretending to work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+NOT_BUILT_EXIT = 2
+
+
+def _not_built(name: str, issue: str) -> Callable[[argparse.Namespace], int]:
+    def run(_: argparse.Namespace) -> int:
+        print(
+            f"pdesuite {name}: not built yet ({issue}). "
+            "Nothing was run.",
+            file=sys.stderr,
+        )
+        return NOT_BUILT_EXIT
+
+    return run
+
+
+def _run_demo(_: argparse.Namespace) -> int:
+    demo = Path(__file__).resolve().parent.parent / "examples" / "demo.py"
+    if not demo.exists():
+        print("pdesuite demo: examples/demo.py is not in this installation; "
+              "run `make demo` from a source checkout.", file=sys.stderr)
+        return NOT_BUILT_EXIT
+    runpy.run_path(str(demo), run_name="__main__")
+    return 0
+
+
+# name -> (help, handler)
+_SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
+    "demo": ("run the main job on the embedded default (as `make demo`)", _run_demo),
+    "generate": ("generate a PDE dataset into an HDF5 file",
+                 _not_built("generate", "dataset generation, issue 5")),
+    "train": ("train a neural operator on a dataset",
+              _not_built("train", "neural operators, issue 6")),
+    "evaluate": ("evaluate a trained operator, also at other resolutions",
+                 _not_built("evaluate", "neural operators, issue 6")),
+    "forecast": ("learn and forecast dynamics from trajectories",
+                 _not_built("forecast", "dynamics layer, a later issue")),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pdesuite import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="pdesuite",
+        description="A solver suite for PDEs and operators.",
+    )
+    parser.add_argument("--version", action="version", version=f"pdesuite {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, handler) in _SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        if name != "demo":  # until built, accept and ignore whatever a user passes
+            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
