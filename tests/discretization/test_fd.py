@@ -406,17 +406,14 @@ def test_mass_weights():
     np.testing.assert_array_equal(free_dofs(grid), np.flatnonzero(grid.interior_mask().ravel()))
 
 
-@pytest.mark.parametrize("size", [512])
-def test_assembly_is_fast(size):
+def test_large_grid_structure():
+    # Timing lives in benchmarks/bench_assembly.py; here only the structure at a realistic size.
     rng = np.random.default_rng(1)
-    grid = Grid((size, size))
-    coefficient = np.exp(rng.standard_normal(grid.shape))
-    start = time.perf_counter()
-    system = diffusion(grid, coefficient, 1.0)
-    elapsed = time.perf_counter() - start
-    print(f"{size}² variable-coefficient assembly: {elapsed:.3f} s")
-    assert system.n_free == (size - 2) ** 2
-    assert elapsed < 2.0
+    grid = Grid((512, 512))
+    system = diffusion(grid, np.exp(rng.standard_normal(grid.shape)), 1.0)
+    assert system.n_free == 510**2
+    assert system.A.nnz == 5 * 510**2 - 4 * 510
+    assert system.A.indices.dtype == np.int32
 
 
 # ----------------------------------------------------------------------------- bad input
