@@ -19,8 +19,10 @@ export MPICC ?= mpicc
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
+# One BLAS thread: the tests are many small products, where thread start-up costs more than it
+# saves on two cores.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
 
@@ -35,6 +37,9 @@ $(STAMP): pyproject.toml Makefile
 	@# petsc first, then petsc4py against it without build isolation: PETSc compiles once.
 	$(BIN)/python -c "import petsc" 2>/dev/null || $(BIN)/python -m pip install petsc==$(PETSC_VER)
 	$(BIN)/python -c "import petsc4py" 2>/dev/null || $(BIN)/python -m pip install --no-build-isolation petsc4py==$(PETSC_VER)
+	@# mpi4py's PyPI wheel looks for libmpi.so.12, which Debian's mpich names libmpich.so.12:
+	@# build it against the system mpicc instead.
+	$(BIN)/python -c "from mpi4py import MPI" 2>/dev/null || $(BIN)/python -m pip install --no-binary=mpi4py "mpi4py>=4"
 	$(BIN)/python -m pip install -q -e ".[torch,petsc,test]"
 	@touch $@
 

@@ -1,0 +1,68 @@
+"""Iterative solvers: Krylov methods, recycling, relaxation, tuning, and three backends.
+
+The solvers know nothing of PDEs: they take matrices, vectors, LinearOperator-likes and
+callables. ``solve`` is the one entry point; ``METHODS`` lists the NumPy-backend methods.
+"""
+
+from pdesuite.solvers.api import BACKENDS, DEFAULT_MAXITER, solve
+from pdesuite.solvers.gcrodr import RecycleSpace, RecyclingSolver
+from pdesuite.solvers.preconditioner import (
+    BasePreconditioner,
+    FunctionPreconditioner,
+    ICPreconditioner,
+    IdentityPreconditioner,
+    ILUPreconditioner,
+    JacobiPreconditioner,
+    MatrixPreconditioner,
+    NAMED_PRECONDITIONERS,
+    Preconditioner,
+    to_linear_operator,
+)
+from pdesuite.solvers.registry import METHODS
+from pdesuite.solvers.relaxation import RelaxationPreconditioner, young_omega
+from pdesuite.solvers.result import ConvergedReason, SolveResult, SolverError
+from pdesuite.solvers.tuning import (
+    ChebCB,
+    ContextualTsallisINF,
+    FixedTuner,
+    OracleTuner,
+    TsallisINF,
+    Tuner,
+    YoungTuner,
+    omega_grid,
+)
+
+# The method modules register themselves in METHODS on import.
+from pdesuite.solvers import krylov as _krylov  # noqa: E402,F401  (after the names they use)
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_MAXITER",
+    "METHODS",
+    "NAMED_PRECONDITIONERS",
+    "BasePreconditioner",
+    "ChebCB",
+    "ContextualTsallisINF",
+    "FixedTuner",
+    "OracleTuner",
+    "RecycleSpace",
+    "RecyclingSolver",
+    "RelaxationPreconditioner",
+    "TsallisINF",
+    "Tuner",
+    "YoungTuner",
+    "omega_grid",
+    "young_omega",
+    "ConvergedReason",
+    "FunctionPreconditioner",
+    "ICPreconditioner",
+    "ILUPreconditioner",
+    "IdentityPreconditioner",
+    "JacobiPreconditioner",
+    "MatrixPreconditioner",
+    "Preconditioner",
+    "SolveResult",
+    "SolverError",
+    "solve",
+    "to_linear_operator",
+]

@@ -1,0 +1,207 @@
+"""The ``Preconditioner`` protocol, the built-in preconditioners that need only SciPy, and adapters.
+
+A preconditioner approximates ``A⁻¹``: ``apply(r)`` returns ``z ≈ A⁻¹ r`` (SciPy's convention
+for ``M``). Anything with ``apply`` works in every backend; :func:`to_linear_operator` hands one
+to SciPy, and ``pdesuite.solvers.petsc_backend.PythonPC`` to PETSc.
+
+Two optional attributes tell the methods what they may assume:
+
+- ``linear`` (default True): False for a trained network or an inner iterative solve. Only
+  flexible methods (FCG, FGMRES, GCRO-DR with right preconditioning) are correct then.
+- ``symmetric`` (default False): True when the operator is symmetric positive definite, as CG
+  and MINRES require.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from pdesuite.solvers.linear_operator import Operator
+
+
+@runtime_checkable
+class Preconditioner(Protocol):
+    """``apply(r) -> z`` with ``z ≈ A⁻¹ r``; ``r`` and ``z`` have shape ``[n]``."""
+
+    def apply(self, r: np.ndarray) -> np.ndarray: ...
+
+
+class BasePreconditioner:
+    """Optional base class: attributes with defaults, and the adapters as methods."""
+
+    linear: bool = True
+    symmetric: bool = False
+
+    def apply(self, r: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, r: np.ndarray) -> np.ndarray:
+        return self.apply(r)
+
+    def aslinearoperator(self, n: int, dtype: Any = float) -> spla.LinearOperator:
+        return to_linear_operator(self, n, dtype)
+
+
+class IdentityPreconditioner(BasePreconditioner):
+    symmetric = True
+
+    def apply(self, r: np.ndarray) -> np.ndarray:
+        return r.copy()
+
+
+class MatrixPreconditioner(BasePreconditioner):
+    """``z = M r`` for a matrix, array or LinearOperator ``M`` that approximates ``A⁻¹``."""
+
+    def __init__(self, M: Any, symmetric: bool = False):
+        self.M = M
+        self.symmetric = symmetric
+
+    def apply(self, r: np.ndarray) -> np.ndarray:
+        if hasattr(self.M, "matvec"):
+            return np.asarray(self.M.matvec(r)).reshape(-1)
+        return np.asarray(self.M @ r).reshape(-1)
+
+
+class FunctionPreconditioner(BasePreconditioner):
+    """``z = f(r)``; say ``linear=False`` for a nonlinear ``f`` (a network, an inner solve)."""
+
+    def __init__(self, f: Callable[[np.ndarray], np.ndarray], linear: bool = True,
+                 symmetric: bool = False):
+        self.f = f
+        self.linear = linear
+        self.symmetric = symmetric
+
+    def apply(self, r: np.ndarray) -> np.ndarray:
+        return np.asarray(self.f(r)).reshape(-1)
+
+
+class JacobiPreconditioner(BasePreconditioner):
+    """``z = D⁻¹ r`` with ``D = diag(A)``. Raises ValueError on a zero diagonal entry."""
+
+    def __init__(self, A: sp.csr_array | np.ndarray):
+        diag = A.diagonal() if sp.issparse(A) else np.diag(A)
+        if np.any(diag == 0):
+            raise ValueError("M='jacobi': A has a zero on its diagonal")
+        self.inv_diag = 1.0 / diag
+        self.symmetric = bool(np.all(np.real(diag) > 0) and np.all(np.imag(diag) == 0))
+
+    def apply(self, r: np.ndarray) -> np.ndarray:
+        return self.inv_diag * r
+
+
+class ILUPreconditioner(BasePreconditioner):
+    """Incomplete LU through SciPy's SuperLU (``spilu``); ``drop_tol`` and ``fill_factor`` as there."""
+
+    def __init__(self, A: sp.csr_array | np.ndarray, drop_tol: float = 1e-4, fill_factor: float = 10.0):
+        self.factor = spla.spilu(sp.csc_matrix(A), drop_tol=drop_tol, fill_factor=fill_factor)
+
+    def apply(self, r: np.ndarray) -> np.ndarray:
+        return self.factor.solve(r)
+
+
+class ICPreconditioner(BasePreconditioner):
+    """Incomplete Cholesky ``A ≈ L D Lᴴ`` for a symmetric positive definite ``A``.
+
+    SciPy has no IC of its own: the factors come from ``spilu`` in natural order with no
+    pivoting, whose unit lower factor ``L`` and pivots ``D = diag(U)`` give a symmetric
+    ``M = L D Lᴴ`` by construction, as CG needs. Raises ValueError if a pivot is not positive.
+    """
+
+    symmetric = True
+
+    def __init__(self, A: sp.csr_array | np.ndarray, drop_tol: float = 1e-4, fill_factor: float = 10.0):
+        factor = spla.spilu(sp.csc_matrix(A), drop_tol=drop_tol, fill_factor=fill_factor,
+                            permc_spec="NATURAL", diag_pivot_thresh=0.0,
+                            options={"SymmetricMode": True})
+        if not (np.array_equal(factor.perm_r, np.arange(A.shape[0]))
+                and np.array_equal(factor.perm_c, np.arange(A.shape[0]))):
+            raise ValueError("M='ic': the incomplete factorisation pivoted; A is not SPD enough for IC")
+        self.L = sp.csr_array(factor.L)
+        pivots = factor.U.diagonal()
+        if np.any(np.real(pivots) <= 0):
+            raise ValueError("M='ic': a non-positive pivot appeared; A is not positive definite")
+        self.inv_pivots = 1.0 / pivots
+        self.LH = sp.csr_array(self.L.conj().T)
+
+    def apply(self, r: np.ndarray) -> np.ndarray:
+        y = spla.spsolve_triangular(self.L, r, lower=True, unit_diagonal=True)
+        return spla.spsolve_triangular(self.LH, self.inv_pivots * y, lower=False, unit_diagonal=True)
+
+
+def _relaxation_factory(kind: str) -> Callable[..., BasePreconditioner]:
+    def build(A, **options):
+        from pdesuite.solvers import relaxation
+
+        return relaxation.RelaxationPreconditioner(A, kind=kind, **options)
+
+    return build
+
+
+#: Preconditioners buildable by name from the entries of A: ``solve(A, b, M="ilu")``.
+NAMED_PRECONDITIONERS: dict[str, Callable[..., BasePreconditioner]] = {
+    "jacobi": JacobiPreconditioner,
+    "ilu": ILUPreconditioner,
+    "ic": ICPreconditioner,
+    "gauss-seidel": _relaxation_factory("gauss-seidel"),
+    "sor": _relaxation_factory("sor"),
+    "ssor": _relaxation_factory("ssor"),
+}
+
+
+def make_preconditioner(M: Any, op: Operator, **options: Any) -> Preconditioner | None:
+    """Turn what a user passed as ``M`` into a :class:`Preconditioner` (``None`` for none).
+
+    ``M`` may be ``None``, a name from :data:`NAMED_PRECONDITIONERS` (built from A's entries,
+    ``options`` going to its constructor), an object with ``apply``, a sparse/dense matrix or
+    LinearOperator approximating ``A⁻¹``, or a callable ``r -> z``.
+    """
+    if M is None:
+        return None
+    if isinstance(M, str):
+        key = M.lower()
+        if key not in NAMED_PRECONDITIONERS:
+            raise ValueError(f"M: unknown preconditioner {M!r}; known: {sorted(NAMED_PRECONDITIONERS)}")
+        return NAMED_PRECONDITIONERS[key](op.require_matrix(f"M={M!r}"), **options)
+    if options:
+        raise TypeError(f"M: options {sorted(options)} are only for preconditioners given by name")
+    if isinstance(M, Preconditioner):
+        return M
+    if sp.issparse(M) or isinstance(M, np.ndarray) or hasattr(M, "matvec"):
+        if tuple(M.shape) != op.shape:
+            raise ValueError(f"M: has shape {tuple(M.shape)}, A has shape {op.shape}")
+        return MatrixPreconditioner(M)
+    if callable(M):
+        return FunctionPreconditioner(M)
+    raise TypeError(f"M: expected None, a name, a Preconditioner, a matrix or a callable, got {type(M).__name__}")
+
+
+class CountingPreconditioner:
+    """Wraps a preconditioner to count its applications and keep its attributes visible."""
+
+    def __init__(self, inner: Preconditioner | None):
+        self.inner = inner
+        self.applies = 0
+        self.linear = getattr(inner, "linear", True)
+        self.symmetric = getattr(inner, "symmetric", inner is None)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.inner is None
+
+    def apply(self, r: np.ndarray) -> np.ndarray:
+        if self.inner is None:
+            return r
+        self.applies += 1
+        return np.asarray(self.inner.apply(r)).reshape(-1)
+
+    __call__ = apply
+
+
+def to_linear_operator(pc: Preconditioner, n: int, dtype: Any = float) -> spla.LinearOperator:
+    """A SciPy ``LinearOperator`` ``[n, n]`` applying ``pc``, for SciPy's own solvers' ``M=``."""
+    return spla.LinearOperator((n, n), matvec=lambda r: pc.apply(np.asarray(r).reshape(-1)),
+                               dtype=dtype)

@@ -1,0 +1,438 @@
+"""GCRO-DR, recycling CG and RecyclingSolver: against GMRES, CG, spsolve and SciPy's gcrotmk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from pdesuite.solvers import FunctionPreconditioner, solve
+from pdesuite.solvers.gcrodr import RecycleSpace, RecyclingSolver
+from tests.solvers.matrix_registry import (
+    advection_diffusion_2d,
+    laplacian_2d,
+    registry,
+)
+
+CASES = {case.name: case for case in registry()}
+
+
+# ---- a slowly varying Darcy-like sequence ---------------------------------------------------
+
+
+def _smooth_field(m: int, rng: np.random.Generator, modes: int = 4) -> np.ndarray:
+    """A smooth random field on the (m+2)² grid nodes, zero on the boundary."""
+    x = np.linspace(0.0, 1.0, m + 2)
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    return sum(rng.normal() * np.sin((i + 1) * np.pi * X) * np.sin((j + 1) * np.pi * Y) / (1 + i + j) ** 2
+               for i in range(modes) for j in range(modes))
+
+
+def _darcy(log_a: np.ndarray) -> sp.csr_array:
+    """−∇·(a∇u), 5-point, zero Dirichlet, harmonic means of a = exp(log_a) on the faces.
+
+    The same discretisation as ``matrix_registry.variable_diffusion_2d``, for a given field.
+    """
+    m = log_a.shape[0] - 2
+    a = np.exp(log_a)
+    ax = 2 * a[1:, :] * a[:-1, :] / (a[1:, :] + a[:-1, :])
+    ay = 2 * a[:, 1:] * a[:, :-1] / (a[:, 1:] + a[:, :-1])
+    east, west = ax[1:, 1:-1], ax[:-1, 1:-1]
+    north, south = ay[1:-1, 1:], ay[1:-1, :-1]
+    diag = (east + west + north + south).ravel()
+    east_coupling = east.ravel()[:-m]
+    north_coupling = north.copy()
+    north_coupling[:, -1] = 0.0  # no coupling across the end of a grid line
+    north_coupling = north_coupling.ravel()[:-1]
+    A = sp.diags_array([diag, -east_coupling, -east_coupling, -north_coupling, -north_coupling],
+                       offsets=[0, m, -m, 1, -1], shape=(m * m, m * m))
+    return sp.csr_array(A)
+
+
+def darcy_sequence(m: int = 32, count: int = 50, seed: int = 0, contrast: float = 2.0,
+                   amplitude: float = 0.5) -> list[sp.csr_array]:
+    """log a_t = contrast·(f0 + amplitude·t·f1), t in [0, 1]: a fixed field, slowly perturbed."""
+    rng = np.random.default_rng(seed)
+    f0, f1 = _smooth_field(m, rng), _smooth_field(m, rng)
+    return [_darcy(contrast * (f0 + amplitude * t * f1)) for t in np.linspace(0.0, 1.0, count)]
+
+
+def test_darcy_assembly_matches_the_registry():
+    from tests.solvers.matrix_registry import variable_diffusion_2d
+
+    rng = np.random.default_rng(3)
+    field = _smooth_field(8, rng)
+    difference = _darcy(1.5 * field) - variable_diffusion_2d(8, seed=3, contrast=1.5)
+    assert abs(difference).max() < 1e-12
+    assert abs(_darcy(np.zeros((6, 6))) - laplacian_2d(4)).max() < 1e-12
+
+
+def _scipy_gcrotmk_matvecs(matrices, rhs, rtol):
+    """Total products of SciPy's gcrotmk(m=20, k=20) over a sequence, CU carried over."""
+    CU: list = []
+    total = 0
+    for A, b in zip(matrices, rhs):
+        count = [0]
+
+        def matvec(v, A=A):
+            count[0] += 1
+            return A @ v
+
+        L = spla.LinearOperator(A.shape, matvec=matvec, dtype=float)
+        x, status = spla.gcrotmk(L, b, rtol=rtol, atol=0.0, m=20, k=20, CU=CU, discard_C=True,
+                                 maxiter=1000)
+        assert status == 0
+        total += count[0]
+    return total
+
+
+# ---- GCRO-DR on single systems ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["poisson1d", "poisson2d", "diffusion2d", "advdiff2d",
+                                  "complex_shifted", "singular_consistent"])
+def test_k0_is_gmres(name):
+    """k = 0: exactly the inner steps of GMRES(m), ours and SciPy's."""
+    case = CASES[name]
+    ours = solve(case.A, case.b, method="gcrodr", restart=20, k=0, rtol=1e-8, maxiter=5000)
+    gmres = solve(case.A, case.b, method="gmres", restart=20, side="right", rtol=1e-8, maxiter=5000)
+    assert ours.converged and gmres.converged
+    assert ours.iterations == gmres.iterations
+    steps = [0]
+    spla.gmres(case.A, case.b, rtol=1e-8, atol=0.0, restart=20, maxiter=5000,
+               callback=lambda _: steps.__setitem__(0, steps[0] + 1), callback_type="pr_norm")
+    assert abs(ours.iterations - steps[0]) <= 1
+    # one product per step, the initial residual and the final check: no restart products
+    assert ours.matvecs == ours.iterations + 2
+
+
+def test_k0_is_right_preconditioned_gmres():
+    case = CASES["diffusion2d"]
+    ours = solve(case.A, case.b, method="gcrodr", M="jacobi", restart=15, k=0, rtol=1e-9)
+    gmres = solve(case.A, case.b, method="gmres", M="jacobi", restart=15, side="right", rtol=1e-9)
+    assert ours.converged and ours.iterations == gmres.iterations
+    assert ours.precond_applies == ours.iterations
+
+
+@pytest.mark.parametrize("name", ["poisson1d", "poisson2d", "diffusion2d", "advdiff2d",
+                                  "helmholtz2d", "complex_shifted"])
+def test_single_system_matches_spsolve(name):
+    case = CASES[name]
+    result = solve(case.A, case.b, method="gcrodr", restart=30, k=10, rtol=1e-10, maxiter=5000)
+    assert result.converged, result
+    exact = spla.spsolve(sp.csc_array(case.A), case.b)
+    assert np.linalg.norm(result.x - exact) <= 1e-6 * np.linalg.norm(exact)
+    assert np.linalg.norm(case.b - case.A @ result.x) <= 1e-10 * np.linalg.norm(case.b)
+    assert result.x.dtype == case.b.dtype
+    # a complex pair of a real matrix split by the 10th place is kept whole (or dropped)
+    assert result.info["recycle_dim"] in (9, 10, 11)
+
+
+def test_deflated_restarting_beats_gmres_on_a_single_system():
+    """GMRES-DR: the same memory (m = 20) converges in far fewer steps than GMRES(20)."""
+    case = CASES["poisson1d"]
+    dr = solve(case.A, case.b, method="gcrodr", restart=20, k=5, rtol=1e-8)
+    plain = solve(case.A, case.b, method="gmres", restart=20, side="right", rtol=1e-8)
+    assert dr.converged and plain.converged
+    assert dr.iterations * 3 < plain.iterations  # measured: 88 against 440
+
+
+def test_helmholtz_indefinite_needs_the_recycled_space():
+    case = CASES["helmholtz2d"]
+    plain = solve(case.A, case.b, method="gcrodr", restart=20, k=0, rtol=1e-8, maxiter=2000)
+    deflated = solve(case.A, case.b, method="gcrodr", restart=20, k=5, rtol=1e-8, maxiter=2000)
+    assert not plain.converged  # GMRES(20) stalls on this indefinite matrix
+    assert deflated.converged and deflated.iterations < 200
+
+
+@pytest.mark.parametrize("side, M", [("right", "ilu"), ("left", "jacobi"), ("right", "jacobi")])
+def test_preconditioned(side, M):
+    case = CASES["advdiff2d"]
+    result = solve(case.A, case.b, method="gcrodr", M=M, side=side, restart=20, k=5, rtol=1e-10)
+    assert result.converged
+    exact = spla.spsolve(sp.csc_array(case.A), case.b)
+    assert np.linalg.norm(result.x - exact) <= 1e-7 * np.linalg.norm(exact)
+
+
+def test_flexible_with_a_nonlinear_preconditioner():
+    """An inner CG to a loose tolerance is a different map for every r: right side copes."""
+    case = CASES["diffusion2d"]
+    inner = FunctionPreconditioner(
+        lambda r: spla.cg(case.A, r, rtol=0.3, maxiter=4)[0], linear=False)
+    result = solve(case.A, case.b, method="gcrodr", M=inner, restart=20, k=5, rtol=1e-9)
+    assert result.converged
+    exact = spla.spsolve(sp.csc_array(case.A), case.b)
+    assert np.linalg.norm(result.x - exact) <= 1e-6 * np.linalg.norm(exact)
+    with pytest.raises(ValueError, match="side"):
+        solve(case.A, case.b, method="gcrodr", M=inner, side="left", restart=20, k=5)
+
+
+def test_real_nonsymmetric_keeps_a_real_space():
+    """Complex harmonic Ritz pairs of a real matrix enter as real and imaginary parts."""
+    A = advection_diffusion_2d(14, peclet=400.0)
+    b = np.random.default_rng(7).standard_normal(A.shape[0])
+    space = RecycleSpace(solutions=0)
+    result = solve(A, b, method="gcrodr", restart=24, k=8, rtol=1e-10, recycle=space)
+    assert result.converged
+    assert space.basis.dtype == np.float64 and space.image_rows.dtype == np.float64
+    assert space.dim in (7, 8, 9)
+    # B U = C with C orthonormal, to rounding
+    C, U = space.image_rows, space.solution_rows
+    assert np.abs(C @ C.T - np.eye(space.dim)).max() < 1e-11
+    assert np.abs((A @ U.T).T - C).max() < 1e-8 * np.abs(C).max()
+
+
+# ---- sequences --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sequence():
+    return darcy_sequence(m=32, count=50)
+
+
+@pytest.mark.slow
+def test_darcy_sequence_against_gmres_and_gcrotmk(sequence):
+    """The issue's test: 50 slowly varying Darcy systems (n = 1024), b fixed, rtol 1e-8.
+
+    Measured (matvecs in total): GMRES(40) 10931, SciPy gcrotmk(20, 20) 2497, RecyclingSolver
+    GCRO-DR(40, 20) 1938; with no stored solutions (GCRO-DR alone) 4318, which is 2.5× fewer
+    than GMRES but 1.7× SciPy's, whose CU list carries the last solution and recent
+    corrections (a good initial guess on this sequence).
+    """
+    b = np.ones(sequence[0].shape[0])
+    rtol = 1e-8
+    gmres_total = 0
+    for A in sequence:
+        result = solve(A, b, method="gmres", restart=40, side="right", rtol=rtol)
+        assert result.converged
+        gmres_total += result.matvecs
+
+    def run(solver):
+        total = 0
+        for A in sequence:
+            result = solver.solve(A, b)
+            assert result.converged
+            assert np.linalg.norm(b - A @ result.x) <= rtol * np.linalg.norm(b)
+            assert not result.info["recycle_reset"]
+            total += result.matvecs
+        return total
+
+    ours = run(RecyclingSolver(m=40, k=20, rtol=rtol))
+    alone = run(RecyclingSolver(m=40, k=20, rtol=rtol, solutions=0))
+    theirs = _scipy_gcrotmk_matvecs(sequence, [b] * len(sequence), rtol)
+    assert 3 * ours <= gmres_total
+    assert ours <= 1.1 * theirs
+    # the recycled harmonic Ritz space alone: a smaller, honest gain
+    assert 2 * alone <= gmres_total
+
+
+def test_short_sequence_recycles(sequence):
+    """Fast version: 8 systems; the recycled solves need far fewer products than the first."""
+    b = np.ones(sequence[0].shape[0])
+    solver = RecyclingSolver(m=40, k=20, rtol=1e-8, solutions=0)
+    results = [solver.solve(A, b) for A in sequence[:8]]
+    assert all(r.converged for r in results)
+    assert results[0].info["recycle_slowness"] is None
+    later = results[1:]
+    assert all(r.info["recycle_slowness"] < 0.2 and not r.info["recycle_reset"] for r in later)
+    # C = QR(A U): k products, and one on a random vector for the slowness
+    assert all(r.info["recycle_matvecs"] == 21 for r in later)
+    assert max(r.iterations for r in later[2:]) * 2 < results[0].iterations
+    assert solver.recycle_dim == 20
+    gmres = solve(sequence[7], b, method="gmres", restart=40, side="right", rtol=1e-8)
+    assert 2 * results[-1].matvecs < gmres.matvecs
+
+
+def test_stale_space_is_reset(sequence):
+    """A renumbered matrix (P A Pᵀ) makes the old space useless: reset, and still converge."""
+    b = np.ones(sequence[0].shape[0])
+    for method in ("gcrodr", "rcg"):
+        solver = RecyclingSolver(method=method, m=40, k=20, rtol=1e-8)
+        for A in sequence[:4]:
+            assert not solver.solve(A, b).info["recycle_reset"]
+        perm = np.random.default_rng(1).permutation(b.size)
+        shuffled = sp.csr_array(sequence[4][perm][:, perm])
+        result = solver.solve(shuffled, b)
+        assert result.converged
+        assert result.info["recycle_reset"] and "stale" in result.info["reason_reset"]
+        assert result.info["recycle_slowness"] > 0.8  # measured 0.97: as good as random
+        exact = spla.spsolve(sp.csc_array(shuffled), b)
+        assert np.linalg.norm(result.x - exact) <= 1e-6 * np.linalg.norm(exact)
+        assert result.info["resets"] == 1
+        # the new space is built from the new matrix, and the next similar solve keeps it
+        after = solver.solve(sp.csr_array(sequence[5][perm][:, perm]), b)
+        assert after.converged and not after.info["recycle_reset"]
+
+
+def test_same_matrix_reuses_the_images(sequence):
+    """Same A object: one probe product instead of k; an in-place change is caught."""
+    A = sequence[0].copy()
+    rng = np.random.default_rng(2)
+    solver = RecyclingSolver(m=30, k=10, rtol=1e-9, solutions=0)
+    solver.solve(A, rng.standard_normal(A.shape[0]))
+    second = solver.solve(A, rng.standard_normal(A.shape[0]))
+    assert second.converged and second.info["recycle_matvecs"] == 1
+    A.data *= 1.0 + 0.01 * rng.standard_normal(A.data.size)  # a new matrix in the same object
+    A = sp.csr_array((A + A.T) / 2)
+    b = rng.standard_normal(A.shape[0])
+    third = solver.solve(A, b)
+    assert third.converged and third.info["recycle_matvecs"] == 11
+    exact = spla.spsolve(sp.csc_array(A), b)
+    assert np.linalg.norm(third.x - exact) <= 1e-6 * np.linalg.norm(exact)
+    changed = solver.solve(A, b)  # same object again, data edited in place between calls
+    A.data *= 1.05
+    in_place = solver.solve(A, b)
+    assert changed.info["recycle_matvecs"] == 1
+    assert in_place.info["recycle_matvecs"] == 1 + 11 and in_place.converged
+    assert np.linalg.norm(b - A @ in_place.x) <= 1e-9 * np.linalg.norm(b)
+
+
+def test_stored_solutions_speed_up_the_sequence(sequence):
+    b = np.ones(sequence[0].shape[0])
+    totals = {}
+    for solutions in (0, 4):
+        solver = RecyclingSolver(m=40, k=20, rtol=1e-8, solutions=solutions)
+        results = [solver.solve(A, b) for A in sequence[:8]]
+        assert all(r.converged for r in results)
+        totals[solutions] = sum(r.matvecs for r in results)
+        if solutions:
+            assert results[-1].info["projection_reduction"] < 1e-3
+    assert totals[4] < 0.75 * totals[0]
+
+
+def test_complex_sequence():
+    """Complex shifted Laplacians −Δ + (σ_t + 0.5i) I with a slowly moving shift."""
+    L = laplacian_2d(16).astype(complex)
+    b = np.random.default_rng(4).standard_normal(256) + 0j
+    solver = RecyclingSolver(m=30, k=10, rtol=1e-10, solutions=0)
+    recycled = plain = 0
+    for shift in np.linspace(0.0, 0.2, 6):
+        A = sp.csr_array(L + (shift + 0.5j) * sp.eye_array(256))
+        result = solver.solve(A, b)
+        assert result.converged and result.x.dtype == np.complex128
+        assert np.linalg.norm(b - A @ result.x) <= 1e-10 * np.linalg.norm(b)
+        recycled += result.matvecs
+        plain += solve(A, b, method="gmres", restart=30, side="right", rtol=1e-10).matvecs
+    assert recycled < plain
+
+
+def test_k_may_be_a_tuner(sequence):
+    from pdesuite.solvers.tuning import TsallisINF
+
+    b = np.ones(sequence[0].shape[0])
+    tuner = TsallisINF([5, 10, 20], seed=0)
+    solver = RecyclingSolver(m=40, k=tuner, rtol=1e-8, solutions=0)
+    chosen = []
+    for A in sequence[:6]:
+        result = solver.solve(A, b)
+        assert result.converged
+        chosen.append(result.info["tuned"]["k"])
+        assert solver.recycle_dim == chosen[-1]
+    assert set(chosen) <= {5, 10, 20}
+
+
+# ---- recycling CG -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("M", [None, "jacobi"])
+def test_rcg_needs_fewer_iterations_than_cg(sequence, M):
+    """Deflated CG alone (no stored solutions), 20 systems: measured 0.47× (none) and 0.42×
+    (Jacobi) of CG's iterations."""
+    b = np.ones(sequence[0].shape[0])
+    rtol = 1e-8
+    cg_total = rcg_total = 0
+    solver = RecyclingSolver(method="rcg", m=40, k=20, rtol=rtol, M=M, solutions=0)
+    for A in sequence[:20]:
+        cg = solve(A, b, method="cg", M=M, rtol=rtol)
+        assert cg.converged
+        cg_total += cg.iterations
+        result = solver.solve(A, b)
+        assert result.converged
+        assert np.linalg.norm(b - A @ result.x) <= rtol * np.linalg.norm(b)
+        rcg_total += result.iterations
+    assert rcg_total < 0.65 * cg_total
+    assert solver.recycle_dim == 20
+
+
+def test_rcg_with_exact_eigenvectors():
+    """W = the 6 lowest eigenvectors: the Galerkin start removes them, and the Ritz update
+    returns the same space."""
+    case = CASES["diffusion2d"]
+    lam, V = np.linalg.eigh(case.A.toarray())
+    space = RecycleSpace(solutions=0)
+    space.method, space.basis = "rcg", np.ascontiguousarray(V[:, :6].T)
+    space.solution_rows = space.basis
+    result = solve(case.A, case.b, method="rcg", k=6, ell=40, recycle=space, rtol=1e-10)
+    plain = solve(case.A, case.b, method="cg", rtol=1e-10)
+    assert result.converged and result.iterations < plain.iterations
+    Q = np.linalg.qr(space.basis.T)[0]
+    cosines = np.linalg.svd(V[:, :6].T @ Q, compute_uv=False)
+    assert cosines.min() > 0.999
+    # the new W is A-orthonormal
+    W = space.basis
+    assert np.abs(W @ (case.A @ W.T) - np.eye(6)).max() < 1e-8
+
+
+def test_rcg_reports_indefinite():
+    case = CASES["helmholtz2d"]
+    result = solve(case.A, case.b, method="rcg", k=4, rtol=1e-8)
+    assert result.reason.name == "DIVERGED_INDEFINITE_MAT"
+
+
+def test_rcg_complex_hermitian():
+    A = sp.csr_array(laplacian_2d(10).astype(complex) + sp.diags_array(
+        [0.3j * np.ones(99), -0.3j * np.ones(99)], offsets=[1, -1], shape=(100, 100)))
+    b = np.random.default_rng(3).standard_normal(100) + 1j
+    solver = RecyclingSolver(method="rcg", m=20, k=5, rtol=1e-10)
+    for _ in range(3):
+        result = solver.solve(A, b)
+        assert result.converged
+        assert np.linalg.norm(b - A @ result.x) <= 1e-10 * np.linalg.norm(b)
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"m": 20, "k": 20}, "k"),
+    ({"m": 20, "k": 30}, "k"),
+    ({"k": -1}, "k"),
+    ({"method": "gmres"}, "method"),
+    ({"method": "nope"}, "method"),
+    ({"m": 0}, "m"),
+    ({"side": "up"}, "side"),
+    ({"stale_threshold": -1.0}, "stale_threshold"),
+    ({"rtol": -1.0}, "rtol"),
+    ({"solutions": -2}, "solutions"),
+])
+def test_recycling_solver_rejects_bad_input(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        RecyclingSolver(**kwargs)
+
+
+def test_method_options_are_checked():
+    case = CASES["poisson2d"]
+    with pytest.raises(ValueError, match="k"):
+        solve(case.A, case.b, method="gcrodr", restart=10, k=10)
+    with pytest.raises(ValueError, match="restart"):
+        solve(case.A, case.b, method="gcrodr", restart=0, k=0)
+    with pytest.raises(TypeError, match="recycle"):
+        solve(case.A, case.b, method="gcrodr", recycle="yes")
+    with pytest.raises(ValueError, match="reorthogonalize"):
+        solve(case.A, case.b, method="gcrodr", reorthogonalize="sometimes")
+    with pytest.raises(TypeError, match="k"):
+        solve(case.A, case.b, method="rcg", k="ten")
+
+
+def test_reset_and_size_change(sequence):
+    b = np.ones(sequence[0].shape[0])
+    solver = RecyclingSolver(m=30, k=10, rtol=1e-8)
+    solver.solve(sequence[0], b)
+    assert solver.recycle_dim == 10
+    small = CASES["poisson2d"]
+    result = solver.solve(small.A, small.b)  # another size: the space cannot apply
+    assert result.converged and result.info["recycle_reset"]
+    assert "size" in result.info["reason_reset"]
+    solver.reset()
+    assert solver.recycle_dim == 0 and not solver.space.solutions

@@ -1,0 +1,472 @@
+"""The torch backend: batched CG/PCG/FCG/GMRES/FGMRES against SciPy's solutions and iteration counts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+torch = pytest.importorskip("torch")
+
+from pdesuite.solvers import ILUPreconditioner, JacobiPreconditioner, solve as api_solve  # noqa: E402
+from pdesuite.solvers.result import ConvergedReason, SolverError  # noqa: E402
+from pdesuite.solvers.torch_backend import solve, to_torch_sparse  # noqa: E402
+from tests.solvers.matrix_registry import (  # noqa: E402
+    advection_diffusion_2d,
+    helmholtz_2d,
+    laplacian_2d,
+    variable_diffusion_2d,
+)
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # These systems are tiny: a second thread only adds synchronisation, and on a loaded
+    # machine torch's spinning worker threads make each solve many times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _rhs(n: int, batch: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, batch))
+
+
+def _scipy_iterations(solver, A, b, **kwargs) -> int:
+    count = [0]
+
+    def tick(*_):
+        count[0] += 1
+
+    x, info = solver(A, b, callback=tick, **kwargs)
+    assert info == 0
+    return count[0]
+
+
+def _relative_residuals(A: sp.sparray, X: np.ndarray, B: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(B - A @ X, axis=0) / np.linalg.norm(B, axis=0)
+
+
+# ------------------------------------------------------------------------------------------
+# CG
+# ------------------------------------------------------------------------------------------
+
+def test_batched_cg_matches_spsolve_and_scipy_cg_iterations_per_column():
+    A = laplacian_2d(16)
+    B = _rhs(A.shape[0], 8, seed=0)
+    result = solve(to_torch_sparse(A), torch.from_numpy(B), method="cg", rtol=1e-10)
+
+    assert result.converged and result.backend == "torch"
+    assert isinstance(result.x, torch.Tensor) and result.x.shape == (256, 8)
+    assert result.x.dtype == torch.float64
+    X = result.x.numpy()
+    for j in range(8):
+        reference = spla.spsolve(A.tocsc(), B[:, j])
+        assert np.linalg.norm(X[:, j] - reference) <= 1e-6 * np.linalg.norm(reference)
+        scipy_its = _scipy_iterations(spla.cg, A, B[:, j], rtol=1e-10, atol=0.0)
+        assert abs(result.info["iterations_per_column"][j] - scipy_its) <= 1
+    assert result.iterations == max(result.info["iterations_per_column"])
+    assert result.residuals.shape == (result.iterations + 1, 8)
+    np.testing.assert_allclose(result.residuals[0], np.linalg.norm(B, axis=0), rtol=1e-14)
+    assert np.all(result.info["true_residual_norms"] <= 1e-10 * np.linalg.norm(B, axis=0))
+    # One block product per iteration, one for the final true residual.
+    assert result.matvecs == result.iterations + 1
+
+
+def test_pcg_with_callable_jacobi_cuts_iterations_and_matches_scipy_pcg():
+    A = variable_diffusion_2d(16, seed=1234, contrast=1.5)
+    B = _rhs(A.shape[0], 4, seed=1)
+    At, Bt = to_torch_sparse(A), torch.from_numpy(B)
+    inv_diag = 1.0 / torch.from_numpy(A.diagonal())[:, None]
+    plain = solve(At, Bt, method="cg", rtol=1e-8)
+    jacobi = solve(At, Bt, method="pcg", M=lambda R: R * inv_diag, rtol=1e-8)
+    assert plain.converged and jacobi.converged
+    assert max(jacobi.info["iterations_per_column"]) < 0.7 * min(plain.info["iterations_per_column"])
+    scipy_M = sp.diags_array(1.0 / A.diagonal())
+    for j in range(4):
+        scipy_its = _scipy_iterations(spla.cg, A, B[:, j], rtol=1e-8, atol=0.0, M=scipy_M)
+        assert abs(jacobi.info["iterations_per_column"][j] - scipy_its) <= 1
+    assert jacobi.precond_applies == jacobi.iterations + 1
+    # By name, and as the package's NumPy Jacobi (applied on the host): the same iterates.
+    named = solve(At, Bt, method="cg", M="jacobi", rtol=1e-8)
+    host = solve(At, Bt, method="cg", M=JacobiPreconditioner(A), rtol=1e-8)
+    for other in (named, host):
+        assert other.info["iterations_per_column"] == jacobi.info["iterations_per_column"]
+        torch.testing.assert_close(other.x, jacobi.x, rtol=1e-12, atol=1e-12)
+
+
+def test_cg_reports_indefinite_per_column_and_keeps_the_others():
+    # e1 never meets the negative eigenvalue, so CG solves that column; ones does.
+    A = torch.diag(torch.tensor([1.0, 2.0, 3.0, -1.0], dtype=torch.float64))
+    B = torch.tensor([[1.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    result = solve(A, B, method="cg", rtol=1e-12)
+    assert result.info["reasons"][0].converged
+    assert result.info["reasons"][1] is ConvergedReason.DIVERGED_INDEFINITE_MAT
+    assert result.reason is ConvergedReason.DIVERGED_INDEFINITE_MAT
+    torch.testing.assert_close(result.x[:, 0], torch.tensor([1.0, 0, 0, 0], dtype=torch.float64))
+    assert torch.isfinite(result.x).all()
+
+
+def test_cg_on_helmholtz_is_indefinite_not_a_crash():
+    A = helmholtz_2d(16, k=7.0)
+    result = solve(to_torch_sparse(A), torch.from_numpy(_rhs(256, 3, seed=2)), method="cg")
+    assert all(r is ConvergedReason.DIVERGED_INDEFINITE_MAT for r in result.info["reasons"])
+    assert torch.isfinite(result.x).all()
+
+
+def test_zero_column_converges_at_once_and_leaves_the_others_unchanged():
+    A = laplacian_2d(16)
+    B = _rhs(256, 4, seed=3)
+    B[:, 2] = 0.0
+    At = to_torch_sparse(A)
+    x0 = torch.ones(256, 4, dtype=torch.float64)  # ignored for the zero column
+    mixed = solve(At, torch.from_numpy(B), method="cg", rtol=1e-9, x0=x0)
+    assert mixed.converged
+    assert mixed.info["reasons"][2] is ConvergedReason.CONVERGED_ATOL
+    assert mixed.info["iterations_per_column"][2] == 0
+    assert torch.count_nonzero(mixed.x[:, 2]) == 0
+    # Columns do not interact: each equals its own solve, to rounding.
+    for j in (0, 1, 3):
+        alone = solve(At, torch.from_numpy(B[:, j]), method="cg", rtol=1e-9, x0=x0[:, j])
+        assert alone.iterations == mixed.info["iterations_per_column"][j]
+        torch.testing.assert_close(alone.x, mixed.x[:, j], rtol=1e-12, atol=1e-12)
+    all_zero = solve(At, torch.zeros(256, 2, dtype=torch.float64), method="gmres")
+    assert all_zero.converged and all_zero.iterations == 0 and all_zero.residuals.shape == (1, 2)
+
+
+def test_float32_batched_cg_and_gmres():
+    A = laplacian_2d(16)
+    B = _rhs(256, 4, seed=4)
+    At = to_torch_sparse(A, dtype=torch.float32)
+    Bt = torch.from_numpy(B).float()
+    for method in ("cg", "gmres"):
+        result = solve(At, Bt, method=method, rtol=1e-4)
+        assert result.converged and result.x.dtype == torch.float32
+        X = result.x.double().numpy()
+        # The float64 residual of the float32 solution, allowing for float32 rounding of A x.
+        assert np.all(_relative_residuals(A, X, B) <= 2e-4)
+        reference = spla.spsolve(A.tocsc(), B)
+        assert np.linalg.norm(X - reference) <= 2e-2 * np.linalg.norm(reference)
+
+
+def test_one_dimensional_b_gives_vectors_and_float_callbacks():
+    A = laplacian_2d(16)
+    b = _rhs(256, 1, seed=5)[:, 0]
+    seen: list[tuple[int, float]] = []
+    result = solve(to_torch_sparse(A), torch.from_numpy(b), method="cg", rtol=1e-8,
+                   callback=lambda it, rnorm: seen.append((it, rnorm)))
+    assert result.x.shape == (256,) and result.residuals.shape == (result.iterations + 1,)
+    assert [it for it, _ in seen] == list(range(1, result.iterations + 1))
+    assert all(isinstance(r, float) for _, r in seen)
+    np.testing.assert_allclose([r for _, r in seen], result.residuals[1:], rtol=0, atol=0)
+    np.testing.assert_allclose(result.x.numpy(), spla.spsolve(A.tocsc(), b), rtol=1e-6, atol=1e-7)
+
+
+def test_check_every_changes_syncs_not_results():
+    A = to_torch_sparse(laplacian_2d(16))
+    B = torch.from_numpy(_rhs(256, 5, seed=6))
+    every = solve(A, B, method="cg", rtol=1e-8, check_every=1)
+    sparse_checks = solve(A, B, method="cg", rtol=1e-8, check_every=7)
+    assert torch.equal(every.x, sparse_checks.x)
+    assert every.iterations == sparse_checks.iterations
+    assert every.info["iterations_per_column"] == sparse_checks.info["iterations_per_column"]
+    np.testing.assert_array_equal(every.residuals, sparse_checks.residuals)
+
+
+def test_maxiter_caps_the_batch():
+    A = to_torch_sparse(laplacian_2d(16))
+    result = solve(A, torch.from_numpy(_rhs(256, 3, seed=7)), method="cg", maxiter=5)
+    assert result.reason is ConvergedReason.DIVERGED_MAX_ITERATIONS and not result.converged
+    assert result.iterations == 5 and result.residuals.shape == (6, 3)
+    assert result.info["iterations_per_column"] == [5, 5, 5]
+
+
+def test_indefinite_preconditioner_and_flexible_breakdown_are_reported():
+    A = to_torch_sparse(laplacian_2d(16))
+    B = torch.from_numpy(_rhs(256, 2, seed=17))
+    negative = solve(A, B, method="cg", M=lambda R: -R)
+    assert negative.info["reasons"] == [ConvergedReason.DIVERGED_INDEFINITE_PC] * 2
+    assert negative.iterations == 0 and torch.count_nonzero(negative.x) == 0
+    nothing = solve(A, B, method="fcg", M=lambda R: torch.zeros_like(R))
+    assert nothing.info["reasons"] == [ConvergedReason.DIVERGED_BREAKDOWN] * 2
+
+
+def test_gmres_stopped_mid_cycle_keeps_its_progress_and_raises_on_request():
+    A = advection_diffusion_2d(16)
+    B = _rhs(256, 2, seed=18)
+    result = solve(to_torch_sparse(A), torch.from_numpy(B), method="gmres", restart=5, maxiter=7)
+    assert result.reason is ConvergedReason.DIVERGED_MAX_ITERATIONS
+    assert result.iterations == 7 and result.residuals.shape == (8, 2)
+    true = np.linalg.norm(B - A @ result.x.numpy(), axis=0)
+    np.testing.assert_allclose(true, result.info["true_residual_norms"], rtol=1e-10)
+    # Seven steps of GMRES(5) reduce the residual, and the estimate tracks the true norm.
+    assert np.all(true < 0.9 * np.linalg.norm(B, axis=0))
+    np.testing.assert_allclose(result.residuals[-1], true, rtol=1e-6)
+    with pytest.raises(SolverError) as caught:
+        api_solve(to_torch_sparse(A), torch.from_numpy(B), method="gmres", maxiter=3,
+                  raise_on_failure=True)
+    assert caught.value.result.backend == "torch"
+
+
+def test_nan_in_one_column_is_reported_and_spares_the_others():
+    A = to_torch_sparse(laplacian_2d(16))
+    # An operator that overflows on column 1 only.
+    scale = torch.tensor([1.0, float("inf")], dtype=torch.float64)
+    result = solve(lambda X: (A @ X) * scale, torch.from_numpy(_rhs(256, 2, seed=8)),
+                   method="cg", rtol=1e-8)
+    assert result.info["reasons"][0].converged
+    assert result.info["reasons"][1] is ConvergedReason.DIVERGED_NAN_OR_INF
+    assert result.reason is ConvergedReason.DIVERGED_NAN_OR_INF
+
+
+# ------------------------------------------------------------------------------------------
+# GMRES / FGMRES
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, A, restart", [
+    ("advdiff2d", advection_diffusion_2d(16), 30),
+    ("helmholtz2d", helmholtz_2d(16, k=7.0), 60),
+])
+def test_batched_gmres_meets_tolerance_and_scipy_iteration_counts(name, A, restart):
+    B = _rhs(A.shape[0], 4, seed=9)
+    result = solve(to_torch_sparse(A), torch.from_numpy(B), method="gmres", rtol=1e-8,
+                   restart=restart, maxiter=3000)
+    assert result.converged, result.info["reasons"]
+    assert np.all(_relative_residuals(A, result.x.numpy(), B) <= 1e-8)
+    for j in range(4):
+        scipy_its = _scipy_iterations(spla.gmres, A, B[:, j], rtol=1e-8, atol=0.0,
+                                      restart=restart, maxiter=3000, callback_type="pr_norm")
+        assert abs(result.info["iterations_per_column"][j] - scipy_its) <= 1
+
+
+def _nonsymmetric_variable_diffusion() -> sp.csr_array:
+    """Variable diffusion plus upwind advection: non-symmetric, with a diagonal that varies."""
+    m = 16
+    upwind = sp.kron(sp.diags_array([-1.0, 1.0], offsets=[-1, 0], shape=(m, m)), sp.eye_array(m))
+    return sp.csr_array(variable_diffusion_2d(m, seed=1234, contrast=1.5) + 5.0 * upwind)
+
+
+def test_right_preconditioned_gmres_and_fgmres_agree_with_a_linear_preconditioner():
+    A = _nonsymmetric_variable_diffusion()
+    B = _rhs(256, 3, seed=10)
+    At, Bt = to_torch_sparse(A), torch.from_numpy(B)
+    plain = solve(At, Bt, method="gmres", rtol=1e-9, restart=20)
+    # ILU (NumPy, applied on the host) cuts the iterations several-fold; Jacobi only a little.
+    for M, at_most in (("jacobi", 1.0), (ILUPreconditioner(A, drop_tol=1e-2, fill_factor=2.0), 0.3)):
+        gmres = solve(At, Bt, method="gmres", M=M, rtol=1e-9, restart=20)
+        fgmres = solve(At, Bt, method="fgmres", M=M, rtol=1e-9, restart=20)
+        assert gmres.converged and fgmres.converged
+        assert gmres.info["iterations_per_column"] == fgmres.info["iterations_per_column"]
+        assert (sum(gmres.info["iterations_per_column"])
+                < at_most * sum(plain.info["iterations_per_column"]))
+        for result in (gmres, fgmres):
+            assert np.all(_relative_residuals(A, result.x.numpy(), B) <= 1e-9)
+
+
+def test_callable_matvec_gives_identical_results_to_the_sparse_tensor():
+    A = advection_diffusion_2d(16)
+    At = to_torch_sparse(A)
+    Bt = torch.from_numpy(_rhs(256, 3, seed=11))
+    for method in ("cg", "gmres"):
+        A_here = to_torch_sparse(laplacian_2d(16)) if method == "cg" else At
+        by_tensor = solve(A_here, Bt, method=method, rtol=1e-8)
+        by_callable = solve(lambda X: A_here @ X, Bt, method=method, rtol=1e-8)
+        assert torch.equal(by_tensor.x, by_callable.x)
+        assert by_tensor.info["iterations_per_column"] == by_callable.info["iterations_per_column"]
+        assert by_tensor.matvecs == by_callable.matvecs
+
+
+def test_dense_and_coo_tensors_and_scipy_input_agree_with_csr():
+    A = laplacian_2d(16)
+    Bt = torch.from_numpy(_rhs(256, 2, seed=12))
+    csr = solve(to_torch_sparse(A), Bt, method="gmres", rtol=1e-10)
+    dense = solve(torch.from_numpy(A.toarray()), Bt, method="gmres", rtol=1e-10)
+    coo = solve(to_torch_sparse(A).to_sparse_coo(), Bt, method="gmres", rtol=1e-10)
+    from_scipy = api_solve(A, Bt.numpy(), method="gmres", rtol=1e-10, backend="torch")
+    for other in (dense, coo, from_scipy):
+        assert isinstance(other.x, torch.Tensor)
+        assert other.info["iterations_per_column"] == csr.info["iterations_per_column"]
+        torch.testing.assert_close(other.x, csr.x, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# Flexible CG with nonlinear preconditioners (the slot a trained network will fill)
+# ------------------------------------------------------------------------------------------
+
+class _TanhJacobi:
+    """Jacobi scaled by 1 + ½·tanh(r): positive, varying, and not linear in r."""
+
+    linear = False
+
+    def __init__(self, A: sp.sparray):
+        self.inv_diag = 1.0 / torch.from_numpy(A.diagonal())[:, None]
+
+    def apply(self, R):
+        return R * self.inv_diag * (1.0 + 0.5 * torch.tanh(R * 10.0))
+
+
+class _TinyNetwork:
+    """A fixed random MLP on r/‖r‖ added to Jacobi, as a learned preconditioner would be."""
+
+    linear = False
+
+    def __init__(self, A: sp.sparray, seed: int):
+        gen = torch.Generator().manual_seed(seed)
+        n = A.shape[0]
+        self.inv_diag = 1.0 / torch.from_numpy(A.diagonal())[:, None]
+        self.w1 = torch.randn(16, n, generator=gen, dtype=torch.float64) / n**0.5
+        self.w2 = torch.randn(n, 16, generator=gen, dtype=torch.float64) / 4.0
+
+    def apply(self, R):
+        return R * self.inv_diag + 0.05 * self.w2 @ torch.tanh(self.w1 @ R)
+
+
+def test_fcg_equals_pcg_with_a_linear_preconditioner():
+    A = variable_diffusion_2d(16, seed=1234, contrast=1.5)
+    At, Bt = to_torch_sparse(A), torch.from_numpy(_rhs(256, 4, seed=13))
+    pcg = solve(At, Bt, method="cg", M="jacobi", rtol=1e-8)
+    for truncation in (1, 2):
+        fcg = solve(At, Bt, method="fcg", M="jacobi", rtol=1e-8, truncation=truncation)
+        assert fcg.converged
+        for a, b in zip(fcg.info["iterations_per_column"], pcg.info["iterations_per_column"]):
+            assert abs(a - b) <= 1
+        torch.testing.assert_close(fcg.x, pcg.x, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("make_pc", [_TanhJacobi, lambda A: _TinyNetwork(A, seed=0)],
+                         ids=["tanh-jacobi", "tiny-mlp"])
+@pytest.mark.parametrize("truncation", [1, 2])
+def test_fcg_converges_with_a_nonlinear_preconditioner(make_pc, truncation):
+    A = variable_diffusion_2d(16, seed=1234, contrast=1.5)
+    B = _rhs(256, 4, seed=14)
+    pc = make_pc(A)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # flexible: no warning about nonlinearity
+        warnings.filterwarnings("ignore", "Sparse", UserWarning)
+        result = solve(to_torch_sparse(A), torch.from_numpy(B), method="fcg", M=pc, rtol=1e-8,
+                       truncation=truncation, maxiter=500)
+    assert result.converged
+    assert np.all(_relative_residuals(A, result.x.numpy(), B) <= 1e-8)
+    # Unpreconditioned CG takes 94-97 iterations on these columns.
+    assert result.iterations <= 200
+
+
+def test_dcdm_configuration_in_float32_with_a_network():
+    """FCG with DCDM's choices: r/‖r‖ into the network, two directions kept, true residuals."""
+    A = variable_diffusion_2d(16, seed=1234, contrast=1.5)
+    B = _rhs(256, 3, seed=19)
+    network = _TinyNetwork(A, seed=1)
+    network.inv_diag, network.w1, network.w2 = (t.float() for t in (network.inv_diag, network.w1, network.w2))
+    result = solve(to_torch_sparse(A, dtype=torch.float32), torch.from_numpy(B).float(),
+                   method="fcg", M=network, rtol=1e-5, truncation=2, normalize_input=True,
+                   residual_replacement=1, maxiter=400)
+    assert result.converged and result.x.dtype == torch.float32
+    assert np.all(_relative_residuals(A, result.x.double().numpy(), B) <= 2e-5)
+    # Per iteration: A p and the recomputed b − A x; then the final true residual.
+    assert result.matvecs == 2 * result.iterations + 1
+
+
+def test_flexible_methods_beat_rigid_ones_with_a_network_preconditioner():
+    A = variable_diffusion_2d(16, seed=1234, contrast=1.5)
+    At, Bt = to_torch_sparse(A), torch.from_numpy(_rhs(256, 4, seed=14))
+    network = _TinyNetwork(A, seed=0)
+    for flexible, rigid, options in (("fcg", "cg", {"truncation": 2}), ("fgmres", "gmres", {})):
+        with pytest.warns(UserWarning, match="nonlinear"):
+            rigid_result = solve(At, Bt, method=rigid, M=network, rtol=1e-8, maxiter=1000)
+        flexible_result = solve(At, Bt, method=flexible, M=network, rtol=1e-8, **options)
+        assert flexible_result.converged
+        assert (max(flexible_result.info["iterations_per_column"])
+                < min(rigid_result.info["iterations_per_column"]))
+
+
+# ------------------------------------------------------------------------------------------
+# Dispatch, import hygiene, devices
+# ------------------------------------------------------------------------------------------
+
+def test_api_dispatches_torch_tensors_to_the_torch_backend():
+    A = laplacian_2d(16)
+    b = _rhs(256, 1, seed=15)[:, 0]
+    result = api_solve(to_torch_sparse(A), torch.from_numpy(b), method="cg", rtol=1e-8)
+    assert result.backend == "torch" and isinstance(result.x, torch.Tensor)
+    np.testing.assert_allclose(result.x.numpy(), spla.spsolve(A.tocsc(), b), rtol=1e-6, atol=1e-7)
+
+
+def test_importing_the_solvers_does_not_import_torch():
+    code = "import sys, pdesuite.solvers; sys.exit(1 if 'torch' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_to_torch_sparse_keeps_entries_and_sums_duplicates():
+    coo = sp.coo_array((np.array([1.0, 2.0, 3.0]), (np.array([0, 0, 1]), np.array([1, 1, 0]))),
+                       shape=(2, 2))
+    T = to_torch_sparse(coo, dtype=torch.float32)
+    assert T.layout == torch.sparse_csr and T.dtype == torch.float32
+    torch.testing.assert_close(T.to_dense(), torch.tensor([[0.0, 3.0], [3.0, 0.0]]))
+    A = laplacian_2d(5)
+    np.testing.assert_array_equal(to_torch_sparse(A).to_dense().numpy(), A.toarray())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    A = laplacian_2d(16)
+    B = torch.from_numpy(_rhs(256, 4, seed=16))
+    for method in ("cg", "gmres", "fcg"):
+        cpu = solve(to_torch_sparse(A), B, method=method, rtol=1e-10)
+        gpu = solve(to_torch_sparse(A, device="cuda"), B.cuda(), method=method, rtol=1e-10)
+        assert gpu.x.device.type == "cuda" and gpu.converged
+        assert gpu.info["device"].startswith("cuda")
+        for a, b in zip(gpu.info["iterations_per_column"], cpu.info["iterations_per_column"]):
+            assert abs(a - b) <= 1
+        torch.testing.assert_close(gpu.x.cpu(), cpu.x, rtol=1e-8, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input
+# ------------------------------------------------------------------------------------------
+
+def _bad_inputs():
+    A = to_torch_sparse(laplacian_2d(4))
+    b = torch.ones(16, dtype=torch.float64)
+    nan_b = b.clone()
+    nan_b[3] = float("nan")
+    nan_A = torch.eye(16, dtype=torch.float64)
+    nan_A[2, 2] = float("inf")
+    return [
+        ("b-length", dict(A=A, b=torch.ones(15, dtype=torch.float64)), ValueError, r"^b:"),
+        ("b-3d", dict(A=A, b=torch.ones(16, 2, 1)), ValueError, r"^b:"),
+        ("b-nan", dict(A=A, b=nan_b), ValueError, r"^b:"),
+        ("A-nonsquare", dict(A=torch.ones(16, 15), b=b), ValueError, r"^A:"),
+        ("A-nan", dict(A=nan_A, b=b), ValueError, r"^A:"),
+        ("A-type", dict(A="matrix", b=b), TypeError, r"^A:"),
+        ("A-complex", dict(A=torch.eye(16, dtype=torch.complex128), b=b), TypeError, r"^A:"),
+        ("A-bad-matvec", dict(A=lambda X: X[:-1], b=b), ValueError, r"^A:"),
+        ("x0-shape", dict(A=A, b=b, x0=torch.zeros(16, 1)), ValueError, r"^x0:"),
+        ("rtol", dict(A=A, b=b, rtol=-1.0), ValueError, r"^rtol:"),
+        ("maxiter", dict(A=A, b=b, maxiter=0), ValueError, r"^maxiter:"),
+        ("method", dict(A=A, b=b, method="bicgstab"), ValueError, r"^method:"),
+        ("option", dict(A=A, b=b, method="cg", restart=5), TypeError, r"restart"),
+        ("check_every", dict(A=A, b=b, check_every=0), ValueError, r"^check_every:"),
+        ("restart", dict(A=A, b=b, method="gmres", restart=0), ValueError, r"^restart:"),
+        ("truncation", dict(A=A, b=b, method="fcg", truncation=0), ValueError, r"^truncation:"),
+        ("device-name", dict(A=A, b=b, device="nowhere"), ValueError, r"^device:"),
+        ("device-mismatch", dict(A=A, b=b, device="meta"), ValueError, r"^device:"),
+        ("b-device", dict(A=A, b=b.to("meta")), ValueError, r"^b:"),
+        ("M-name", dict(A=A, b=b, M="ilu"), ValueError, r"^M:"),
+        ("M-type", dict(A=A, b=b, M=42), TypeError, r"^M:"),
+        ("M-shape", dict(A=A, b=b, M=lambda R: R[:-1]), ValueError, r"^M:"),
+        ("M-jacobi-matvec", dict(A=lambda X: X, b=b, M="jacobi"), TypeError, r"^M="),
+    ]
+
+
+@pytest.mark.parametrize("case", _bad_inputs(), ids=lambda case: case[0])
+def test_bad_input_names_the_argument(case):
+    _, kwargs, error, pattern = case
+    with pytest.raises(error, match=pattern):
+        solve(**kwargs)
