@@ -21,10 +21,13 @@ class ConvergedReason(enum.Enum):
     DIVERGED_MAX_ITERATIONS = -3
     DIVERGED_DTOL = -4
     DIVERGED_BREAKDOWN = -5
+    DIVERGED_NONSYMMETRIC = -7
     DIVERGED_INDEFINITE_PC = -8
     DIVERGED_NAN_OR_INF = -9
     DIVERGED_INDEFINITE_MAT = -10
-    DIVERGED_STAGNATION = -11
+    DIVERGED_PC_FAILED = -11
+    #: Not a PETSc reason: PETSc stops restarted methods only at maxiter.
+    DIVERGED_STAGNATION = -100
 
     @property
     def converged(self) -> bool:
@@ -52,6 +55,14 @@ _MESSAGES = {
     ConvergedReason.DIVERGED_BREAKDOWN: (
         "the method broke down (a division by zero in its recurrences). For BiCGStab try GMRES; "
         "for a singular matrix check that b is in its range."
+    ),
+    ConvergedReason.DIVERGED_NONSYMMETRIC: (
+        "CG found the matrix or the preconditioner non-symmetric. Use a symmetric "
+        "preconditioner (SSOR rather than SOR) or a method for general matrices (GMRES)."
+    ),
+    ConvergedReason.DIVERGED_PC_FAILED: (
+        "the preconditioner could not be set up (a zero pivot in ILU/ICC, for example). Try "
+        "another preconditioner, shift the factorisation, or check the matrix's diagonal."
     ),
     ConvergedReason.DIVERGED_INDEFINITE_PC: (
         "the preconditioner is not positive definite, which CG and MINRES require. Use a "
