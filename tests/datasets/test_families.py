@@ -1,0 +1,424 @@
+"""The PDE families: seeding, shapes, assembled systems, and solutions checked against the PDE."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from pdesuite.datasets import (
+    FAMILIES,
+    Darcy,
+    PDEFamily,
+    family_from_config,
+    gaussian_random_field,
+    get_family,
+    register_family,
+)
+from pdesuite.discretization import load_vector, stiffness_matrix
+from pdesuite.solvers import solve as suite_solve
+
+#: Small, fast configurations of every built-in family.
+SMALL = {
+    "darcy": {"resolution": 12},
+    "darcy-pwc": {"resolution": 12},
+    "helmholtz": {"resolution": 12},
+    "poisson-fe": {"resolution": 3},
+    "thermal-fe": {"resolution": 4},
+    "heat": {"resolution": 9, "final_time": 0.04, "record_interval": 0.02},
+    "burgers": {"resolution": 32, "final_time": 0.1, "record_interval": 0.05},
+    "navier-stokes": {"resolution": 16, "final_time": 0.02, "record_interval": 0.01, "dt": 1e-3},
+}
+
+
+def test_registry_holds_the_eight_families() -> None:
+    assert set(SMALL) <= set(FAMILIES)
+    assert {name for name, cls in FAMILIES.items() if cls.time_dependent} >= {"heat", "burgers", "navier-stokes"}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_sampling_is_seeded_and_arrays_have_the_documented_shapes(name: str) -> None:
+    family = get_family(name, **SMALL[name])
+    first = family.sample(np.random.default_rng([7, 3]))
+    again = family.sample(np.random.default_rng([7, 3]))
+    other = family.sample(np.random.default_rng([7, 4]))
+    assert first.keys() == again.keys() == other.keys()
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+    assert any(not np.array_equal(first[key], other[key]) for key in first)
+
+    inputs = family.inputs(first)
+    assert inputs.dtype == np.float32 and inputs.shape == family.input_shape
+    coords = family.coordinates()
+    spatial = family.spatial_shape
+    if len(spatial) == 1 and coords.shape[-1] == 2:  # FE: [ndofs, 2]
+        assert coords.shape == (spatial[0], 2)
+    else:
+        assert coords.shape == (len(spatial),) + spatial
+    if family.time_dependent:
+        trajectory, stats = family.simulate(first)
+        assert trajectory.dtype == np.float32 and trajectory.shape == family.output_shape
+        np.testing.assert_allclose(trajectory[0], inputs, atol=1e-6)  # frame 0 is the initial state
+    else:
+        system = family.assemble(first)
+        assert system.A.shape == (system.n_free, system.n_free) and system.b.shape == (system.n_free,)
+        assert system.A.indices.dtype == np.int32
+        outputs = family.outputs(first, system.expand(spla.spsolve(system.A.tocsc(), system.b)))
+        assert outputs.dtype == np.float32 and outputs.shape == family.output_shape
+        assert np.all(np.isfinite(outputs))
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_config_round_trips_through_json_and_pickle(name: str) -> None:
+    family = get_family(name, **SMALL[name])
+    config = json.loads(json.dumps(family.config()))
+    assert config["family"] == name and config["resolution"] == SMALL[name]["resolution"]
+    rebuilt = family_from_config(config)
+    clone = pickle.loads(pickle.dumps(family))
+    assert rebuilt == family and clone == family
+    params = family.sample(np.random.default_rng(1))
+    np.testing.assert_array_equal(clone.inputs(clone.sample(np.random.default_rng(1))), family.inputs(params))
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(SMALL) if FAMILIES[n].spd and not FAMILIES[n].time_dependent])
+def test_spd_families_assemble_spd_matrices(name: str) -> None:
+    family = get_family(name, **SMALL[name])
+    A = family.assemble(family.sample(np.random.default_rng(2))).A.toarray()
+    np.testing.assert_allclose(A, A.T, atol=1e-12 * np.abs(A).max())
+    np.linalg.cholesky(A)  # raises LinAlgError unless positive definite
+
+
+# ----------------------------------------------------------------------------------- Darcy
+def _five_point_residual(u: np.ndarray, a: np.ndarray, f: np.ndarray, h: float) -> np.ndarray:
+    """−∇·(a∇u) − f at the interior nodes, with harmonic face means (written out independently)."""
+    def face(p, q):
+        return 2 * p * q / (p + q)
+
+    c = u[1:-1, 1:-1]
+    flux = (face(a[1:-1, 1:-1], a[2:, 1:-1]) * (u[2:, 1:-1] - c) + face(a[1:-1, 1:-1], a[:-2, 1:-1]) * (u[:-2, 1:-1] - c)
+            + face(a[1:-1, 1:-1], a[1:-1, 2:]) * (u[1:-1, 2:] - c) + face(a[1:-1, 1:-1], a[1:-1, :-2]) * (u[1:-1, :-2] - c))
+    return -flux / h**2 - f[1:-1, 1:-1]
+
+
+def test_darcy_system_size_and_solution_satisfy_the_pde() -> None:
+    s = 20
+    family = Darcy(s)
+    params = family.sample(np.random.default_rng(0))
+    a = params["coefficient"]
+    assert np.all(a > 0)
+    assert abs(np.log(a).mean()) < 1e-12  # exp of a mean-zero field
+    system = family.assemble(params)
+    assert system.n_free == (s - 2) ** 2
+    u = family.direct_solve(params)[0].astype(float)
+    assert np.all(u[[0, -1], :] == 0) and np.all(u[:, [0, -1]] == 0)
+    residual = _five_point_residual(u, a, np.ones((s, s)), 1.0 / (s - 1))
+    assert np.max(np.abs(residual)) < 1e-3  # float32 outputs: |u| ~ 0.07, h² ~ 3e-3
+    # and in float64 through the same path
+    u64 = system.expand(spla.spsolve(system.A.tocsc(), system.b)).reshape(s, s)
+    assert np.max(np.abs(_five_point_residual(u64, a, np.ones((s, s)), 1.0 / (s - 1)))) < 1e-9
+
+
+def test_darcy_with_unit_coefficient_gives_the_torsion_function_of_the_square() -> None:
+    # −Δu = 1 on the unit square: u(½, ½) = 0.0736713532... (the series solution)
+    s = 65
+    family = Darcy(s)
+    u = family.direct_solve({"coefficient": np.ones((s, s))})[0]
+    assert u[32, 32] == pytest.approx(0.07367135, abs=2e-5)
+
+
+def test_darcy_piecewise_takes_only_3_and_12_where_the_field_says() -> None:
+    family = get_family("darcy-pwc", resolution=24)
+    a = family.sample(np.random.default_rng(9))["coefficient"]
+    assert set(np.unique(a)) == {3.0, 12.0}
+    g = gaussian_random_field((24, 24), 2.0, 3.0, np.random.default_rng(9))
+    np.testing.assert_array_equal(a == 12.0, g >= 0)
+    assert family.spd and family.direct_solve({"coefficient": a}).max() > 0
+
+
+# ----------------------------------------------------------------------------------- Helmholtz
+def test_helmholtz_wavenumber_range_indefinite_matrix_and_pde_residual() -> None:
+    s, k0, delta = 16, 20.0, 0.25
+    family = get_family("helmholtz", resolution=s, k0=k0, delta=delta)
+    params = family.sample(np.random.default_rng(4))
+    k = params["wavenumber"]
+    assert k.min() == pytest.approx(k0 * (1 - delta)) and k.max() == pytest.approx(k0 * (1 + delta))
+    system = family.assemble(params)
+    assert system.n_free == (s - 2) ** 2 and not family.spd
+    A = system.A.toarray()
+    eigenvalues = np.linalg.eigvalsh(A)
+    assert eigenvalues.min() < 0 < eigenvalues.max()  # symmetric indefinite
+    u = system.expand(spla.spsolve(system.A.tocsc(), system.b)).reshape(s, s)
+    h = 1.0 / (s - 1)
+    laplacian = (u[2:, 1:-1] + u[:-2, 1:-1] + u[1:-1, 2:] + u[1:-1, :-2] - 4 * u[1:-1, 1:-1]) / h**2
+    f = family.source_field
+    # ∇²u + k²u = f at the interior nodes
+    residual = laplacian + k[1:-1, 1:-1] ** 2 * u[1:-1, 1:-1] - f[1:-1, 1:-1]
+    assert np.max(np.abs(residual)) < 1e-8 * np.max(np.abs(f))
+
+
+def test_helmholtz_point_source_has_unit_mass() -> None:
+    family = get_family("helmholtz", resolution=11, source="point", source_position=[0.3, 0.7])
+    f = family.source_field
+    assert np.count_nonzero(f) == 1 and f[3, 7] * family.grid.cell_volume == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------------- FE
+@pytest.mark.parametrize("degree", [1, 2])
+def test_poisson_fe_boundary_values_and_discrete_equations(degree: int) -> None:
+    r = 3
+    family = get_family("poisson-fe", resolution=r, degree=degree)
+    if degree == 1:
+        assert family.space.ndofs == 3 * r * r + 4 * r + 1
+    params = family.sample(np.random.default_rng(5))
+    system = family.assemble(params)
+    boundary = family.space.boundary_dofs()
+    assert system.n_free == family.space.ndofs - boundary.size
+    u = system.expand(spla.spsolve(system.A.tocsc(), system.b))
+    points = family.space.dof_coordinates[boundary]
+    x, y = points[:, 0], points[:, 1]
+    c = params["boundary_coefficients"]
+    g = c[0] + c[1] * x + c[2] * y + c[3] * x**2 + c[4] * x * y + c[5] * y**2
+    np.testing.assert_allclose(u[boundary], g, atol=1e-12)
+    np.testing.assert_allclose(family.inputs(params)[1, boundary], g, rtol=1e-6, atol=1e-6)
+    # K u = F on the interior DoFs, with K and F assembled here independently of the family
+    K = stiffness_matrix(family.space)
+    F = load_vector(family.space, family.source_function(params))
+    interior = np.setdiff1d(np.arange(family.space.ndofs), boundary)
+    np.testing.assert_allclose((K @ u - F)[interior], 0.0, atol=1e-10 * np.abs(F).max())
+
+
+def test_poisson_fe_p2_reproduces_a_harmonic_quadratic() -> None:
+    family = get_family("poisson-fe", resolution=3, degree=2)
+    params = family.sample(np.random.default_rng(0))
+    params["amplitudes"] = np.zeros_like(params["amplitudes"])
+    params["boundary_coefficients"] = np.array([1.0, 2.0, -1.0, 0.5, 0.3, -0.5])  # Δg = 1 − 1 = 0
+    u = family.direct_solve(params)[0].astype(float)
+    x, y = family.coordinates().T
+    np.testing.assert_allclose(u, 1 + 2 * x - y + 0.5 * x**2 + 0.3 * x * y - 0.5 * y**2, atol=1e-6)
+
+
+def test_thermal_constant_boundary_temperature_gives_a_constant_field() -> None:
+    family = get_family("thermal-fe", resolution=6)
+    T = family.direct_solve({"temperatures": np.full(3, 37.0), "fluxes": np.zeros(2)})[0]
+    np.testing.assert_allclose(T, 37.0, rtol=1e-6)
+
+
+def test_thermal_inflowing_flux_heats_the_plate_and_dirichlet_values_hold() -> None:
+    family = get_family("thermal-fe", resolution=6)
+    # zero temperatures, heat entering through bottom and top: T > 0 inside (maximum principle)
+    T = family.direct_solve({"temperatures": np.zeros(3), "fluxes": np.array([100.0, 50.0])})[0]
+    assert T.min() > -1e-6 and T.max() > 1.0
+    params = family.sample(np.random.default_rng(3))
+    assert np.all(np.abs(params["fluxes"]) <= 100) and np.all((params["temperatures"] >= 0) & (params["temperatures"] <= 100))
+    T = family.direct_solve(params)[0]
+    for value, side in zip(params["temperatures"], ("left", "right", "hole")):
+        np.testing.assert_allclose(T[family.dirichlet_dofs[side]], value, rtol=1e-6)
+    inputs = family.inputs(params)
+    np.testing.assert_allclose(inputs[2, family.neumann_dofs["top"]], params["fluxes"][1], rtol=1e-6)
+
+
+def test_thermal_random_conductivity_is_positive_and_spd() -> None:
+    family = get_family("thermal-fe", resolution=4, random_conductivity=True)
+    params = family.sample(np.random.default_rng(8))
+    kappa = family.inputs(params)[0]
+    assert np.all(kappa > 0) and kappa.std() > 0.01 * kappa.mean()
+    np.linalg.cholesky(family.assemble(params).A.toarray())
+
+
+# ----------------------------------------------------------------------------------- heat
+def test_heat_sine_mode_decays_at_the_crank_nicolson_factor() -> None:
+    s, kappa, dt = 17, 1.0, 1e-3
+    family = get_family("heat", resolution=s, kappa=kappa, dt=dt, final_time=0.02, record_interval=0.005, rtol=1e-11)
+    x, y = family.coordinates()
+    u0 = np.sin(np.pi * x) * np.sin(2 * np.pi * y)
+    trajectory, stats = family.simulate({"initial_condition": u0})
+    h = 1.0 / (s - 1)
+    lam = kappa * 4 / h**2 * (np.sin(np.pi * h / 2) ** 2 + np.sin(2 * np.pi * h / 2) ** 2)
+    factor = (1 - dt * lam / 2) / (1 + dt * lam / 2)
+    for frame, t in enumerate(family.times()):
+        steps = round(t / dt)
+        np.testing.assert_allclose(trajectory[frame, 0], factor**steps * u0, atol=2e-7)
+    assert trajectory[-1, 0].max() < 0.5  # it did decay: e^{−λ t} ≈ 0.37
+    assert len(stats) == 20 and all(st["converged"] and st["residual"] < 1e-10 for st in stats)
+
+
+def test_heat_warm_starts_each_solve_from_the_previous_step() -> None:
+    family = get_family("heat", resolution=9, final_time=0.03, record_interval=0.01)
+    seen = []
+
+    def recording_solve(A, b, x0):
+        seen.append(np.array(x0))
+        result = suite_solve(A, b, method="cg", x0=x0, rtol=1e-10)
+        seen.append(result.x.copy())
+        return result
+
+    params = family.sample(np.random.default_rng(0))
+    trajectory, stats = family.simulate(params, recording_solve)
+    assert len(stats) == 3
+    np.testing.assert_array_equal(seen[2], seen[1])  # x0 of step 2 = solution of step 1
+    np.testing.assert_array_equal(seen[4], seen[3])
+    np.testing.assert_allclose(seen[0], params["initial_condition"][1:-1, 1:-1].ravel())
+
+
+# ----------------------------------------------------------------------------------- Burgers
+def _cole_hopf(x: np.ndarray, t: float, nu: float, a: float = 2.0) -> np.ndarray:
+    """u = −2ν φ_x / φ with φ = a + e^{−4π²νt} cos 2πx solving the heat equation."""
+    decay = np.exp(-4 * np.pi**2 * nu * t)
+    return 4 * np.pi * nu * decay * np.sin(2 * np.pi * x) / (a + decay * np.cos(2 * np.pi * x))
+
+
+def test_burgers_matches_the_cole_hopf_solution_with_fourth_order_in_time() -> None:
+    nu = 0.1
+    errors = []
+    for dt in (0.025, 0.0125, None):
+        family = get_family("burgers", resolution=64, nu=nu, final_time=0.5, record_interval=0.05, dt=dt)
+        x = family.coordinates()[0]
+        trajectory, stats = family.simulate({"initial_condition": _cole_hopf(x, 0.0, nu)})
+        assert stats == []
+        errors.append(max(np.abs(trajectory[i, 0] - _cole_hopf(x, t, nu)).max() for i, t in enumerate(family.times())))
+    assert errors[1] < 2e-6 and errors[2] < 5e-7  # the default (CFL) step
+    assert np.log2(errors[0] / errors[1]) > 3.0  # RK4 (Lawson) order, slightly reduced by stiffness
+
+
+def test_burgers_conserves_the_mean() -> None:
+    family = get_family("burgers", resolution=64, nu=0.01, final_time=0.5, record_interval=0.1)
+    u0 = family.sample(np.random.default_rng(2))["initial_condition"] + 0.3
+    trajectory, _ = family.simulate({"initial_condition": u0})
+    np.testing.assert_allclose(trajectory[:, 0].astype(float).mean(axis=1), u0.mean(), atol=1e-7)
+    assert np.abs(trajectory[-1, 0] - trajectory[0, 0]).max() > 0.05  # it did evolve
+
+
+# ----------------------------------------------------------------------------------- Navier–Stokes
+def test_navier_stokes_initial_vorticity_has_fno_amplitude() -> None:
+    """FNO's generator: complex coefficients √2 σ (4π²|k|² + τ²)^(−α/2), real part kept."""
+    n, alpha, tau = 32, 2.5, 7.0
+    family = get_family("navier-stokes", resolution=n)
+    rng = np.random.default_rng(6)
+    fields = np.stack([family.sample(rng)["initial_condition"] for _ in range(300)])
+    k = np.fft.fftfreq(n, d=1.0 / n)
+    k2 = k[:, None] ** 2 + k[None, :] ** 2
+    terms = 2 * tau ** (2 * alpha - 2) * (4 * np.pi**2 * k2 + tau**2) ** (-alpha)
+    terms[0, 0] = 0.0
+    assert fields.var(axis=0).mean() == pytest.approx(terms.sum(), rel=0.08)
+
+
+def test_navier_stokes_mean_vorticity_stays_zero_with_fno_forcing() -> None:
+    family = get_family("navier-stokes", resolution=32, nu=1e-3, dt=1e-3, final_time=0.5, record_interval=0.1)
+    params = family.sample(np.random.default_rng(0))
+    trajectory, _ = family.simulate(params)
+    means = trajectory[:, 0].astype(float).mean(axis=(1, 2))
+    assert np.max(np.abs(means)) < 1e-8
+    assert np.abs(trajectory[-1] - trajectory[0]).max() > 1e-3
+
+
+def test_navier_stokes_enstrophy_decays_without_forcing() -> None:
+    family = get_family("navier-stokes", resolution=32, nu=1e-3, dt=1e-3, final_time=0.5, record_interval=0.05,
+                        forcing_amplitude=0.0)
+    trajectory, _ = family.simulate(family.sample(np.random.default_rng(1)))
+    enstrophy = (trajectory[:, 0].astype(float) ** 2).mean(axis=(1, 2))
+    assert np.all(np.diff(enstrophy) < 0)
+    assert enstrophy[-1] < 0.99 * enstrophy[0]
+
+
+def test_navier_stokes_single_mode_decays_at_the_viscous_rate() -> None:
+    nu = 0.01
+    family = get_family("navier-stokes", resolution=16, nu=nu, dt=1e-3, final_time=1.0, record_interval=0.25,
+                        forcing_amplitude=0.0)
+    x, y = family.coordinates()
+    w0 = np.cos(2 * np.pi * x) * np.cos(2 * np.pi * y)  # |k|² = 2: u·∇w vanishes
+    trajectory, _ = family.simulate({"initial_condition": w0})
+    for frame, t in enumerate(family.times()):
+        np.testing.assert_allclose(trajectory[frame, 0], w0 * np.exp(-nu * 8 * np.pi**2 * t), atol=1e-6)
+
+
+def test_navier_stokes_forced_mode_approaches_its_steady_state() -> None:
+    nu = 1e-2
+    family = get_family("navier-stokes", resolution=16, nu=nu, dt=1e-3, final_time=1.0, record_interval=0.5)
+    x, y = family.coordinates()
+    lam = 8 * np.pi**2
+    f = 0.1 * (np.sin(2 * np.pi * (x + y)) + np.cos(2 * np.pi * (x + y)))
+    trajectory, _ = family.simulate({"initial_condition": np.zeros_like(x)})
+    for frame, t in enumerate(family.times()):
+        exact = f * (1 - np.exp(-nu * lam * t)) / (nu * lam)  # w_t = −νλw + f in the forced mode
+        np.testing.assert_allclose(trajectory[frame, 0], exact, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------- bad config
+@pytest.mark.parametrize(
+    "name, config, match",
+    [
+        ("darcy", {"resolution": 2}, "resolution"),
+        ("poisson-fe", {"resolution": 2}, "resolution"),
+        ("burgers", {"nu": -0.1}, "nu"),
+        ("navier-stokes", {"nu": 0.0}, "nu"),
+        ("heat", {"kappa": -1.0}, "kappa"),
+        ("heat", {"dt": 0.03}, "dt"),
+        ("navier-stokes", {"record_interval": 3.0}, "record_interval"),
+        ("helmholtz", {"delta": 1.5}, "delta"),
+        ("helmholtz", {"source": "plane-wave"}, "source"),
+        ("poisson-fe", {"degree": 3}, "degree"),
+        ("darcy", {"viscosity": 1.0}, "config"),
+        ("no-such-family", {}, "name"),
+    ],
+)
+def test_bad_configuration_raises_value_error_naming_it(name, config, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        get_family(name, **config)
+
+
+def test_bad_params_and_names_are_reported() -> None:
+    family = Darcy(8)
+    with pytest.raises(ValueError, match="coefficient"):
+        family.assemble({"coefficient": np.ones((7, 7))})
+    with pytest.raises(TypeError, match="resolution"):
+        Darcy(8.0)
+    with pytest.raises(ValueError, match="already taken"):
+        @register_family
+        class Impostor(Darcy):
+            name = "darcy"
+    with pytest.raises(NotImplementedError, match="simulate"):
+        get_family("heat", **SMALL["heat"]).assemble({})
+
+
+def test_a_user_family_registers_and_solves() -> None:
+    @register_family
+    class Reaction(PDEFamily):
+        name = "test-reaction"
+        spd = True
+        defaults = {"reaction": 1.0}
+        input_names, output_names = ("c",), ("u",)
+
+        def setup(self):
+            from pdesuite.discretization import Grid
+            self.grid = Grid((self.resolution, self.resolution))
+
+        def sample(self, rng):
+            return {"c": rng.uniform(0, self.options["reaction"], size=self.grid.shape)}
+
+        def coordinates(self):
+            return self.grid.mesh()
+
+        def assemble(self, params):
+            from pdesuite.discretization import fd
+            return fd.diffusion(self.grid, 1.0, source=1.0, reaction=params["c"])
+
+        def inputs(self, params):
+            return params["c"][None].astype(np.float32)
+
+        def outputs(self, params, u_full):
+            return u_full.reshape(1, *self.grid.shape).astype(np.float32)
+
+    try:
+        family = get_family("test-reaction", resolution=10, reaction=5.0)
+        params = family.sample(np.random.default_rng(0))
+        assert family.sort_key(params).shape == (10, 10)
+        u = family.direct_solve(params)
+        # more reaction, smaller solution: compare with c = 0
+        assert 0 < u.max() < Darcy(10).direct_solve({"coefficient": np.ones((10, 10))}).max()
+        assert sp.issparse(family.assemble(params).A)
+    finally:
+        FAMILIES.pop("test-reaction", None)
