@@ -51,7 +51,7 @@ import scipy.sparse as sp  # noqa: E402
 import scipy.sparse.linalg as spla  # noqa: E402
 from petsc4py import PETSc  # noqa: E402
 
-from _common import markdown_table, write_results  # noqa: E402
+from _common import markdown_table, update_readme_section, write_results  # noqa: E402
 from pdesuite.solvers.petsc_backend import PetscSolver, to_petsc_mat, to_petsc_vec  # noqa: E402
 
 RTOL = 1e-8
@@ -221,6 +221,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--gmres-maxiter", type=int, default=400)
     parser.add_argument("--quick", action="store_true", help="m = 64 and 2 repeats (a smoke run)")
+    parser.add_argument("--readme", action="store_true", help="write the README table")
     args = parser.parse_args()
     m = 64 if args.quick else 256
     repeats = 2 if args.quick else args.repeats
@@ -319,6 +320,8 @@ def main() -> None:
                                    "fixed_overhead_n100": overhead,
                                    "table": table})
     print(f"wrote {path}")
+    if args.readme and not args.quick:
+        update_readme_section("bench-petsc", table)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from _common import markdown_table, write_results
+from _common import markdown_table, update_readme_section, write_results
 from pdesuite.solvers.relaxation import SORSplitting
 
 Sweep = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--omega", type=float, default=1.5)
     parser.add_argument("--only", nargs="+", choices=sorted(IMPLEMENTATIONS), default=None)
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script runs")
+    parser.add_argument("--readme", action="store_true", help="write the README table")
     args = parser.parse_args()
     sizes = [32, 64] if args.quick else args.sizes
     names = args.only or list(IMPLEMENTATIONS)
@@ -208,6 +209,8 @@ def main() -> None:
         "results": rows,
     })
     print(f"wrote {path}")
+    if args.readme and not args.quick:
+        update_readme_section("bench-sor", table)
 
 
 if __name__ == "__main__":

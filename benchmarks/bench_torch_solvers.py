@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import scipy.sparse.linalg as spla  # noqa: E402
 
-from _common import markdown_table, write_results  # noqa: E402
+from _common import markdown_table, update_readme_section, write_results  # noqa: E402
 
 
 def poisson_2d(m: int) -> sp.csr_array:
@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=1, help="timed torch runs (best kept)")
     parser.add_argument("--batches", default=None, help="comma-separated B (default 1,16,64)")
+    parser.add_argument("--readme", action="store_true", help="write the README table")
     args = parser.parse_args()
 
     import torch
@@ -160,10 +161,14 @@ def main() -> None:
         "rows": records,
     }
     path = write_results("torch_solvers" + ("_quick" if args.quick else ""), payload)
-    print(markdown_table(
+    table = markdown_table(
         ["B", "dtype", "check_every", "iterations", "torch s", "torch s/RHS", "SciPy s",
-         "SciPy s/RHS", "speed-up", "max rel. diff"], rows))
+         "SciPy s/RHS", "speed-up", "max rel. diff"], rows)
+    print(table)
     print(f"wrote {path}")
+    if args.readme and not args.quick:
+        update_readme_section("bench-torch-solvers", f"Device: {payload['device_name']}, torch "
+                              f"{payload['torch']}, {payload['torch_threads']} threads.\n\n" + table)
 
 
 if __name__ == "__main__":
