@@ -23,7 +23,21 @@ from pdesuite.datasets.families import (
     PoissonFE,
     ThermalFE,
 )
+from pdesuite.datasets.generate import generate
 from pdesuite.datasets.grf import default_sigma, gaussian_random_field, grf_spectrum
+from pdesuite.datasets.readers import convert, read_fno_mat, read_neuraloperator_pt, read_pdebench_hdf5
+from pdesuite.datasets.sorting import sort_order
+from pdesuite.datasets.storage import describe, open_dataset, validate_file
+
+
+def __getattr__(name: str):
+    # PDEDataset is a torch Dataset: import torch only when it is asked for.
+    if name == "PDEDataset":
+        from pdesuite.datasets.loaders import PDEDataset
+
+        return PDEDataset
+    raise AttributeError(f"module 'pdesuite.datasets' has no attribute {name!r}")
+
 
 __all__ = [
     "FAMILIES",
@@ -33,10 +47,20 @@ __all__ = [
     "HeatCN",
     "HelmholtzGRF",
     "NavierStokes2D",
+    "PDEDataset",
     "PDEFamily",
     "PoissonFE",
     "ThermalFE",
+    "convert",
     "default_sigma",
+    "describe",
+    "generate",
+    "open_dataset",
+    "read_fno_mat",
+    "read_neuraloperator_pt",
+    "read_pdebench_hdf5",
+    "sort_order",
+    "validate_file",
     "family_from_config",
     "gaussian_random_field",
     "get_family",

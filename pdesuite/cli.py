@@ -7,6 +7,7 @@ says so and exits with status 2, rather than pretending to work.
 from __future__ import annotations
 
 import argparse
+import importlib
 import runpy
 import sys
 from pathlib import Path
@@ -37,11 +38,19 @@ def _run_demo(_: argparse.Namespace) -> int:
     return 0
 
 
-# name -> (help, handler)
+def _generate():
+    module = importlib.import_module("pdesuite.datasets.generate")
+    return module.add_arguments, module.run
+
+
+# Built subcommands: name -> a function returning (add_arguments, run), imported on demand so
+# that `pdesuite --help` stays fast and imports no torch.
+_BUILT: dict[str, Callable[[], tuple]] = {"generate": _generate}
+
+# name -> (help, handler); None: built, see _BUILT
 _SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
     "demo": ("run the main job on the embedded default (as `make demo`)", _run_demo),
-    "generate": ("generate a PDE dataset into an HDF5 file",
-                 _not_built("generate", "dataset generation, issue 5")),
+    "generate": ("generate a PDE dataset into an HDF5 file", None),
     "train": ("train a neural operator on a dataset",
               _not_built("train", "neural operators, issue 6")),
     "evaluate": ("evaluate a trained operator, also at other resolutions",
@@ -62,9 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, handler) in _SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(handler=handler)
-        if name != "demo":  # until built, accept and ignore whatever a user passes
+        if handler is None:
+            add_arguments, handler = _BUILT[name]()
+            add_arguments(p)
+        elif handler is not _run_demo:  # until built, accept and ignore whatever a user passes
             p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(handler=handler)
     return parser
 
 

@@ -1,0 +1,968 @@
+"""Dataset generation: draw, sort, solve (with Krylov recycling), store; resumable and parallel.
+
+``generate(family, n, out=...)`` runs these steps:
+
+1. **Plan.** Sample ``i`` is drawn by ``family.sample(np.random.default_rng([seed, i]))``, so it
+   is the same whatever the order or the number of workers. For ``order="sorted"`` the sort key
+   of every sample is drawn and the samples are ordered (:mod:`.sorting`; the sorting time is
+   recorded apart from the solve time). The order is saved in ``<out>.parts/``.
+2. **Blocks.** The solve order is cut into fixed blocks of ``chunk_size`` consecutive samples.
+   Each block is solved from a *fresh* solver: one :class:`RecyclingSolver` (``"rcg"`` on SPD
+   families, ``"gcrodr"`` otherwise) carries its recycle space from one sample to the next
+   *within* the block, and forgets it at the block's end.
+3. **Workers.** The blocks still to do are split into ``workers`` contiguous runs of the sorted
+   order, one process each (``spawn`` context); with ``workers=1`` everything runs in this
+   process. Each finished block is one shard file ``<out>.parts/block_XXXXXX.h5``, written
+   under a temporary name and renamed into place, so it is atomic.
+4. **Merge.** The shards are copied into ``<out>.tmp`` with every sample at its original index
+   ``i``, which is then renamed to ``out``, and ``<out>.parts/`` is removed.
+
+Why blocks, and not one solver per worker: a recycled Krylov solution depends, in its last
+bits, on the recycle space it started from, that is on every system solved before it by the
+same solver. If a worker's solver ran across its whole share, the arrays would depend on the
+number of workers. With fixed blocks, every sample sees the same predecessors whatever the
+worker count, so **the same seed gives bitwise-identical arrays for any ``workers``**, and a
+resumed run equals an uninterrupted one. The price is one cold solve per block; with the
+default ``chunk_size=256`` that is under 1% of the solves. (Determinism assumes the same
+machine and BLAS settings; BLAS libraries may round differently elsewhere.)
+
+Resuming: rerun the same call. Shards already on disk are kept (a shard is checked before it
+is trusted), leftover temporary files are removed, and only missing blocks are solved. A
+different configuration (family, its config, n, seed, order, solver, chunk size ...) against
+an existing partial run raises ValueError naming the plan file. A SIGKILL at any point loses
+at most the blocks in flight. Worker processes notice when their parent dies and stop.
+
+Per sample the solver statistics go to ``solver/`` (see :mod:`.storage`); a sample whose solve
+did not converge is stored with ``converged=False`` and its reason, never dropped.
+
+Time-dependent families (``family.time_dependent``) are run through
+``family.simulate(params, solve)``; ``solve(A, b, x0=None)`` is our solver, and the statistics
+of all its calls within a trajectory are summed (iterations, matvecs, time), or the worst kept
+(residual, reason). Trajectories are stored as ``trajectories [n, T, C, *spatial]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import queue as queue_module
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from pdesuite.datasets.sorting import timed_sort_order
+from pdesuite.datasets.storage import (
+    SCHEMA_VERSION,
+    SOLVER_STATS,
+    create_dataset_file,
+    schema_attrs,
+)
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "ORDERS",
+    "add_arguments",
+    "cli_generate",
+    "generate",
+    "resolve_solver_config",
+    "run",
+]
+
+ORDERS = ("sorted", "given", "random")
+GENERATION_SORT_METHODS = ("greedy", "fft", "none")
+DEFAULT_CHUNK_SIZE = 256
+DEFAULT_RTOL = 1e-8
+DEFAULT_MAXITER = 10_000
+#: ``solver/reason`` of a sample that needed no linear solve (explicit time stepping).
+NO_SOLVE_REASON = 0
+_PLAN_FILE = "plan.json"
+_ORDER_FILE = "order.npy"
+_LOCK_FILE = "lock"
+_RECYCLE_KEYS = ("m", "k", "side", "stale_threshold", "solutions")
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> dict[str, Any]:
+    """The full, JSON-serialisable solver configuration a generation runs with.
+
+    Args:
+        solver: ``"recycle"`` (a RecyclingSolver: ``"rcg"`` if ``spd`` else ``"gcrodr"``, m=40,
+            k=20), ``"independent"`` (``"cg"`` if ``spd`` else ``"gmres"`` with restart 40,
+            each sample from a zero guess), or a dict with ``method`` (``"gcrodr"``/``"rcg"``
+            recycle, any other method of :func:`pdesuite.solvers.solve` solves
+            independently), and optionally ``M`` (a preconditioner *name*, e.g. ``"ilu"``),
+            ``rtol`` (default 1e-8), ``atol`` (0), ``maxiter`` (10,000), ``m``, ``k``,
+            ``side``, ``stale_threshold``, ``solutions`` (recycling) and any further method or
+            ``pc_*`` option.
+        spd: the family's matrices are symmetric positive definite.
+
+    Returns:
+        dict with ``mode`` (``"recycle"``/``"independent"``), ``method``, ``M``, ``rtol``,
+        ``atol``, ``maxiter`` and ``options`` (the rest).
+    """
+    if isinstance(solver, str):
+        if solver == "recycle":
+            config: dict[str, Any] = {"method": "rcg" if spd else "gcrodr", "m": 40, "k": 20}
+        elif solver == "independent":
+            config = {"method": "cg"} if spd else {"method": "gmres", "restart": 40}
+        else:
+            raise ValueError(f"solver: must be 'recycle', 'independent' or a dict, got {solver!r}")
+    elif isinstance(solver, Mapping):
+        config = dict(solver)
+        config.setdefault("method", "rcg" if spd else "gcrodr")
+    else:
+        raise TypeError(f"solver: must be 'recycle', 'independent' or a dict, got {type(solver).__name__}")
+    method = config.pop("method")
+    if not isinstance(method, str):
+        raise ValueError(f"solver: 'method' must be a method name, got {method!r}")
+    method = method.lower()
+    preconditioner = config.pop("M", None)
+    if preconditioner is not None and not isinstance(preconditioner, str):
+        raise TypeError("solver: 'M' must be a preconditioner name (e.g. 'ilu', 'jacobi') or None, "
+                        f"so that the configuration can be stored and checked on resume; got "
+                        f"{type(preconditioner).__name__}")
+    resolved = {
+        "mode": "recycle" if method in ("gcrodr", "rcg") else "independent",
+        "method": method,
+        "M": preconditioner,
+        "rtol": float(config.pop("rtol", DEFAULT_RTOL)),
+        "atol": float(config.pop("atol", 0.0)),
+        "maxiter": int(config.pop("maxiter", DEFAULT_MAXITER)),
+    }
+    if resolved["mode"] == "recycle":
+        resolved.update({"m": 40, "k": 20})
+        for key in _RECYCLE_KEYS:
+            if key in config:
+                resolved[key] = config.pop(key)
+    resolved["options"] = dict(sorted(config.items()))
+    try:
+        json.dumps(resolved)
+    except TypeError as error:
+        raise TypeError(f"solver: every option must be JSON-serialisable ({error})") from error
+    if resolved["mode"] == "recycle" and resolved["method"] == "rcg" and not spd:
+        raise ValueError("solver: method 'rcg' needs an SPD family; this family is not SPD, "
+                         "use 'gcrodr'")
+    return resolved
+
+
+def _family_units(family: Any) -> dict[str, str]:
+    units = getattr(family, "units", None)
+    if callable(units):
+        units = units()
+    return dict(units or {})
+
+
+def _family_config(family: Any) -> dict[str, Any]:
+    config = family.config()
+    try:
+        json.loads(json.dumps(config))
+    except TypeError as error:
+        raise TypeError(f"family: {type(family).__name__}.config() must be JSON-serialisable "
+                        f"({error})") from error
+    return config
+
+
+@dataclass
+class _Plan:
+    """Everything a worker needs; pickled to each process."""
+
+    family: Any
+    n: int
+    seed: int
+    solver: dict[str, Any]
+    backend: str
+    chunk_size: int
+    order: np.ndarray
+    parts: Path
+    run_hash: str
+    time_dependent: bool
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n // self.chunk_size)
+
+    def block_indices(self, block: int) -> np.ndarray:
+        return self.order[block * self.chunk_size:(block + 1) * self.chunk_size]
+
+    def block_path(self, block: int) -> Path:
+        return self.parts / f"block_{block:06d}.h5"
+
+
+# --------------------------------------------------------------------------------------------
+# solving one sample
+# --------------------------------------------------------------------------------------------
+
+
+def _make_solver(config: Mapping[str, Any], backend: str) -> Callable[..., Any]:
+    """A ``solve(A, b, x0=None) -> SolveResult`` with the state of one block."""
+    from pdesuite.solvers import solve
+
+    if config["mode"] == "recycle":
+        if backend != "numpy":
+            raise ValueError(f"backend: recycling runs on the 'numpy' backend, got {backend!r}; "
+                             "use solver='independent' for another backend")
+        from pdesuite.solvers.gcrodr import RecyclingSolver
+
+        kwargs = {key: config[key] for key in _RECYCLE_KEYS if key in config}
+        recycler = RecyclingSolver(method=config["method"], rtol=config["rtol"], atol=config["atol"],
+                                   maxiter=config["maxiter"], M=config["M"], **kwargs,
+                                   **config["options"])
+
+        def solve_recycled(A, b, x0=None):
+            return recycler.solve(A, b, x0=x0)
+
+        return solve_recycled
+
+    def solve_independent(A, b, x0=None):
+        return solve(A, b, method=config["method"], M=config["M"], x0=x0, rtol=config["rtol"],
+                     atol=config["atol"], maxiter=config["maxiter"], backend=backend,
+                     **config["options"])
+
+    return solve_independent
+
+
+def _relative_residual(A: Any, b: np.ndarray, result: Any) -> float:
+    """``‖b − A x‖ / ‖b‖`` (absolute when b = 0), from the true residual where A allows."""
+    b = np.asarray(b)
+    b_norm = float(np.linalg.norm(b))
+    try:
+        residual = float(np.linalg.norm(b - A @ np.asarray(result.x)))
+    except Exception:  # an operator without @: fall back on the solver's own norm
+        residual = float(result.residual_norm)
+    return residual / b_norm if b_norm > 0 else residual
+
+
+class _StatsRecorder:
+    """Wraps a block's solve callable and aggregates the statistics of one sample's solves."""
+
+    def __init__(self, solve: Callable[..., Any]):
+        self._solve = solve
+        self.reset()
+
+    def reset(self) -> None:
+        self.iterations = 0
+        self.matvecs = 0
+        self.residual = 0.0
+        self.time = 0.0
+        self.reason = NO_SOLVE_REASON
+        self.converged = True
+        self.steps = 0
+
+    def __call__(self, A, b, x0=None):
+        from pdesuite.discretization import LinearSystem
+
+        if isinstance(A, LinearSystem):
+            A, b = A.A, A.b if b is None else b
+        result = self._solve(A, b, x0=x0)
+        self.iterations += int(result.iterations)
+        self.matvecs += int(result.matvecs)
+        self.time += float(result.time)
+        residual = _relative_residual(A, b, result)
+        self.residual = max(self.residual, residual) if np.isfinite(residual) else float("nan")
+        self.steps += 1
+        # The worst outcome is kept: the first failure, else the last reason.
+        if self.converged:
+            self.reason = int(result.reason.value)
+            self.converged = bool(result.converged)
+        return result
+
+    def record(self) -> dict[str, Any]:
+        return {"iterations": self.iterations, "matvecs": self.matvecs, "residual": self.residual,
+                "time": self.time, "reason": self.reason, "converged": self.converged,
+                "steps": self.steps}
+
+
+def _family_inputs(family: Any, params: Mapping[str, Any]) -> Optional[np.ndarray]:
+    try:
+        return np.asarray(family.inputs(params), dtype=np.float32)
+    except NotImplementedError:
+        return None
+
+
+def _solve_sample(plan: _Plan, index: int, recorder: _StatsRecorder) -> dict[str, Any]:
+    family = plan.family
+    params = family.sample(np.random.default_rng([plan.seed, int(index)]))
+    recorder.reset()
+    sample: dict[str, Any] = {"parameters": params}
+    if plan.time_dependent:
+        trajectory, _ = family.simulate(params, recorder)
+        sample["trajectories"] = np.asarray(trajectory, dtype=np.float32)
+        inputs = _family_inputs(family, params)
+        if inputs is not None:
+            sample["inputs"] = inputs
+    else:
+        system = family.assemble(params)
+        result = recorder(system.A, system.b)
+        sample["outputs"] = np.asarray(family.outputs(params, system.expand(result.x)), dtype=np.float32)
+        sample["inputs"] = np.asarray(family.inputs(params), dtype=np.float32)
+    sample["solver"] = recorder.record()
+    return sample
+
+
+# --------------------------------------------------------------------------------------------
+# one block -> one shard file
+# --------------------------------------------------------------------------------------------
+
+
+def _parameter_specs(params: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    specs = {}
+    for name, value in params.items():
+        array = np.asarray(value)
+        if array.dtype.kind not in "biufc":
+            raise TypeError(f"family.sample: parameter {name!r} has dtype {array.dtype}; only "
+                            "numeric parameters can be stored")
+        specs[str(name)] = (array.shape, array.dtype)
+    return specs
+
+
+def _run_block(plan: _Plan, block: int, on_sample: Callable[[], None],
+               should_stop: Callable[[], bool] = lambda: False) -> bool:
+    """Solve one block into its shard file. False if stopped before the end."""
+    indices = plan.block_indices(block)
+    final = plan.block_path(block)
+    # The pid in the name: a worker orphaned by a killed run can never rename a temporary file
+    # that a later run is writing.
+    temporary = final.with_name(f"{final.name}.{os.getpid()}.tmp")
+    recorder = _StatsRecorder(_make_solver(plan.solver, plan.backend))
+    handle = None
+    try:
+        for position, index in enumerate(indices):
+            if should_stop():
+                return False
+            sample = _solve_sample(plan, int(index), recorder)
+            if handle is None:
+                handle = _create_shard(temporary, plan, block, indices, sample)
+                fields = [name for name in ("inputs", "outputs", "trajectories") if name in sample]
+                specs = _parameter_specs(sample["parameters"])
+            _write_sample(handle, position, int(index), sample, fields, specs)
+            on_sample()
+        if should_stop():
+            return False
+        handle.attrs["complete"] = True
+        handle.close()
+        handle = None
+        os.replace(temporary, final)
+        return True
+    finally:
+        if handle is not None:
+            handle.close()
+        if temporary.exists():
+            temporary.unlink()
+
+
+def _create_shard(path: Path, plan: _Plan, block: int, indices: np.ndarray, sample: Mapping[str, Any]):
+    fields = {name: (np.asarray(sample[name]).shape, np.float32)
+              for name in ("inputs", "outputs", "trajectories") if name in sample}
+    handle = create_dataset_file(path, n=len(indices), fields=fields, attrs={},
+                                 parameters=_parameter_specs(sample["parameters"]),
+                                 solver_stats=True, compression=None)
+    handle.create_dataset("index", data=np.asarray(indices, dtype=np.int64))
+    handle.attrs["run_hash"] = plan.run_hash
+    handle.attrs["block"] = int(block)
+    handle.attrs["complete"] = False
+    return handle
+
+
+def _write_sample(handle, position: int, index: int, sample: Mapping[str, Any],
+                  fields: Sequence[str], specs: Mapping[str, Any]) -> None:
+    for name in fields:
+        if name not in sample:
+            raise ValueError(f"sample {index}: the family returned no {name!r}, the first sample did")
+        data = sample[name]
+        if data.shape != handle[name].shape[1:]:
+            raise ValueError(f"sample {index}: {name} has shape {data.shape}, the first sample of "
+                             f"its block {handle[name].shape[1:]}")
+        handle[name][position] = data
+    for name, value in sample["parameters"].items():
+        value = np.asarray(value)
+        if name not in specs or value.shape != specs[name][0]:
+            raise ValueError(f"sample {index}: parameter {name!r} has shape {value.shape}, the "
+                             f"first sample of its block {specs.get(name, ('missing',))[0]}")
+        handle["parameters"][name][position] = value
+    for name, value in sample["solver"].items():
+        handle["solver"][name][position] = value
+
+
+def _shard_is_done(plan: _Plan, block: int) -> bool:
+    """A shard exists, opens, is complete and belongs to this run."""
+    h5py = _h5py()
+    path = plan.block_path(block)
+    if not path.exists():
+        return False
+    try:
+        with h5py.File(path, "r") as handle:
+            ok = (bool(handle.attrs.get("complete", False))
+                  and str(handle.attrs.get("run_hash", "")) == plan.run_hash
+                  and np.array_equal(handle["index"][()], plan.block_indices(block)))
+    except (OSError, KeyError):
+        ok = False
+    if not ok:
+        path.unlink()
+    return ok
+
+
+def _h5py():
+    import h5py
+
+    return h5py
+
+
+# --------------------------------------------------------------------------------------------
+# workers
+# --------------------------------------------------------------------------------------------
+
+
+def _worker_main(plan: _Plan, blocks: list[int], messages) -> None:
+    """Entry point of a worker process: solve ``blocks`` in order, reporting to ``messages``."""
+    parent = mp.parent_process()
+
+    def parent_gone() -> bool:
+        return parent is not None and not parent.is_alive()
+
+    try:
+        for block in blocks:
+            if not _run_block(plan, block, lambda: messages.put(("sample", 1)), parent_gone):
+                return
+            messages.put(("block", block))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises
+        messages.put(("error", traceback.format_exc()))
+    finally:
+        messages.put(("exit", os.getpid()))
+
+
+def _run_in_processes(plan: _Plan, assignments: list[list[int]], bar, mp_context: str) -> None:
+    context = mp.get_context(mp_context)
+    messages = context.Queue()
+    processes = [context.Process(target=_worker_main, args=(plan, blocks, messages), daemon=True,
+                                 name=f"pdesuite-generate-{rank}")
+                 for rank, blocks in enumerate(assignments)]
+    try:
+        for process in processes:
+            process.start()
+        exited = 0
+        while exited < len(processes):
+            try:
+                kind, payload = messages.get(timeout=1.0)
+            except queue_module.Empty:
+                dead = [p for p in processes if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    raise RuntimeError(f"generation worker {dead[0].name} died with exit code "
+                                       f"{dead[0].exitcode}; finished blocks are kept, rerun to resume")
+                continue
+            if kind == "sample":
+                bar.update(payload)
+            elif kind == "error":
+                raise RuntimeError("a generation worker failed (finished blocks are kept; rerun "
+                                   f"to resume):\n{payload}")
+            elif kind == "exit":
+                exited += 1
+        for process in processes:
+            process.join()
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            if process.pid is not None:
+                process.join(timeout=10)
+        messages.close()
+
+
+# --------------------------------------------------------------------------------------------
+# planning, locking, merging
+# --------------------------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as stream:
+        np.save(stream, array)
+
+
+def _hash(config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _locked(parts: Path):
+    """Hold an exclusive lock on the parts folder, so that two runs cannot share it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    with open(parts / _LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            raise RuntimeError(f"{parts}: another generation is writing into this folder; wait for "
+                               "it to finish (or stop it) before rerunning") from error
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    return [f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in keys if old.get(key) != new.get(key)]
+
+
+def _draw_keys(family: Any, n: int, seed: int, bar) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    first = np.asarray(family.sort_key(family.sample(np.random.default_rng([seed, 0]))))
+    if first.ndim not in (1, 2, 3):
+        raise ValueError(f"family.sort_key: must return a 1-D to 3-D array, got shape {first.shape}")
+    keys = np.empty((n, *first.shape), dtype=np.float64)
+    keys[0] = first
+    for index in range(1, n):
+        key = np.asarray(family.sort_key(family.sample(np.random.default_rng([seed, index]))))
+        if key.shape != first.shape:
+            raise ValueError(f"family.sort_key: sample {index} has key shape {key.shape}, sample 0 "
+                             f"{first.shape}")
+        keys[index] = key
+    return keys, time.perf_counter() - start
+
+
+def _merge(plan: _Plan, out: Path, run_config: Mapping[str, Any], timings: Mapping[str, float],
+           family: Any, compression: Optional[str]) -> None:
+    h5py = _h5py()
+    with h5py.File(plan.block_path(0), "r") as first:
+        fields = {name: (first[name].shape[1:], np.float32)
+                  for name in ("inputs", "outputs", "trajectories") if name in first}
+        parameters = {name: (item.shape[1:], item.dtype) for name, item in first["parameters"].items()}
+    attrs = schema_attrs(family=family.name, config=run_config["family_config"], seed=plan.seed,
+                         n=plan.n, kind="time-dependent" if plan.time_dependent else "steady",
+                         units=_family_units(family), order=run_config["order"],
+                         sort_method=run_config["sort_method"], sort_time=timings["sort_time"])
+    attrs.update({"solver_config": json.dumps(plan.solver, sort_keys=True), "run_hash": plan.run_hash,
+                  "chunk_size": plan.chunk_size, "key_time": timings["key_time"],
+                  "backend": plan.backend})
+    temporary = out.with_name(out.name + ".tmp")
+    solve_time = 0.0
+    with create_dataset_file(temporary, n=plan.n, fields=fields, attrs=attrs,
+                             coordinates=family.coordinates(), parameters=parameters,
+                             solver_stats=True, compression=compression) as handle:
+        handle.create_dataset("solve_order", data=plan.order.astype(np.int64))
+        for block in range(plan.n_blocks):
+            with h5py.File(plan.block_path(block), "r") as shard:
+                indices = shard["index"][()]
+                for name in fields:
+                    source = shard[name]
+                    for position, index in enumerate(indices):
+                        handle[name][index] = source[position]
+                for name in parameters:
+                    source = shard["parameters"][name][()]
+                    for position, index in enumerate(indices):
+                        handle["parameters"][name][index] = source[position]
+                # Statistics are small: scatter them whole.
+                order = np.argsort(indices)
+                for name in SOLVER_STATS:
+                    if name in ("block", "position"):
+                        continue
+                    values = shard["solver"][name][()]
+                    handle["solver"][name][indices[order]] = values[order]
+                solve_time += float(np.sum(shard["solver"]["time"][()]))
+                start = block * plan.chunk_size
+                handle["solver"]["block"][np.sort(indices)] = block
+                handle["solver"]["position"][indices[order]] = start + order
+        handle.attrs["solve_time"] = solve_time
+        handle.attrs["complete"] = True
+    os.replace(temporary, out)
+
+
+def _existing_output(out: Path, run_hash: str) -> bool:
+    """True if ``out`` is a complete file of this very run; raise if it is another dataset."""
+    h5py = _h5py()
+    try:
+        with h5py.File(out, "r") as handle:
+            same = str(handle.attrs.get("run_hash", "")) == run_hash and bool(handle.attrs.get("complete", False))
+    except OSError as error:
+        raise ValueError(f"out: {out} exists but is not a readable HDF5 file ({error}); remove it or "
+                         "pass overwrite=True") from error
+    if not same:
+        raise ValueError(f"out: {out} exists and holds another dataset (a different configuration "
+                         "or an incomplete file); choose another path or pass overwrite=True")
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# the entry point
+# --------------------------------------------------------------------------------------------
+
+
+def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *,
+             order: str = "sorted", sort_method: str = "greedy", group_size: int = 2000,
+             solver: Union[str, Mapping[str, Any]] = "recycle", backend: str = "numpy",
+             workers: int = 1, seed: int = 0, chunk_size: int = DEFAULT_CHUNK_SIZE,
+             progress: bool = True, compression: Optional[str] = "gzip", overwrite: bool = False,
+             keep_parts: bool = False, mp_context: str = "spawn", comm: Any = None,
+             **family_config: Any) -> Path:
+    """Generate ``n`` samples of a PDE family into one HDF5 file (schema: :mod:`.storage`).
+
+    Args:
+        family: a :class:`~pdesuite.datasets.family.PDEFamily` instance, or a registered name
+            (``"darcy"``, ...) built with ``**family_config``.
+        n: number of samples, >= 1.
+        out: the HDF5 file to write. Work in progress lives in ``<out>.parts/``.
+        order: ``"sorted"`` (default; by ``sort_method``), ``"given"`` (index order) or
+            ``"random"`` (a permutation seeded by ``seed``).
+        sort_method: ``"greedy"`` (default), ``"fft"`` or ``"none"``; see :mod:`.sorting`.
+        group_size: greedy sorting group size (default 2000).
+        solver: ``"recycle"`` (default), ``"independent"`` or a dict; see
+            :func:`resolve_solver_config`.
+        backend: solver backend, ``"numpy"`` (default; required for recycling) or ``"petsc"``.
+        workers: processes on this machine (default 1: in this process).
+        seed: the dataset seed; sample ``i`` is drawn from ``default_rng([seed, i])``.
+        chunk_size: samples per block (default 256): each block starts with a fresh recycle
+            space, is one atomic shard and the unit of resumption. It is part of the
+            configuration: the arrays depend on it in their last bits, not on ``workers``.
+        progress: show a tqdm progress bar (rate and ETA) on stderr.
+        compression: of the final file: ``"gzip"`` (default), ``"lzf"`` or None.
+        overwrite: replace an existing ``out`` or partial run of another configuration.
+        keep_parts: keep ``<out>.parts/`` (the shards) after the merge.
+        mp_context: multiprocessing start method of the workers (``"spawn"`` default, or
+            ``"forkserver"``).
+        comm: an mpi4py communicator, for ``mpiexec -n N`` runs: rank 0 plans and merges, and
+            every rank solves a contiguous share of the blocks (``out`` must be on a file
+            system all ranks see). ``workers`` then applies per rank.
+
+    Returns:
+        The path of the finished file.
+
+    Raises:
+        ValueError: bad arguments; ``out`` holds another dataset; a partial run in
+            ``<out>.parts/`` was made with another configuration (the message names its
+            plan file and the differences).
+        RuntimeError: a worker failed (finished blocks are kept; rerun to resume).
+    """
+    if isinstance(family, str):
+        from pdesuite.datasets.family import get_family
+
+        family = get_family(family, **family_config)
+    elif family_config:
+        raise TypeError(f"family_config {sorted(family_config)}: only allowed when family is a name")
+    for name in ("sample", "sort_key", "config", "coordinates"):
+        if not callable(getattr(family, name, None)):
+            raise TypeError(f"family: expected a PDEFamily, got {type(family).__name__} without {name}()")
+    n = _check_int("n", n, 1)
+    seed = _check_int("seed", seed, 0)
+    workers = _check_int("workers", workers, 1)
+    chunk_size = _check_int("chunk_size", chunk_size, 1)
+    if order not in ORDERS:
+        raise ValueError(f"order: must be one of {ORDERS}, got {order!r}")
+    if sort_method not in GENERATION_SORT_METHODS:
+        raise ValueError(f"sort_method: must be one of {GENERATION_SORT_METHODS}, got {sort_method!r}")
+    if mp_context not in ("spawn", "forkserver"):
+        raise ValueError(f"mp_context: must be 'spawn' or 'forkserver', got {mp_context!r}")
+    if compression not in ("gzip", "lzf", None):
+        raise ValueError(f"compression: must be 'gzip', 'lzf' or None, got {compression!r}")
+    if not isinstance(backend, str) or backend not in ("numpy", "petsc", "torch"):
+        raise ValueError(f"backend: must be 'numpy', 'petsc' or 'torch', got {backend!r}")
+    time_dependent = bool(getattr(family, "time_dependent", False))
+    solver_config = resolve_solver_config(solver, bool(getattr(family, "spd", False)))
+    if solver_config["mode"] == "recycle" and backend != "numpy":
+        raise ValueError(f"backend: recycling runs on the 'numpy' backend, got {backend!r}; use "
+                         "solver='independent' for another backend")
+    effective_sort = sort_method if order == "sorted" else ("random" if order == "random" else "none")
+    run_config = {
+        "schema_version": SCHEMA_VERSION,
+        "family": str(family.name),
+        "family_config": _family_config(family),
+        "n": n, "seed": seed, "order": order, "sort_method": effective_sort,
+        "group_size": int(group_size) if effective_sort == "greedy" else None,
+        "solver": solver_config, "backend": backend, "chunk_size": chunk_size,
+        "kind": "time-dependent" if time_dependent else "steady",
+    }
+    run_hash = _hash(run_config)
+    out = Path(out)
+    parts = out.with_name(out.name + ".parts")
+
+    rank = comm.Get_rank() if comm is not None else 0
+    size = comm.Get_size() if comm is not None else 1
+
+    def root_prepare():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            if out.exists():
+                out.unlink()
+            if parts.exists():
+                shutil.rmtree(parts)
+        if out.exists() and _existing_output(out, run_hash):
+            if parts.exists() and not keep_parts:
+                shutil.rmtree(parts)
+            return None
+        parts.mkdir(exist_ok=True)
+        return True
+
+    if rank == 0:
+        try:
+            status: Any = root_prepare()
+        except BaseException as error:  # noqa: BLE001 - re-raised on every rank
+            status = error
+    else:
+        status = None
+    if comm is not None and size > 1:
+        status = comm.bcast(status, root=0)
+    if isinstance(status, BaseException):
+        raise status
+    if status is None:
+        return out
+
+    bar = _progress_bar(n, f"generate {family.name}", progress and rank == 0)
+    lock = _locked(parts) if rank == 0 else contextlib.nullcontext()
+    try:
+        with lock:
+            plan, timings = _prepare_plan(family, run_config, run_hash, parts, group_size, bar,
+                                          solver_config, backend, time_dependent, comm, rank, size)
+            _remove_stale_temporaries(parts, rank)
+            pending = [block for block in range(plan.n_blocks) if not _shard_is_done(plan, block)] \
+                if rank == 0 else None
+            if comm is not None and size > 1:
+                pending = comm.bcast(pending, root=0)
+            pending_set = set(pending)
+            done = sum(len(plan.block_indices(b)) for b in range(plan.n_blocks) if b not in pending_set)
+            bar.n = done
+            bar.refresh()
+            mine = [list(map(int, share)) for share in np.array_split(pending, size)][rank] if pending else []
+            error = None
+            try:
+                _run_share(plan, mine, workers, bar, mp_context)
+            except BaseException as exc:  # noqa: BLE001 - gathered below under MPI
+                if comm is None or size == 1:
+                    raise
+                error = exc
+            if comm is not None and size > 1:
+                failures = [e for e in comm.allgather(repr(error) if error else None) if e]
+                if error is not None:
+                    raise error
+                if failures:
+                    raise RuntimeError(f"generation failed on another rank: {failures[0]}")
+            bar.close()
+            merge_error = None
+            if rank == 0:
+                try:
+                    _merge(plan, out, run_config, timings, family, compression)
+                except BaseException as exc:  # noqa: BLE001 - shared with the other ranks
+                    merge_error = exc
+            if comm is not None and size > 1:
+                remote = comm.bcast(repr(merge_error) if merge_error else None, root=0)
+                if remote and rank != 0:
+                    raise RuntimeError(f"the merge on rank 0 failed: {remote}")
+            if merge_error is not None:
+                raise merge_error
+        if rank == 0 and not keep_parts:
+            shutil.rmtree(parts, ignore_errors=True)
+    finally:
+        bar.close()
+    return out
+
+
+def _run_share(plan: _Plan, blocks: list[int], workers: int, bar, mp_context: str) -> None:
+    if not blocks:
+        return
+    if workers == 1 or len(blocks) == 1:
+        for block in blocks:
+            _run_block(plan, block, lambda: bar.update(1))
+        return
+    shares = [list(map(int, share)) for share in np.array_split(blocks, min(workers, len(blocks)))]
+    _run_in_processes(plan, shares, bar, mp_context)
+
+
+def _prepare_plan(family, run_config, run_hash, parts: Path, group_size, bar, solver_config,
+                  backend, time_dependent, comm, rank, size) -> tuple[_Plan, dict[str, float]]:
+    """Load the plan of a partial run, or make and save a new one (rank 0)."""
+    plan_path = parts / _PLAN_FILE
+    order_path = parts / _ORDER_FILE
+    payload = None
+    if rank == 0:
+        try:
+            if plan_path.exists():
+                saved = json.loads(plan_path.read_text())
+                if saved.get("run_hash") != run_hash:
+                    changes = _differences(saved.get("config", {}), run_config)
+                    raise ValueError(
+                        f"{plan_path}: a partial run of another configuration is in "
+                        f"{parts} ({'; '.join(changes) or 'different settings'}). Rerun with the "
+                        "same arguments to resume it, or pass overwrite=True to discard it.")
+                order = np.load(order_path)
+                timings = saved["timings"]
+            else:
+                n, seed = run_config["n"], run_config["seed"]
+                method = run_config["sort_method"]
+                if method in ("greedy", "fft"):
+                    bar.set_description_str(f"generate {family.name} (sorting)")
+                    keys, key_time = _draw_keys(family, n, seed, bar)
+                    order, sort_time = timed_sort_order(keys, method=method, group_size=group_size,
+                                                        seed=seed)
+                    del keys
+                    bar.set_description_str(f"generate {family.name}")
+                else:
+                    order, sort_time = timed_sort_order(np.zeros((n, 1)), method=method, seed=seed)
+                    key_time = 0.0
+                timings = {"sort_time": sort_time, "key_time": key_time}
+                _write_atomic(order_path, lambda p: _save_array(p, order))
+                _write_atomic(plan_path, lambda p: p.write_text(json.dumps(
+                    {"run_hash": run_hash, "config": run_config, "timings": timings}, indent=1)))
+            payload = (order, timings)
+        except BaseException as error:  # noqa: BLE001 - re-raised on every rank
+            payload = error
+    if comm is not None and size > 1:
+        payload = comm.bcast(payload, root=0)
+    if isinstance(payload, BaseException):
+        raise payload
+    order, timings = payload
+    plan = _Plan(family=family, n=run_config["n"], seed=run_config["seed"], solver=solver_config,
+                 backend=backend, chunk_size=run_config["chunk_size"],
+                 order=np.asarray(order, dtype=np.int64), parts=parts, run_hash=run_hash,
+                 time_dependent=time_dependent)
+    return plan, timings
+
+
+def _remove_stale_temporaries(parts: Path, rank: int) -> None:
+    if rank != 0:
+        return
+    for temporary in parts.glob("*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+class _NoBar:
+    n = 0
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+
+    def refresh(self) -> None:
+        pass
+
+    def set_description_str(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, description: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="sample", dynamic_ncols=True, smoothing=0.05,
+                file=sys.stderr)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------------
+# command line: `pdesuite generate FAMILY --n ... --out ...`
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_setting(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set: expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``pdesuite generate`` to ``parser``."""
+    parser.add_argument("family", help="registered family name (darcy, darcy-pwc, helmholtz, ...)")
+    parser.add_argument("--n", type=int, default=100, help="number of samples (default 100)")
+    parser.add_argument("--resolution", type=int, default=None, help="grid points per axis")
+    parser.add_argument("--out", default=None, help="output HDF5 file (default FAMILY.h5)")
+    parser.add_argument("--order", choices=ORDERS, default="sorted")
+    parser.add_argument("--sort-method", choices=GENERATION_SORT_METHODS, default="greedy")
+    parser.add_argument("--solver", choices=("recycle", "independent"), default="recycle")
+    parser.add_argument("--method", default=None, help="solver method (gcrodr, rcg, cg, gmres, ...)")
+    parser.add_argument("--pc", default=None, help="preconditioner name (jacobi, sor, ilu, ...)")
+    parser.add_argument("--rtol", type=float, default=None)
+    parser.add_argument("--maxiter", type=int, default=None)
+    parser.add_argument("--m", type=int, default=None, help="recycling: search space size")
+    parser.add_argument("--k", type=int, default=None, help="recycling: recycled dimension")
+    parser.add_argument("--backend", default="numpy", choices=("numpy", "petsc"))
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
+    parser.add_argument("--compression", choices=("gzip", "lzf", "none"), default="gzip")
+    parser.add_argument("--set", dest="settings", action="append", type=_parse_setting, default=[],
+                        metavar="KEY=VALUE", help="family option (JSON value), repeatable")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``pdesuite generate`` from parsed arguments; print a summary; return the exit code."""
+    family_config = dict(args.settings)
+    if args.resolution is not None:
+        family_config["resolution"] = args.resolution
+    overrides = {key: value for key, value in (("method", args.method), ("M", args.pc),
+                                               ("rtol", args.rtol), ("maxiter", args.maxiter),
+                                               ("m", args.m), ("k", args.k)) if value is not None}
+    try:
+        from pdesuite.datasets.family import get_family
+
+        family = get_family(args.family, **family_config)
+        spd = bool(getattr(family, "spd", False))
+        solver: Any = args.solver
+        if overrides:
+            base = resolve_solver_config(args.solver, spd)
+            if "method" in overrides:
+                base = {"method": overrides["method"], "rtol": base["rtol"], "maxiter": base["maxiter"]}
+            else:
+                base = {"method": base["method"], "M": base["M"], "rtol": base["rtol"],
+                        "maxiter": base["maxiter"], **{k: base[k] for k in _RECYCLE_KEYS if k in base},
+                        **base["options"]}
+            solver = {**base, **overrides}
+        out = args.out or f"{args.family}.h5"
+        path = generate(family, args.n, out, order=args.order, sort_method=args.sort_method,
+                        solver=solver, backend=args.backend, workers=args.workers, seed=args.seed,
+                        chunk_size=args.chunk_size, progress=not args.no_progress,
+                        compression=None if args.compression == "none" else args.compression,
+                        overwrite=args.overwrite)
+    except (ValueError, TypeError, RuntimeError, KeyError) as error:
+        print(f"pdesuite generate: {error}", file=sys.stderr)
+        return 1
+    h5py = _h5py()
+    with h5py.File(path, "r") as handle:
+        converged = handle["solver"]["converged"][()]
+        iterations = handle["solver"]["iterations"][()]
+        print(f"{path}: {handle.attrs['n']} samples of {handle.attrs['family']}; sorting "
+              f"{handle.attrs['sort_time']:.3f} s, solves {handle.attrs['solve_time']:.3f} s, "
+              f"mean iterations {iterations.mean():.1f}, not converged {int((~converged).sum())}")
+    return 0
+
+
+def cli_generate(argv: Optional[Sequence[str]] = None) -> int:
+    """``pdesuite generate`` as a function of its argument list; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="pdesuite generate",
+                                     description="generate a PDE dataset into an HDF5 file")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,340 @@
+"""``PDEDataset``: a torch Dataset over a pdesuite HDF5 file (schema: :mod:`.storage`).
+
+Reads are lazy: the file is opened on the first ``__getitem__`` in each process (a DataLoader
+worker opens its own handle; the handle is never pickled), and one sample is read per item.
+
+Splits are contiguous index ranges, ``train`` then ``val`` then ``test``. Samples are stored at
+their draw index ``i`` and drawn independently, so a contiguous range is a random subset, and
+the split does not depend on the order in which the samples were solved.
+
+Normalisation (``normalize=True``): per-channel mean and standard deviation of the *training*
+split, for inputs and targets separately, applied to every split. They are computed once, in
+float64 with a chunked (Chan et al.) update, and cached in the file under
+``stats/train_<start>_<stop>/`` (``inputs_mean``, ``inputs_std``, ``targets_mean``,
+``targets_std``, each ``[C]`` float64). Later datasets over the same file and split read them
+back. When the file cannot be written (read-only, or opened elsewhere for writing) the
+statistics are computed in memory and a warning says so.
+
+``torch`` is imported only when ``PDEDataset`` is first used (module ``__getattr__``), so that
+``import pdesuite.datasets`` stays free of torch.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from pdesuite.datasets.storage import open_dataset
+
+__all__ = ["PDEDataset", "SPLITS", "split_ranges", "channel_statistics"]
+
+SPLITS = ("train", "val", "test", "all")
+_STATS_CHUNK = 64
+
+
+def split_ranges(n: int, split_fractions: Sequence[Union[float, int]] = (0.8, 0.1, 0.1)) -> dict[str, range]:
+    """Contiguous index ranges of the train, val and test splits of ``n`` samples.
+
+    Args:
+        n: number of samples.
+        split_fractions: ``(train, val, test)``: fractions (floats summing to at most 1) or
+            counts (ints summing to at most n). With fractions, train and val are rounded to
+            the nearest integer and test takes the rest when the fractions sum to 1.
+
+    Returns:
+        ``{"train": range, "val": range, "test": range, "all": range(n)}``.
+    """
+    if len(split_fractions) != 3:
+        raise ValueError(f"split_fractions: expected (train, val, test), got {split_fractions!r}")
+    values = list(split_fractions)
+    if any(isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) for v in values):
+        raise TypeError(f"split_fractions: expected three numbers, got {split_fractions!r}")
+    if any(v < 0 for v in values):
+        raise ValueError(f"split_fractions: must be >= 0, got {split_fractions!r}")
+    if all(isinstance(v, (int, np.integer)) for v in values):
+        counts = [int(v) for v in values]
+        if sum(counts) > n:
+            raise ValueError(f"split_fractions: counts {counts} add up to more than the {n} samples")
+    else:
+        total = float(sum(values))
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"split_fractions: fractions must add up to at most 1, got {total}")
+        n_train = int(round(values[0] * n))
+        n_val = min(int(round(values[1] * n)), n - n_train)
+        n_test = n - n_train - n_val if abs(total - 1.0) <= 1e-9 else min(int(round(values[2] * n)), n - n_train - n_val)
+        counts = [n_train, n_val, n_test]
+    starts = np.cumsum([0] + counts)
+    return {"train": range(int(starts[0]), int(starts[1])), "val": range(int(starts[1]), int(starts[2])),
+            "test": range(int(starts[2]), int(starts[3])), "all": range(n)}
+
+
+def channel_statistics(dataset, indices: range, channel_axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and (population) standard deviation of ``dataset[indices]``.
+
+    Args:
+        dataset: an array-like ``[n, ...]`` (an ``h5py.Dataset``) read in chunks of samples.
+        indices: contiguous range of samples.
+        channel_axis: the channel axis of ``dataset`` (1 for ``[n, C, ...]``, 2 for
+            trajectories ``[n, T, C, ...]``).
+
+    Returns:
+        ``(mean, std)``, float64 ``[C]`` each.
+    """
+    channels = dataset.shape[channel_axis]
+    count = 0
+    mean = np.zeros(channels)
+    m2 = np.zeros(channels)
+    for start in range(indices.start, indices.stop, _STATS_CHUNK):
+        chunk = np.asarray(dataset[start:min(start + _STATS_CHUNK, indices.stop)], dtype=np.float64)
+        values = np.moveaxis(chunk, channel_axis, 0).reshape(channels, -1)
+        chunk_count = values.shape[1]
+        if chunk_count == 0:
+            continue
+        chunk_mean = values.mean(axis=1)
+        chunk_m2 = ((values - chunk_mean[:, None]) ** 2).sum(axis=1)
+        delta = chunk_mean - mean
+        total = count + chunk_count
+        mean = mean + delta * (chunk_count / total)
+        m2 = m2 + chunk_m2 + delta ** 2 * (count * chunk_count / total)
+        count = total
+    if count == 0:
+        raise ValueError("split_fractions: the training split is empty, so there are no statistics to "
+                         "normalise with; give it samples or pass normalize=False")
+    return mean, np.sqrt(m2 / count)
+
+
+class _PDEDatasetBase:
+    """The torch-free part of :class:`PDEDataset`; see its docstring."""
+
+    def __init__(self, path: Union[str, os.PathLike], split: str = "train",
+                 split_fractions: Sequence[Union[float, int]] = (0.8, 0.1, 0.1),
+                 normalize: bool = True, input_steps: int = 1, output_steps: Optional[int] = None,
+                 cache_stats: bool = True) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split: must be one of {SPLITS}, got {split!r}")
+        self.path = Path(path)
+        self.split = split
+        self.normalize = bool(normalize)
+        with open_dataset(self.path) as handle:
+            self.n_total = int(handle.attrs["n"])
+            self.time_dependent = str(handle.attrs["kind"]) == "time-dependent"
+            if self.time_dependent:
+                frames = handle["trajectories"].shape[1]
+                if isinstance(input_steps, bool) or not isinstance(input_steps, int) or not 1 <= input_steps < frames:
+                    raise ValueError(f"input_steps: must be an int in [1, {frames - 1}] for {frames} "
+                                     f"frames, got {input_steps!r}")
+                if output_steps is None:
+                    output_steps = frames - input_steps
+                if (isinstance(output_steps, bool) or not isinstance(output_steps, int)
+                        or not 1 <= output_steps <= frames - input_steps):
+                    raise ValueError(f"output_steps: must be an int in [1, {frames - input_steps}], "
+                                     f"got {output_steps!r}")
+            self.input_steps = int(input_steps)
+            self.output_steps = output_steps
+            ranges = split_ranges(self.n_total, split_fractions)
+            self.indices = ranges[split]
+            self.train_range = ranges["train"]
+            self.stats: Optional[dict[str, np.ndarray]] = None
+            if self.normalize:
+                self.stats = self._load_stats(handle)
+        if self.normalize and self.stats is None:
+            self.stats = self._compute_and_cache_stats(cache_stats)
+        self._file = None
+
+    # ------------------------------------------------------------------ statistics
+    @property
+    def _stats_key(self) -> str:
+        return f"train_{self.train_range.start}_{self.train_range.stop}"
+
+    def _load_stats(self, handle) -> Optional[dict[str, np.ndarray]]:
+        if "stats" not in handle or self._stats_key not in handle["stats"]:
+            return None
+        group = handle["stats"][self._stats_key]
+        names = ("inputs_mean", "inputs_std", "targets_mean", "targets_std")
+        if not all(name in group for name in names):
+            return None
+        return {name: np.asarray(group[name][()], dtype=np.float64) for name in names}
+
+    def _sources(self, handle) -> tuple[Any, int, Any, int]:
+        """(input dataset, its channel axis, target dataset, its channel axis)."""
+        if self.time_dependent:
+            trajectories = handle["trajectories"]
+            return trajectories, 2, trajectories, 2
+        return handle["inputs"], 1, handle["outputs"], 1
+
+    def _compute_and_cache_stats(self, cache: bool) -> dict[str, np.ndarray]:
+        import h5py
+
+        with h5py.File(self.path, "r") as handle:
+            source_in, axis_in, source_out, axis_out = self._sources(handle)
+            inputs_mean, inputs_std = channel_statistics(source_in, self.train_range, axis_in)
+            if source_out is source_in:
+                targets_mean, targets_std = inputs_mean, inputs_std
+            else:
+                targets_mean, targets_std = channel_statistics(source_out, self.train_range, axis_out)
+        stats = {"inputs_mean": inputs_mean, "inputs_std": inputs_std,
+                 "targets_mean": targets_mean, "targets_std": targets_std}
+        if cache:
+            try:
+                with h5py.File(self.path, "r+") as handle:
+                    group = handle.require_group("stats").require_group(self._stats_key)
+                    for name, value in stats.items():
+                        if name in group:
+                            del group[name]
+                        group.create_dataset(name, data=value)
+                    group.attrs["count"] = len(self.train_range)
+            except OSError as error:
+                warnings.warn(f"{self.path}: normalisation statistics could not be cached in the "
+                              f"file ({error}); they are kept in memory only", stacklevel=3)
+        return stats
+
+    @staticmethod
+    def _safe_std(std: np.ndarray) -> np.ndarray:
+        # A constant channel (e.g. a fixed source) has std 0: leave it unscaled.
+        return np.where(std > 0, std, 1.0)
+
+    def _normalized(self, values: np.ndarray, which: str) -> np.ndarray:
+        if self.stats is None:
+            return values
+        mean = self.stats[f"{which}_mean"]
+        std = self._safe_std(self.stats[f"{which}_std"])
+        shape = (-1,) + (1,) * (values.ndim - 1)
+        if self.time_dependent:
+            # [steps, C, *spatial]
+            shape = (1, -1) + (1,) * (values.ndim - 2)
+        return ((values - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
+
+    def denormalize_targets(self, y: Any) -> Any:
+        """Undo the target normalisation of ``y`` ``[..., C, *spatial]`` (array or tensor).
+
+        For time-dependent data ``y`` is ``[..., output_steps·C, *spatial]``.
+        """
+        if self.stats is None:
+            return y
+        mean = self.stats["targets_mean"]
+        std = self._safe_std(self.stats["targets_std"])
+        if self.time_dependent:
+            mean = np.tile(mean, self.output_steps)
+            std = np.tile(std, self.output_steps)
+        n_spatial = len(self.spatial_shape)
+        shape = (-1,) + (1,) * n_spatial
+        if hasattr(y, "new_tensor"):
+            return y * y.new_tensor(std).reshape(shape) + y.new_tensor(mean).reshape(shape)
+        return np.asarray(y) * std.reshape(shape) + mean.reshape(shape)
+
+    # ------------------------------------------------------------------ reading
+    def _handle(self):
+        if self._file is None:
+            import h5py
+
+            self._file = h5py.File(self.path, "r")
+        return self._file
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        import h5py
+
+        with h5py.File(self.path, "r") as handle:
+            name = "trajectories" if self.time_dependent else "outputs"
+            skip = 3 if self.time_dependent else 2
+            return tuple(handle[name].shape[skip:])
+
+    def sample_shape(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Shapes ``(x, y)`` of one item, ``([C_in, *spatial], [C_out, *spatial])``."""
+        x, y = self.read(0) if len(self) else (np.zeros(0), np.zeros(0))
+        return tuple(x.shape), tuple(y.shape)
+
+    def read(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``item`` of this split as float32 NumPy arrays ``(x, y)``, normalised if asked."""
+        length = len(self.indices)
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            raise TypeError(f"item: expected an int index, got {type(item).__name__}")
+        if not -length <= item < length:
+            raise IndexError(f"item: index {item} out of range for the {length} samples of split {self.split!r}")
+        index = self.indices[int(item)]
+        handle = self._handle()
+        if self.time_dependent:
+            trajectory = handle["trajectories"][index]
+            x = trajectory[:self.input_steps]
+            y = trajectory[self.input_steps:self.input_steps + self.output_steps]
+            x = self._normalized(np.asarray(x, dtype=np.float32), "inputs")
+            y = self._normalized(np.asarray(y, dtype=np.float32), "targets")
+            # steps and channels merge into one channel axis: [steps·C, *spatial]
+            return (np.ascontiguousarray(x.reshape(-1, *x.shape[2:]), dtype=np.float32),
+                    np.ascontiguousarray(y.reshape(-1, *y.shape[2:]), dtype=np.float32))
+        x = self._normalized(np.asarray(handle["inputs"][index], dtype=np.float32), "inputs")
+        y = self._normalized(np.asarray(handle["outputs"][index], dtype=np.float32), "targets")
+        return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int):
+        import torch
+
+        x, y = self.read(item)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    def close(self) -> None:
+        """Close this process's file handle (reopened on the next read)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_file"] = None  # each process opens its own handle
+        return state
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+    def __repr__(self) -> str:
+        return (f"PDEDataset({str(self.path)!r}, split={self.split!r}, n={len(self)}, "
+                f"normalize={self.normalize})")
+
+
+_DOC = """A torch ``Dataset`` of ``(x, y)`` float32 tensors ``[C, *spatial]`` from a pdesuite file.
+
+    Args:
+        path: a file written by :func:`~pdesuite.datasets.generate.generate` or
+            :func:`~pdesuite.datasets.readers.convert`; checked against the schema on creation
+            (ValueError/OSError naming the file otherwise).
+        split: ``"train"`` (default), ``"val"``, ``"test"`` or ``"all"``.
+        split_fractions: ``(train, val, test)`` fractions (default ``(0.8, 0.1, 0.1)``) or
+            counts; see :func:`split_ranges`.
+        normalize: standardise inputs and targets per channel with the training split's mean
+            and std (default True), cached in the file's ``stats`` group on first use.
+        input_steps, output_steps: time-dependent files only: ``x`` is the first
+            ``input_steps`` frames (default 1) and ``y`` the next ``output_steps`` (default
+            all the rest), steps and channels merged into one axis ``[steps·C, *spatial]``.
+        cache_stats: write computed statistics into the file (default True).
+
+    ``x`` is ``inputs[i]`` and ``y`` is ``outputs[i]`` for steady files.
+    :meth:`denormalize_targets` maps a prediction back to physical units.
+    """
+
+_CLASS = None
+
+
+def _build_class():
+    global _CLASS
+    if _CLASS is None:
+        import torch.utils.data
+
+        _CLASS = type("PDEDataset", (_PDEDatasetBase, torch.utils.data.Dataset),
+                      {"__doc__": _DOC, "__module__": __name__, "__qualname__": "PDEDataset"})
+    return _CLASS
+
+
+def __getattr__(name: str):
+    if name == "PDEDataset":
+        return _build_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,368 @@
+"""Dataset generation: storage at the draw index, determinism across workers, resumption."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from pdesuite.datasets.family import FAMILIES, PDEFamily
+from pdesuite.datasets.generate import cli_generate, generate, resolve_solver_config
+from pdesuite.datasets.storage import SOLVER_STATS, open_dataset
+from pdesuite.discretization import Grid, fd
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class TinyDiffusion(PDEFamily):
+    """-∇·(a∇u) = 1 on an s×s grid, zero Dirichlet; a = exp(a few random sine modes).
+
+    ``interrupt_at`` (a class attribute, not configuration) raises KeyboardInterrupt when that
+    sample is drawn; ``fail_at`` (configuration) raises RuntimeError. ``TINY_DELAY`` (seconds,
+    environment) slows every sample down, for the kill test.
+    """
+
+    name = "test-tiny-diffusion"
+    spd = True
+    defaults = {"modes": 3, "fail_at": None}
+    input_names = ("a",)
+    output_names = ("u",)
+    units = {"u": "1", "a": "1"}
+    min_resolution = 4
+    interrupt_at = None
+
+    def setup(self):
+        self.grid = Grid((self.resolution, self.resolution))
+
+    def sample(self, rng):
+        x, y = self.grid.mesh()
+        modes = self.options["modes"]
+        weights = rng.standard_normal((modes, modes)) / (1 + np.arange(modes))[:, None]
+        field = sum(weights[i, j] * np.sin(np.pi * (i + 1) * x) * np.sin(np.pi * (j + 1) * y)
+                    for i in range(modes) for j in range(modes))
+        return {"coefficient": np.exp(field), "shift": np.asarray(rng.uniform())}
+
+    def coordinates(self):
+        return self.grid.mesh()
+
+    def inputs(self, params):
+        return params["coefficient"][None].astype(np.float32)
+
+    def assemble(self, params):
+        delay = float(os.environ.get("TINY_DELAY", "0"))
+        if delay:
+            time.sleep(delay)
+        shift = float(params["shift"])
+        if type(self).interrupt_at is not None and abs(shift - type(self).interrupt_at) < 1e-15:
+            raise KeyboardInterrupt
+        if self.options["fail_at"] is not None and abs(shift - self.options["fail_at"]) < 1e-15:
+            raise RuntimeError("the family failed on purpose")
+        return fd.diffusion(self.grid, params["coefficient"], source=1.0 + shift)
+
+    def outputs(self, params, u_full):
+        return u_full.reshape(self.grid.shape)[None].astype(np.float32)
+
+
+class TinyHeat(PDEFamily):
+    """u_t = Δu on an s×s grid with backward Euler, 3 steps; random initial sine mode mix."""
+
+    name = "test-tiny-heat"
+    spd = True
+    time_dependent = True
+    defaults = {"steps": 3, "dt": 0.01}
+    input_names = ("u0",)
+    output_names = ("u",)
+    min_resolution = 4
+
+    def setup(self):
+        self.grid = Grid((self.resolution, self.resolution))
+        system = fd.diffusion(self.grid, 1.0)
+        self.free = system.free
+        self.step = sp.csr_array(sp.identity(system.n_free) + self.options["dt"] * system.A)
+
+    def sample(self, rng):
+        x, y = self.grid.mesh()
+        c = rng.standard_normal(2)
+        return {"initial_condition": c[0] * np.sin(np.pi * x) * np.sin(np.pi * y)
+                + c[1] * np.sin(2 * np.pi * x) * np.sin(np.pi * y)}
+
+    def coordinates(self):
+        return self.grid.mesh()
+
+    def inputs(self, params):
+        return params["initial_condition"][None].astype(np.float32)
+
+    @property
+    def n_frames(self):
+        return self.options["steps"] + 1
+
+    def simulate(self, params, solve=None):
+        u = params["initial_condition"].ravel()[self.free]
+        frames = [params["initial_condition"]]
+        for _ in range(self.options["steps"]):
+            result = solve(self.step, u, u)
+            u = result.x
+            full = np.zeros(self.grid.size)
+            full[self.free] = u
+            frames.append(full.reshape(self.grid.shape))
+        return np.array(frames, dtype=np.float32)[:, None], []
+
+
+def _arrays(path, skip_time=True):
+    """Every array of a generated file except the timings, by name."""
+    out = {}
+    with open_dataset(path) as handle:
+        def visit(name, item):
+            if isinstance(item, h5py.Dataset) and not (skip_time and name == "solver/time"):
+                out[name] = item[()]
+        handle.visititems(visit)
+    return out
+
+
+def _assert_bitwise_equal(a, b):
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name].dtype == b[name].dtype, name
+        assert np.array_equal(a[name], b[name]), name
+
+
+def test_samples_are_stored_at_their_draw_index_and_solved_accurately(tmp_path):
+    family = TinyDiffusion(8)
+    path = generate(family, 10, tmp_path / "d.h5", chunk_size=4, seed=5, progress=False)
+    arrays = _arrays(path)
+    assert arrays["inputs"].shape == (10, 1, 8, 8) and arrays["outputs"].dtype == np.float32
+    for index in range(10):
+        params = family.sample(np.random.default_rng([5, index]))
+        assert np.array_equal(arrays["inputs"][index], family.inputs(params))
+        assert np.array_equal(arrays["parameters/coefficient"][index], params["coefficient"])
+        system = family.assemble(params)
+        exact = family.outputs(params, system.expand(spla.spsolve(system.A.tocsc(), system.b)))
+        np.testing.assert_allclose(arrays["outputs"][index], exact, rtol=1e-5, atol=1e-7)
+    assert arrays["solver/converged"].all()
+    assert np.all(arrays["solver/residual"] <= 1e-8)
+    assert np.all(arrays["solver/reason"] > 0) and np.all(arrays["solver/steps"] == 1)
+    assert np.all(arrays["solver/iterations"] > 0)
+    order = arrays["solve_order"]
+    assert np.array_equal(np.sort(order), np.arange(10))
+    assert np.array_equal(arrays["solver/position"][order], np.arange(10))
+    assert np.array_equal(arrays["solver/block"][order], np.arange(10) // 4)
+    with open_dataset(path) as handle:
+        attrs = handle.attrs
+        assert attrs["family"] == "test-tiny-diffusion" and attrs["seed"] == 5
+        assert attrs["order"] == "sorted" and attrs["sort_method"] == "greedy"
+        assert attrs["sort_time"] >= 0 and attrs["solve_time"] > 0
+        assert '"method": "rcg"' in attrs["solver_config"]
+    assert not (tmp_path / "d.h5.parts").exists()
+
+
+def test_bitwise_identical_for_one_and_two_workers(tmp_path):
+    family = TinyDiffusion(8)
+    one = generate(family, 12, tmp_path / "one.h5", chunk_size=3, workers=1, progress=False)
+    two = generate(family, 12, tmp_path / "two.h5", chunk_size=3, workers=2, progress=False)
+    _assert_bitwise_equal(_arrays(one), _arrays(two))
+
+
+def test_orders_store_the_same_samples(tmp_path):
+    family = TinyDiffusion(6)
+    given = _arrays(generate(family, 8, tmp_path / "g.h5", order="given", progress=False))
+    shuffled = _arrays(generate(family, 8, tmp_path / "r.h5", order="random", progress=False))
+    fft = _arrays(generate(family, 8, tmp_path / "f.h5", sort_method="fft", progress=False))
+    assert np.array_equal(given["solve_order"], np.arange(8))
+    assert np.array_equal(shuffled["solve_order"], np.random.default_rng(0).permutation(8))
+    for other in (shuffled, fft):
+        assert np.array_equal(given["inputs"], other["inputs"])
+        np.testing.assert_allclose(given["outputs"], other["outputs"], rtol=1e-5, atol=1e-7)
+
+
+def test_independent_solves_and_a_non_converged_sample_is_kept(tmp_path):
+    family = TinyDiffusion(8)
+    path = generate(family, 5, tmp_path / "cg2.h5", solver={"method": "cg", "maxiter": 2},
+                    progress=False)
+    arrays = _arrays(path)
+    assert arrays["outputs"].shape[0] == 5
+    assert not arrays["solver/converged"].any()
+    assert np.all(arrays["solver/reason"] == -3)  # DIVERGED_MAX_ITERATIONS
+    assert np.all(arrays["solver/iterations"] == 2)
+    assert np.all(arrays["solver/residual"] > 1e-3)
+    good = _arrays(generate(family, 5, tmp_path / "cg.h5", solver="independent", progress=False))
+    assert good["solver/converged"].all() and np.all(good["solver/residual"] <= 1e-8)
+
+
+def test_time_dependent_family_stores_trajectories(tmp_path):
+    family = TinyHeat(6)
+    path = generate(family, 4, tmp_path / "heat.h5", chunk_size=2, progress=False)
+    arrays = _arrays(path)
+    assert arrays["trajectories"].shape == (4, 4, 1, 6, 6)
+    assert np.array_equal(arrays["trajectories"][:, 0], arrays["inputs"])
+    assert np.all(arrays["solver/steps"] == 3) and arrays["solver/converged"].all()
+    # Reference: backward Euler with a direct solve.
+    params = family.sample(np.random.default_rng([0, 2]))
+    u = params["initial_condition"].ravel()[family.free]
+    for step in range(1, 4):
+        u = spla.spsolve(family.step.tocsc(), u)
+        full = np.zeros(family.grid.size)
+        full[family.free] = u
+        np.testing.assert_allclose(arrays["trajectories"][2, step, 0], full.reshape(6, 6),
+                                   rtol=1e-5, atol=1e-7)
+    with open_dataset(path) as handle:
+        assert handle.attrs["kind"] == "time-dependent"
+
+
+def test_interrupt_keeps_done_blocks_and_rerun_completes_identically(tmp_path):
+    family = TinyDiffusion(8)
+    reference = _arrays(generate(family, 12, tmp_path / "ref.h5", chunk_size=3, progress=False))
+    # Interrupt while the third block (positions 6..8) is being solved.
+    victim = int(reference["solve_order"][7])
+    TinyDiffusion.interrupt_at = float(reference["parameters/shift"][victim])
+    out = tmp_path / "resumed.h5"
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            generate(family, 12, out, chunk_size=3, progress=False)
+    finally:
+        TinyDiffusion.interrupt_at = None
+    parts = tmp_path / "resumed.h5.parts"
+    assert sorted(p.name for p in parts.glob("block_*")) == ["block_000000.h5", "block_000001.h5"]
+    assert not list(parts.glob("*.tmp")) and not out.exists()
+    generate(family, 12, out, chunk_size=3, progress=False)
+    _assert_bitwise_equal(reference, _arrays(out))
+    assert not parts.exists()
+
+
+def test_partial_run_of_another_configuration_is_refused(tmp_path):
+    family = TinyDiffusion(6, fail_at=None)
+    shifts = [float(family.sample(np.random.default_rng([0, i]))["shift"]) for i in range(6)]
+    failing = TinyDiffusion(6, fail_at=shifts[4])
+    out = tmp_path / "x.h5"
+    with pytest.raises(RuntimeError, match="on purpose"):
+        generate(failing, 6, out, order="given", chunk_size=2, progress=False)
+    plan = tmp_path / "x.h5.parts" / "plan.json"
+    assert plan.exists() and (tmp_path / "x.h5.parts" / "block_000001.h5").exists()
+    with pytest.raises(ValueError, match="plan.json") as error:
+        generate(failing, 6, out, order="given", chunk_size=2, seed=1, progress=False)
+    assert "seed: 0 -> 1" in str(error.value)
+    # overwrite=True discards the partial run.
+    generate(family, 6, out, order="given", chunk_size=2, overwrite=True, progress=False)
+    assert _arrays(out)["solver/converged"].all()
+
+
+def test_existing_output(tmp_path):
+    family = TinyDiffusion(6)
+    out = generate(family, 4, tmp_path / "e.h5", progress=False)
+    stamp = out.stat().st_mtime_ns
+    assert generate(family, 4, out, progress=False) == out  # the same run: nothing to do
+    assert out.stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="another dataset"):
+        generate(family, 5, out, progress=False)
+
+
+def test_bad_arguments(tmp_path):
+    family = TinyDiffusion(6)
+    with pytest.raises(ValueError, match="n:"):
+        generate(family, 0, tmp_path / "a.h5")
+    with pytest.raises(ValueError, match="order"):
+        generate(family, 3, tmp_path / "a.h5", order="backwards")
+    with pytest.raises(ValueError, match="workers"):
+        generate(family, 3, tmp_path / "a.h5", workers=0)
+    with pytest.raises(ValueError, match="solver"):
+        generate(family, 3, tmp_path / "a.h5", solver="fast")
+    with pytest.raises(TypeError, match="M"):
+        generate(family, 3, tmp_path / "a.h5", solver={"method": "cg", "M": np.eye(3)})
+    with pytest.raises(TypeError, match="family"):
+        generate(object(), 3, tmp_path / "a.h5")
+    with pytest.raises(ValueError, match="rcg"):
+        resolve_solver_config({"method": "rcg"}, spd=False)
+    assert resolve_solver_config("recycle", spd=False)["method"] == "gcrodr"
+    assert resolve_solver_config("independent", spd=True)["method"] == "cg"
+
+
+def test_cli_generate(tmp_path, capsys):
+    FAMILIES[TinyDiffusion.name] = TinyDiffusion
+    try:
+        out = tmp_path / "cli.h5"
+        code = cli_generate([TinyDiffusion.name, "--n", "4", "--resolution", "6", "--out", str(out),
+                             "--no-progress", "--set", "modes=2", "--pc", "jacobi"])
+        assert code == 0
+        assert "4 samples" in capsys.readouterr().out
+        with open_dataset(out) as handle:
+            assert '"modes": 2' in handle.attrs["config"]
+            assert '"M": "jacobi"' in handle.attrs["solver_config"]
+        assert cli_generate(["no-such-family", "--out", str(tmp_path / "z.h5"), "--no-progress"]) == 1
+    finally:
+        del FAMILIES[TinyDiffusion.name]
+
+
+_KILLED_RUN = textwrap.dedent("""
+    import sys
+    from tests.datasets.test_generate import TinyDiffusion
+    from pdesuite.datasets.generate import generate
+    if __name__ == "__main__":
+        generate(TinyDiffusion(8), 24, sys.argv[1], chunk_size=2, workers=int(sys.argv[2]),
+                 progress=False)
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_resume_after_sigkill(tmp_path, workers):
+    family = TinyDiffusion(8)
+    reference = _arrays(generate(family, 24, tmp_path / "ref.h5", chunk_size=2, progress=False))
+    script = tmp_path / "run.py"
+    script.write_text(_KILLED_RUN)
+    out = tmp_path / "killed.h5"
+    parts = tmp_path / "killed.h5.parts"
+    env = {**os.environ, "TINY_DELAY": "0.05", "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, str(script), str(out), str(workers)], cwd=REPO, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(parts.glob("block_*.h5"))) < 3:
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no blocks were written in time"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    done = len(list(parts.glob("block_*.h5")))
+    assert 3 <= done < 12 and not out.exists()
+    generate(family, 24, out, chunk_size=2, progress=False)
+    _assert_bitwise_equal(reference, _arrays(out))
+    assert set(SOLVER_STATS) <= {name.split("/")[1] for name in reference if name.startswith("solver/")} | {"time"}
+
+
+_MPI_RUN = textwrap.dedent("""
+    import sys
+    from mpi4py import MPI
+    from tests.datasets.test_generate import TinyDiffusion
+    from pdesuite.datasets.generate import generate
+    if __name__ == "__main__":
+        generate(TinyDiffusion(8), 12, sys.argv[1], chunk_size=3, progress=False, comm=MPI.COMM_WORLD)
+""")
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_mpiexec_two_ranks_match_one_process(tmp_path):
+    import shutil
+
+    pytest.importorskip("mpi4py")
+    mpiexec = shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("mpiexec not found")
+    script = tmp_path / "mpi_run.py"
+    script.write_text(_MPI_RUN)
+    out = tmp_path / "mpi.h5"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script), str(out)], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    reference = generate(TinyDiffusion(8), 12, tmp_path / "ref.h5", chunk_size=3, progress=False)
+    _assert_bitwise_equal(_arrays(reference), _arrays(out))
