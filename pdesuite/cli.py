@@ -74,15 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
         if handler is None:
             add_arguments, handler = _BUILT[name]()
             add_arguments(p)
-        elif handler is not _run_demo:  # until built, accept and ignore whatever a user passes
-            p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=handler, accepts_anything=handler not in (_run_demo,) and name not in _BUILT)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # A subcommand not built yet takes whatever a user passes, so that it can say so plainly.
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_anything", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 0
