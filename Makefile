@@ -22,7 +22,7 @@ demo: $(STAMP)
 # One BLAS thread: the tests are many small products, where thread start-up costs more than it
 # saves on two cores.
 test: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
 

@@ -1,1 +1,38 @@
-"""Neural operators, training and learned preconditioners (issue 6; not built yet)."""
+"""Neural operators (FNO, LSM, MgNO), losses, normalisers and the Trainer.
+
+Models work on ``[B, C, *spatial]`` grids, carry ``to_config``/``from_config`` so that a
+checkpoint rebuilds them, and report ``parameter_count()``. This layer imports torch.
+"""
+
+from pdesuite.operators.fno import FNO
+from pdesuite.operators.losses import H1Loss, LpLoss
+from pdesuite.operators.lsm import LSM
+from pdesuite.operators.mgno import MgNO
+from pdesuite.operators.models import GridOperator, build_model, model_from_config
+from pdesuite.operators.normalizer import UnitGaussianNormalizer
+from pdesuite.operators.trainer import (
+    NonFiniteBatchWarning,
+    TrainedModel,
+    Trainer,
+    load_checkpoint,
+    load_trained,
+    select_device,
+)
+
+__all__ = [
+    "FNO",
+    "GridOperator",
+    "H1Loss",
+    "LSM",
+    "LpLoss",
+    "MgNO",
+    "NonFiniteBatchWarning",
+    "TrainedModel",
+    "Trainer",
+    "UnitGaussianNormalizer",
+    "build_model",
+    "load_checkpoint",
+    "load_trained",
+    "model_from_config",
+    "select_device",
+]

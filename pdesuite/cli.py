@@ -38,29 +38,35 @@ def _run_demo(_: argparse.Namespace) -> int:
     return 0
 
 
-def _generate():
-    module = importlib.import_module("pdesuite.datasets.generate")
-    return module.add_arguments, module.run
+def _builder(module_name: str, add: str, run: str) -> Callable[[], tuple]:
+    def load() -> tuple:
+        module = importlib.import_module(module_name)
+        return getattr(module, add), getattr(module, run)
+
+    return load
 
 
-# Built subcommands: name -> a function returning (add_arguments, run), imported on demand so
-# that `pdesuite --help` stays fast and imports no torch.
-_BUILT: dict[str, Callable[[], tuple]] = {"generate": _generate}
+# Built subcommands: name -> a loader of (add_arguments, run). A subcommand's module is imported
+# only when that subcommand runs, so that `pdesuite --help` stays fast and imports no torch.
+_BUILT: dict[str, Callable[[], tuple]] = {
+    "generate": _builder("pdesuite.datasets.generate", "add_arguments", "run"),
+    "train": _builder("pdesuite.operators.train_cli", "add_train_arguments", "run_train"),
+    "evaluate": _builder("pdesuite.operators.train_cli", "add_evaluate_arguments", "run_evaluate"),
+}
 
 # name -> (help, handler); None: built, see _BUILT
-_SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int]]] = {
+_SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int] | None]] = {
     "demo": ("run the main job on the embedded default (as `make demo`)", _run_demo),
     "generate": ("generate a PDE dataset into an HDF5 file", None),
-    "train": ("train a neural operator on a dataset",
-              _not_built("train", "neural operators, issue 6")),
-    "evaluate": ("evaluate a trained operator, also at other resolutions",
-                 _not_built("evaluate", "neural operators, issue 6")),
+    "train": ("train a neural operator (fno, lsm, mgno) on a dataset", None),
+    "evaluate": ("evaluate a trained operator, also at other resolutions", None),
     "forecast": ("learn and forecast dynamics from trajectories",
                  _not_built("forecast", "dynamics layer, a later issue")),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s own options are loaded (all subcommands are listed)."""
     from pdesuite import __version__
 
     parser = argparse.ArgumentParser(
@@ -71,15 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, handler) in _SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if handler is None:
+        accepts_anything = handler is not None and handler is not _run_demo
+        if handler is None and name == command:
             add_arguments, handler = _BUILT[name]()
             add_arguments(p)
-        p.set_defaults(handler=handler, accepts_anything=handler not in (_run_demo,) and name not in _BUILT)
+        p.set_defaults(handler=handler, accepts_anything=accepts_anything)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     # A subcommand not built yet takes whatever a user passes, so that it can say so plainly.
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "accepts_anything", False):

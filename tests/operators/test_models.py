@@ -1,0 +1,449 @@
+"""Grid neural operators: FNO, LSM, MgNO (shapes, parameter formulas, configs, learning, errors)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+from pdesuite.operators.fno import FNO, SpectralConv  # noqa: E402
+from pdesuite.operators.lsm import LSM, NeuralSpectralBlock  # noqa: E402
+from pdesuite.operators.mgno import MgNO, VCycle  # noqa: E402
+from pdesuite.operators.models import MODELS, build_model, grid_coordinates, model_from_config  # noqa: E402
+
+# small settings that keep every test fast on a shared 2-core CPU
+SMALL = {
+    "fno": {"modes": 4, "width": 8, "layers": 2, "padding": 2, "projection_width": 16},
+    "lsm": {"width": 8, "heads": 2, "num_basis": 4, "projection_width": 16},
+    "mgno": {"width": 8, "layers": 3, "levels": 3},
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # tiny tensors on a shared 2-core machine: with 2 intra-op threads competing with other
+    # processes, these tests ran ~20x slower than with one
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _output(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return model(x)
+
+
+# ------------------------------------------------------------------------------------- shapes
+
+@pytest.mark.parametrize("spatial", [(32, 32), (48, 48), (64, 64), (33, 33), (40, 56)])
+def test_fno_2d_keeps_the_grid_at_any_resolution(spatial):
+    torch.manual_seed(0)
+    model = FNO(in_channels=2, out_channels=3, **SMALL["fno"])
+    out = _output(model, torch.randn(2, 2, *spatial))
+    assert out.shape == (2, 3, *spatial) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("ndim, spatial", [(1, (64,)), (1, (45,)), (3, (12, 10, 8)), (3, (9, 16, 7))])
+def test_fno_1d_and_3d_shapes(ndim, spatial):
+    torch.manual_seed(0)
+    model = FNO(ndim=ndim, **SMALL["fno"])
+    assert _output(model, torch.randn(2, 1, *spatial)).shape == (2, 1, *spatial)
+
+
+@pytest.mark.parametrize("spatial", [(32, 32), (48, 48), (33, 33), (40, 56), (7, 5)])
+def test_lsm_pads_any_size_and_crops_back(spatial):
+    torch.manual_seed(0)
+    model = LSM(in_channels=1, out_channels=2, **SMALL["lsm"])
+    out = _output(model, torch.randn(2, 1, *spatial))
+    assert out.shape == (2, 2, *spatial) and torch.isfinite(out).all()
+
+
+def test_lsm_padded_shape_and_patches():
+    model = LSM(**SMALL["lsm"])
+    # paper's Darcy size: padded to 96 and cut into 16 x 16 patches of 6 x 6 at the finest scale
+    assert model.padded_shape((85, 85)) == ((96, 96), (6, 6))
+    assert model.padded_shape((64, 64)) == ((64, 64), (4, 4))
+    assert model.padded_shape((40, 56)) == ((48, 64), (3, 4))
+    fixed = LSM(patch_size=6, **SMALL["lsm"])
+    assert fixed.padded_shape((85, 85)) == ((96, 96), (6, 6))
+    assert fixed.padded_shape((64, 64)) == ((96, 96), (6, 6))  # multiple of 16 * 6
+
+
+def test_lsm_3d_shape():
+    torch.manual_seed(0)
+    model = LSM(ndim=3, **SMALL["lsm"])
+    assert _output(model, torch.randn(1, 1, 9, 16, 12)).shape == (1, 1, 9, 16, 12)
+
+
+@pytest.mark.parametrize("spatial", [(32, 32), (48, 48), (33, 33), (40, 56), (17, 9), (85, 85)])
+def test_mgno_runs_at_odd_even_and_rectangular_sizes(spatial):
+    torch.manual_seed(0)
+    model = MgNO(in_channels=1, out_channels=2, width=8, layers=2, levels=4)
+    out = _output(model, torch.randn(2, 1, *spatial))
+    assert out.shape == (2, 2, *spatial) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("ndim, spatial", [(1, (33,)), (3, (9, 12, 10))])
+def test_mgno_1d_and_3d_shapes(ndim, spatial):
+    torch.manual_seed(0)
+    model = MgNO(ndim=ndim, **SMALL["mgno"])
+    assert _output(model, torch.randn(2, 1, *spatial)).shape == (2, 1, *spatial)
+
+
+def test_grid_coordinates_span_unit_interval_per_axis():
+    coords = grid_coordinates(torch.zeros(2, 1, 3, 5), 2)
+    assert coords.shape == (2, 2, 3, 5)
+    np.testing.assert_allclose(coords[1, 0, :, 4].numpy(), [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(coords[0, 1, 2, :].numpy(), [0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+# --------------------------------------------------------------------- FNO spectral convolution
+
+def _shift_weights(modes, shift, sizes):
+    """Complex weights whose multiplier exp(-2 pi i k.s / n) is a circular shift by ``s``."""
+    ndim = len(modes)
+    corners = list(itertools.product((1, -1), repeat=ndim - 1))
+    weight = torch.zeros(len(corners), 1, 1, *modes, dtype=torch.complex128)
+    for c, signs in enumerate(corners):
+        axes = [torch.arange(m) if sign > 0 else torch.arange(-m, 0) for sign, m in zip(signs, modes[:-1])]
+        axes.append(torch.arange(modes[-1]))
+        phase = sum(
+            k.reshape([-1 if i == a else 1 for i in range(ndim)]) * s / n
+            for a, (k, s, n) in enumerate(zip(axes, shift, sizes))
+        )
+        weight[c, 0, 0] = torch.exp(-2j * math.pi * phase)
+    return torch.view_as_real(weight).float()
+
+
+@pytest.mark.parametrize("sizes, shift", [((16,), (5,)), ((8, 10), (1, 3)), ((6, 8, 6), (2, 1, 3))])
+def test_spectral_conv_with_a_shift_multiplier_is_a_circular_shift(sizes, shift):
+    # all modes kept: rows 0..n/2-1 and -n/2..-1 on the leading axes, n/2+1 rfft bins on the last.
+    # A wrong corner or frequency order breaks the shift.
+    modes = tuple(n // 2 for n in sizes[:-1]) + (sizes[-1] // 2 + 1,)
+    conv = SpectralConv(1, 1, modes)
+    with torch.no_grad():
+        conv.weight.copy_(_shift_weights(modes, shift, sizes))
+    x = torch.randn(3, 1, *sizes, generator=torch.Generator().manual_seed(1))
+    expected = torch.roll(x, shift, dims=tuple(range(2, 2 + len(sizes))))
+    torch.testing.assert_close(conv(x), expected, atol=1e-5, rtol=0)
+
+
+def test_spectral_conv_drops_frequencies_above_the_modes():
+    conv = SpectralConv(1, 1, (3, 3))
+    with torch.no_grad():
+        conv.weight.copy_(_shift_weights((3, 3), (0, 0), (16, 16)))  # identity on kept modes
+    i, j = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    low = torch.cos(2 * math.pi * (2 * i + 1 * j) / 16)  # frequencies (2, 1): kept
+    high = torch.cos(2 * math.pi * (5 * i) / 16)  # frequency 5 > 3 modes: dropped
+    out = conv((low + high).reshape(1, 1, 16, 16))[0, 0]
+    torch.testing.assert_close(out, low, atol=1e-5, rtol=0)
+
+
+def test_spectral_conv_on_a_coarse_grid_keeps_the_modes_it_resolves():
+    # modes (6, 6) on an 8 x 8 grid: 4 rows per corner and 5 rfft bins fit. The result must be
+    # the (4, 5)-mode operator whose weights are the sub-blocks for the same frequencies
+    # (positive rows 0..3; negative rows -4..-1, i.e. the last 4 of the stored -6..-1).
+    torch.manual_seed(0)
+    wide, narrow = SpectralConv(2, 3, (6, 6)), SpectralConv(2, 3, (4, 5))
+    with torch.no_grad():
+        narrow.weight[0].copy_(wide.weight[0, :, :, :4, :5])
+        narrow.weight[1].copy_(wide.weight[1, :, :, 2:6, :5])
+    x = torch.randn(2, 2, 8, 8)
+    torch.testing.assert_close(wide(x), narrow(x))
+    model = FNO(modes=12, width=8, layers=2, padding=0)  # the default modes on a 10 x 6 grid
+    assert _output(model, torch.randn(1, 1, 10, 6)).shape == (1, 1, 10, 6)
+
+
+# ------------------------------------------------------------------------------------ V-cycle
+
+@pytest.mark.parametrize("fine", [(8, 9), (7, 6), (17, 32)])
+def test_prolongation_matches_transposed_conv_with_output_padding(fine):
+    torch.manual_seed(0)
+    cycle = VCycle(2, 3, (1, 1), (0,), "zeros", 2)
+    coarse = torch.randn(2, 3, *((n + 1) // 2 for n in fine))
+    weight = cycle.prolongations[0].weight
+    reference = F.conv_transpose2d(coarse, weight, stride=2, padding=1,
+                                   output_padding=tuple(1 - n % 2 for n in fine))
+    torch.testing.assert_close(cycle.prolong(weight, coarse, fine), reference)
+
+
+def test_circular_mgno_commutes_with_shifts_of_the_coarsest_spacing():
+    # 5 levels halve 4 times: a roll by 16 points is a roll by 1 on every level, and with
+    # circular padding (and no coordinates) the whole network commutes with it
+    torch.manual_seed(0)
+    model = MgNO(width=4, layers=2, levels=5, padding_mode="circular")
+    x = torch.randn(1, 1, 32, 48)
+    shifted = _output(model, torch.roll(x, (16, 32), (2, 3)))
+    torch.testing.assert_close(shifted, torch.roll(_output(model, x), (16, 32), (2, 3)), atol=1e-5, rtol=0)
+    zeros = MgNO(width=4, layers=2, levels=5, padding_mode="zeros")
+    differs = _output(zeros, torch.roll(x, (16, 32), (2, 3))) - torch.roll(_output(zeros, x), (16, 32), (2, 3))
+    assert differs.abs().max() > 1e-3  # zero padding is not periodic
+
+
+def test_vcycle_is_linear_without_bias():
+    torch.manual_seed(0)
+    cycle = VCycle(2, 3, (1, 2, 2), (1, 1), "zeros", 2)
+    f, g = torch.randn(2, 2, 2, 19, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(cycle(2.5 * f - g), 2.5 * cycle(f) - cycle(g), atol=1e-5, rtol=1e-5)
+
+
+# -------------------------------------------------------------------------- parameter counts
+
+def _fno_formula(c_in, c_out, ndim, modes, width, layers, hidden=128):
+    modes_product = math.prod(modes)
+    lift = (c_in + ndim) * width + width
+    fourier = layers * (2 ** ndim * width * width * modes_product + width * width + width)
+    projection = width * hidden + hidden + hidden * c_out + c_out
+    return lift + fourier + projection
+
+
+def test_fno_default_parameter_count_is_the_papers_2_37m():
+    assert FNO().parameter_count() == _fno_formula(1, 1, 2, (12, 12), 32, 4) == 2_368_001
+
+
+@pytest.mark.parametrize("kwargs, formula_args", [
+    ({"ndim": 1, "modes": 16, "width": 64, "layers": 4, "in_channels": 2}, (2, 1, 1, (16,), 64, 4)),
+    ({"ndim": 3, "modes": (8, 6, 4), "width": 20, "layers": 3, "out_channels": 2}, (1, 2, 3, (8, 6, 4), 20, 3)),
+    ({"modes": (5, 7), "width": 12, "layers": 2, "in_channels": 3}, (3, 1, 2, (5, 7), 12, 2)),
+])
+def test_fno_parameter_count_formula(kwargs, formula_args):
+    assert FNO(**kwargs).parameter_count() == _fno_formula(*formula_args)
+
+
+def _mgno_formula(c_in, c_out, ndim, width, layers, pre, post):
+    k, levels = 3 ** ndim, len(pre)
+    n_a = (levels - 1) + (1 if pre[-1] >= 2 else 0)
+    n_s = sum(pre) + sum(post)
+    channels = [c_in] + [width] * (layers - 1) + [c_out]
+    return sum(
+        k * a * b * (n_a + n_s) + k * (levels - 1) * (a * a + b * b) + a * b + b
+        for a, b in zip(channels[:-1], channels[1:])
+    )
+
+
+def test_mgno_default_parameter_count():
+    assert MgNO().parameter_count() == _mgno_formula(1, 1, 2, 24, 5, (1, 1, 1, 2, 2), (0, 0, 0, 0)) == 359_641
+
+
+@pytest.mark.parametrize("kwargs, formula_args", [
+    ({"width": 16, "layers": 3, "levels": 4, "pre_smoothing": 1, "post_smoothing": (1, 0, 2)},
+     (1, 1, 2, 16, 3, (1, 1, 1, 1), (1, 0, 2))),
+    ({"ndim": 1, "in_channels": 3, "out_channels": 2, "width": 10, "layers": 2, "levels": 3,
+      "pre_smoothing": (2, 1, 3), "padding_mode": "circular"}, (3, 2, 1, 10, 2, (2, 1, 3), (0, 0))),
+    ({"ndim": 3, "width": 6, "layers": 1, "levels": 2}, (1, 1, 3, 6, 1, (2, 2), (0,))),
+])
+def test_mgno_parameter_count_formula(kwargs, formula_args):
+    assert MgNO(**kwargs).parameter_count() == _mgno_formula(*formula_args)
+
+
+def test_neural_spectral_block_parameter_count():
+    c, tokens, basis = 32, 4, 12
+    block = NeuralSpectralBlock(c, tokens, basis, heads=8, ndim=2)
+    assert sum(p.numel() for p in block.parameters()) == 3 * c * c + 3 * c + tokens * c + 2 * basis * c
+
+
+def test_lsm_default_parameter_count():
+    # the paper's Darcy setting (width 64, 4 tokens, 12 basis terms, 8 heads)
+    assert LSM().parameter_count() == 19_187_457
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("fno", SMALL["fno"]),
+    ("lsm", SMALL["lsm"]),
+    ("mgno", {"width": 4, "layers": 2, "levels": 3, "pre_smoothing": 1, "post_smoothing": (1, 0)}),
+])
+def test_every_parameter_gets_a_gradient(name, kwargs):
+    # an unused parameter would make DDP fail (or need find_unused_parameters)
+    torch.manual_seed(0)
+    model = build_model(name, **kwargs)
+    model(torch.randn(2, 1, 20, 24)).square().mean().backward()
+    missing = [key for key, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+# ------------------------------------------------------------------------------------ configs
+
+@pytest.mark.parametrize("name, spatial", [("fno", (20, 24)), ("lsm", (20, 24)), ("mgno", (20, 24))])
+def test_config_round_trip_rebuilds_an_identical_model(name, spatial):
+    torch.manual_seed(0)
+    model = build_model(name, in_channels=2, out_channels=1, **SMALL[name])
+    config = json.loads(json.dumps(model.to_config()))  # what a checkpoint stores
+    assert config["name"] == name and config == model.to_config()
+    torch.manual_seed(1)  # different fresh weights, then the saved ones
+    rebuilt = model_from_config(config)
+    assert type(rebuilt) is type(model) and rebuilt.to_config() == config
+    state, rebuilt_state = model.state_dict(), rebuilt.state_dict()
+    assert [(k, v.shape) for k, v in state.items()] == [(k, v.shape) for k, v in rebuilt_state.items()]
+    x = torch.randn(3, 2, *spatial)
+    assert not torch.allclose(_output(model, x), _output(rebuilt, x))
+    rebuilt.load_state_dict(state)
+    torch.testing.assert_close(_output(rebuilt, x), _output(model, x), atol=0, rtol=0)
+    assert type(model).from_config(config).parameter_count() == model.parameter_count()
+
+
+def test_registry_and_build_model_overrides():
+    assert MODELS == {"fno": FNO, "lsm": LSM, "mgno": MgNO}
+    model = build_model("mgno", width=6, layers=2, padding_mode="circular")
+    assert isinstance(model, MgNO) and model.to_config()["width"] == 6
+    widened = build_model(model.to_config(), width=10)
+    assert widened.to_config() == {**model.to_config(), "width": 10}
+    assert build_model("fno").to_config()["modes"] == 12
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ValueError, match="unknown 'unet'"):
+        build_model("unet")
+    with pytest.raises(ValueError, match="is for model 'lsm', not 'fno'"):
+        FNO.from_config(LSM(**SMALL["lsm"]).to_config())
+    with pytest.raises(ValueError, match=r"unknown keys \['levels'\]"):
+        model_from_config({"name": "fno", "levels": 3})
+    with pytest.raises(ValueError, match="no 'name' key"):
+        model_from_config({"width": 3})
+
+
+# ----------------------------------------------------------------------------------- learning
+
+def _darcy_solve(a: np.ndarray) -> np.ndarray:
+    """``-div(a grad u) = 1`` on the unit square, ``u = 0`` on the boundary: 5-point FD on the
+    ``n x n`` interior nodes (spacing ``1 / (n + 1)``), harmonic means of ``a`` on the faces."""
+    n = a.shape[0]
+    h = 1.0 / (n + 1)
+    index = np.arange(n * n).reshape(n, n)
+    rows_i, cols_j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    padded = np.pad(a, 1, mode="edge")  # a boundary face takes its cell's value
+    diagonal = np.zeros((n, n))
+    rows, cols, values = [], [], []
+    for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        neighbour = padded[1 + di:1 + di + n, 1 + dj:1 + dj + n]
+        face = 2 * a * neighbour / (a + neighbour)
+        diagonal += face
+        ni, nj = rows_i + di, cols_j + dj
+        inside = (ni >= 0) & (ni < n) & (nj >= 0) & (nj < n)
+        rows.append(index[inside])
+        cols.append(index[ni[inside], nj[inside]])
+        values.append(-face[inside])
+    rows.append(index.ravel())
+    cols.append(index.ravel())
+    values.append(diagonal.ravel())
+    matrix = sp.csc_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(n * n, n * n)) / h**2
+    return spla.spsolve(matrix, np.ones(n * n)).reshape(n, n)
+
+
+def _darcy_set(n: int, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` Darcy pairs on ``n x n``: ``a`` piecewise constant on a 4 x 4 block pattern,
+    each block 3 or 12 (the values of the FNO Darcy data). Returns ``x = (a - 7.5) / 4.5`` and
+    ``u`` scaled by one global constant (relative errors do not see it), ``[count, 1, n, n]``."""
+    rng = np.random.default_rng(seed)
+    coefficients = [np.kron(np.where(rng.random((4, 4)) < 0.5, 3.0, 12.0), np.ones((n // 4, n // 4)))
+                    for _ in range(count)]
+    u = np.stack([_darcy_solve(a) for a in coefficients])
+    x = (np.stack(coefficients) - 7.5) / 4.5
+    u = u / u.std()
+    return (torch.tensor(x[:, None], dtype=torch.float32), torch.tensor(u[:, None], dtype=torch.float32))
+
+
+def _relative_l2(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return ((prediction - target).flatten(1).norm(dim=1) / target.flatten(1).norm(dim=1)).mean()
+
+
+def _steps_to_fit(model, x, y, lr, max_steps, target=0.05, check_every=10):
+    """Adam on the relative L2 loss; the step count at which the eval-mode error is below target."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    error = float("inf")
+    for step in range(1, max_steps + 1):
+        model.train()
+        optimizer.zero_grad()
+        _relative_l2(model(x), y).backward()
+        optimizer.step()
+        if step % check_every == 0:
+            error = _relative_l2(_output(model, x), y).item()
+            if error < target:
+                return step, error
+    return None, error
+
+
+def test_darcy_generator_solves_poisson_for_a_constant_coefficient():
+    # a = 1: -lap u = 1, whose centre value is 0.0736713532 (series solution); a = 3 scales u by 1/3
+    u = _darcy_solve(np.ones((31, 31)))
+    assert u[15, 15] == pytest.approx(0.0736713532, abs=1e-4)
+    np.testing.assert_allclose(_darcy_solve(np.full((31, 31), 3.0)), u / 3, rtol=1e-12)
+    x, y = _darcy_set(16, 2, seed=3)
+    assert x.shape == y.shape == (2, 1, 16, 16) and set(np.unique(x.numpy())) <= {-1.0, 1.0}
+    assert torch.all(y > 0)  # maximum principle: f = 1 > 0 and u = 0 on the boundary
+
+
+def test_fno_overfits_a_tiny_darcy_set_and_evaluates_at_twice_the_resolution():
+    x, y = _darcy_set(16, 8, seed=0)
+    torch.manual_seed(0)
+    model = FNO(modes=6, width=12, layers=3, padding=4)
+    steps, error = _steps_to_fit(model, x, y, lr=1e-2, max_steps=200)
+    assert steps is not None, f"relative L2 {error:.3f} after 200 steps"
+    fine = F.interpolate(x, size=(32, 32), mode="nearest")  # the same coefficients at 2x
+    out = _output(model, fine)
+    assert out.shape == (8, 1, 32, 32) and torch.isfinite(out).all()
+
+
+def test_mgno_overfits_a_tiny_darcy_set():
+    x, y = _darcy_set(16, 8, seed=0)
+    torch.manual_seed(0)
+    model = MgNO(width=16, layers=4, levels=3)
+    steps, error = _steps_to_fit(model, x, y, lr=5e-3, max_steps=300)
+    assert steps is not None, f"relative L2 {error:.3f} after 300 steps"
+
+
+@pytest.mark.slow
+def test_lsm_overfits_a_tiny_darcy_set():
+    x, y = _darcy_set(24, 8, seed=0)  # padded to 32, 2 x 2 patches
+    torch.manual_seed(0)
+    model = LSM(width=8, heads=2, num_basis=4, projection_width=32)
+    steps, error = _steps_to_fit(model, x, y, lr=5e-3, max_steps=200)
+    assert steps is not None, f"relative L2 {error:.3f} after 200 steps (eval mode)"
+
+
+# --------------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("name", ["fno", "lsm", "mgno"])
+def test_wrong_channels_or_dimensionality_raise_value_error(name):
+    model = build_model(name, in_channels=2, **SMALL[name])
+    with pytest.raises(ValueError, match=r"input of shape \(4, 3, 16, 16\); expected \[B, 2, n1, n2\]"):
+        model(torch.zeros(4, 3, 16, 16))
+    with pytest.raises(ValueError, match=r"input of shape \(4, 2, 16\).*2 spatial axes"):
+        model(torch.zeros(4, 2, 16))
+    with pytest.raises(ValueError, match=r"input of shape \(2, 16, 16\)"):
+        model(torch.zeros(2, 16, 16))
+
+
+def test_mgno_rejects_a_grid_too_small_for_its_levels():
+    model = MgNO(width=4, layers=1, levels=5)
+    assert model.min_size == 9
+    assert model(torch.zeros(1, 1, 9, 9)).shape == (1, 1, 9, 9)
+    with pytest.raises(ValueError, match=r"\(1, 1, 8, 12\) is too small for 5 levels; expected at least 9"):
+        model(torch.zeros(1, 1, 8, 12))
+
+
+@pytest.mark.parametrize("factory, match", [
+    (lambda: FNO(ndim=4), "ndim"),
+    (lambda: FNO(modes=(12, 12, 12)), "modes"),
+    (lambda: FNO(padding=-1), "padding"),
+    (lambda: LSM(width=20, heads=8), "divisible by heads"),
+    (lambda: LSM(ndim=1), "ndim"),
+    (lambda: MgNO(padding_mode="mirror"), "padding_mode"),
+    (lambda: MgNO(levels=3, pre_smoothing=(1, 2)), "pre_smoothing"),
+    (lambda: MgNO(levels=3, pre_smoothing=(1, 0, 1)), "pre_smoothing"),
+    (lambda: MgNO(width=0), "width"),
+])
+def test_bad_constructor_arguments(factory, match):
+    with pytest.raises(ValueError, match=match):
+        factory()
