@@ -29,6 +29,18 @@ deflated CG measured 0.44. Above ``stale_threshold`` (default 0.7) the space is 
 
 Vectors are stored as rows of C-contiguous ``[k, n]`` arrays, so that every projection is one
 BLAS-2 call over contiguous memory.
+
+Distributed runs
+----------------
+Every global reduction (inner products of vectors and of row blocks with vectors, norms, the
+QR of a block of images, agreement on a yes/no that depends on local data) goes through one
+:class:`Reduction` object, taken from ``op.reduction`` when the operator has one and else
+:data:`LOCAL_REDUCTION` (plain NumPy: serial, the behaviour and speed of before).
+:class:`MPIReduction` does the local product and one ``Allreduce`` of the small result per
+block product, so the same code runs on the rank-local rows of a distributed system: this is
+how ``pdesuite.solvers.petsc_backend`` runs these methods as python KSP types under
+``mpiexec``. Everything else (Givens rotations, the harmonic Ritz and Ritz problems) is small
+and dense and is computed redundantly, identically, on every rank.
 """
 
 from __future__ import annotations
@@ -43,7 +55,8 @@ import scipy.linalg as sla
 from pdesuite.solvers.registry import register_method
 from pdesuite.solvers.result import ConvergedReason, SolveResult
 
-__all__ = ["RecycleSpace", "RecyclingSolver", "gcrodr", "rcg"]
+__all__ = ["LOCAL_REDUCTION", "MPIReduction", "RecycleSpace", "RecyclingSolver", "Reduction", "gcrodr",
+           "rcg"]
 
 SIDES = ("right", "left")
 REORTHOGONALIZE = ("ifneeded", "always", "never")
@@ -122,10 +135,12 @@ class RecycleSpace:
         self.side = side
         self.same_operator_hint = False
 
-    def _incompatibility(self, method: str, n: int, real: bool) -> Optional[str]:
+    def _incompatibility(self, method: str, n: int, real: bool,
+                         reduction: Optional["Reduction"] = None) -> Optional[str]:
         if self.method not in (None, method):
             return f"the space was built by {self.method!r}"
-        if self.basis.shape[1] != n:
+        # under MPI every rank must agree, or the ranks would take different branches
+        if not (reduction or LOCAL_REDUCTION).all_true(self.basis.shape[1] == n):
             return f"the size changed from {self.basis.shape[1]} to {n}"
         if real and np.iscomplexobj(self.basis):
             return "the space is complex and the system real"
@@ -180,14 +195,175 @@ def _rows_dot_block(rows: np.ndarray, others: np.ndarray, real: bool) -> np.ndar
     return np.conj(rows @ np.conj(others).T)
 
 
-def _slowness(rows: np.ndarray, image_rows: np.ndarray, apply, n: int, dtype) -> float:
+class Reduction:
+    """Global reductions over vectors stored as local NumPy arrays; this one is serial (local).
+
+    ``real`` says that the working dtype is real (no conjugation needed). Shapes: ``rows``
+    ``[k, n_local]``, ``w`` ``[n_local]``. Every method returns the *global* value, the same on
+    every process; a subclass for a distributed vector does the local part and one sum over
+    the processes. The serial methods are exactly the NumPy expressions the algorithms used
+    before the hook existed, so that serial results do not change in the last bit.
+    """
+
+    #: True when the vectors are split across processes.
+    distributed = False
+
+    def dot_rows(self, rows: np.ndarray, w: np.ndarray, real: bool) -> np.ndarray:
+        """``[rows_iᴴ w]``, shape ``[k]``."""
+        return _rows_dot(rows, w, real)
+
+    def dot_rows_and_norm(self, rows: np.ndarray, w: np.ndarray, real: bool) -> tuple[np.ndarray, float]:
+        """``([rows_iᴴ w], ‖w‖)`` (one reduction when distributed)."""
+        return _rows_dot(rows, w, real), float(np.linalg.norm(w))
+
+    def gram(self, rows: np.ndarray, others: np.ndarray, real: bool) -> np.ndarray:
+        """``[rows_iᴴ others_j]``, shape ``[len(rows), len(others)]``."""
+        return _rows_dot_block(rows, others, real)
+
+    def dot(self, a: np.ndarray, b: np.ndarray) -> complex:
+        """``aᴴ b``."""
+        return np.vdot(a, b)
+
+    def dot_and_rows(self, a: np.ndarray, w: np.ndarray, rows: Optional[np.ndarray],
+                     real: bool) -> tuple[complex, Optional[np.ndarray]]:
+        """``(aᴴ w, [rows_iᴴ w] or None)`` (one reduction when distributed)."""
+        return np.vdot(a, w), (None if rows is None else _rows_dot(rows, w, real))
+
+    def norm(self, w: np.ndarray) -> float:
+        """``‖w‖₂``."""
+        return float(np.linalg.norm(w))
+
+    def row_norms(self, rows: np.ndarray) -> np.ndarray:
+        """``[‖rows_i‖₂]``, shape ``[k]``."""
+        return np.linalg.norm(rows, axis=1)
+
+    def all_true(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on every process."""
+        return bool(flag)
+
+    def any_true(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on some process."""
+        return bool(flag)
+
+    def standard_normal(self, seed: int, n: int, dtype: Any) -> np.ndarray:
+        """A fixed random vector (``n`` local entries) for the slowness probe."""
+        return np.random.default_rng(seed).standard_normal(n).astype(dtype)
+
+    def orthonormalize(self, image_rows: np.ndarray, rows_to_follow: list[Optional[np.ndarray]]):
+        """Rank-revealing QR of the rows ``[k, n_local]``; see :func:`_orthonormalize_image`."""
+        return _orthonormalize_image(image_rows, rows_to_follow)
+
+
+#: The serial reduction, used whenever the operator carries none.
+LOCAL_REDUCTION = Reduction()
+
+
+class MPIReduction(Reduction):
+    """Reductions over vectors split by rows across the processes of an mpi4py communicator.
+
+    Each method computes the rank-local partial result and sums it with one ``Allreduce``
+    (of ``k`` numbers for a block product, not one per vector). The QR of a block of images is
+    a TSQR: a local QR, an ``Allgather`` of the ``k × k`` triangles, and a pivoted QR of
+    their stack, computed identically on every rank. The slowness probe of each rank comes
+    from a generator seeded by ``(seed, rank)``, so that the run is reproducible for a fixed
+    number of ranks.
+
+    Args:
+        comm: an ``mpi4py.MPI.Comm`` (``PETSc.Comm.tompi4py()`` gives one).
+    """
+
+    distributed = True
+
+    def __init__(self, comm: Any):
+        from mpi4py import MPI  # only a distributed run needs mpi4py
+
+        self._mpi = MPI
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+
+    def _sum(self, local: np.ndarray) -> np.ndarray:
+        local = np.ascontiguousarray(local)
+        out = np.empty_like(local)
+        self.comm.Allreduce(local, out, op=self._mpi.SUM)
+        return out
+
+    def dot_rows(self, rows, w, real):
+        return self._sum(_rows_dot(rows, w, real))
+
+    def dot_rows_and_norm(self, rows, w, real):
+        local = _rows_dot(rows, w, real)
+        packed = self._sum(np.concatenate([local, [np.vdot(w, w)]]).astype(
+            np.result_type(local.dtype, w.dtype), copy=False))
+        return packed[:-1], math.sqrt(max(float(np.real(packed[-1])), 0.0))
+
+    def gram(self, rows, others, real):
+        return self._sum(_rows_dot_block(rows, others, real))
+
+    def dot(self, a, b):
+        return self._sum(np.array([np.vdot(a, b)]))[0]
+
+    def dot_and_rows(self, a, w, rows, real):
+        if rows is None:
+            return self.dot(a, w), None
+        local = _rows_dot(rows, w, real)
+        packed = self._sum(np.concatenate([[np.vdot(a, w)], local]).astype(
+            np.result_type(local.dtype, w.dtype), copy=False))
+        return packed[0], packed[1:]
+
+    def norm(self, w):
+        return math.sqrt(max(float(np.real(self.dot(w, w))), 0.0))
+
+    def row_norms(self, rows):
+        local = np.einsum("ij,ij->i", np.conj(rows), rows).real if rows.shape[0] else np.zeros(0)
+        return np.sqrt(np.maximum(self._sum(np.ascontiguousarray(local, dtype=float)), 0.0))
+
+    def all_true(self, flag):
+        return bool(self.comm.allreduce(bool(flag), op=self._mpi.LAND))
+
+    def any_true(self, flag):
+        return bool(self.comm.allreduce(bool(flag), op=self._mpi.LOR))
+
+    def standard_normal(self, seed, n, dtype):
+        return np.random.default_rng([seed, self.rank]).standard_normal(n).astype(dtype)
+
+    def orthonormalize(self, image_rows, rows_to_follow):
+        if not self.all_true(bool(np.all(np.isfinite(image_rows)))):
+            return None
+        k = image_rows.shape[0]
+        q_local, r_local = np.linalg.qr(image_rows.T)  # [n_local, p], [p, k], p = min(n_local, k)
+        p = r_local.shape[0]
+        padded = np.zeros((k, k), dtype=r_local.dtype)
+        padded[:p] = r_local
+        stacked = np.empty((self.size * k, k), dtype=r_local.dtype)
+        self.comm.Allgather(padded, stacked)
+        q, r, piv = sla.qr(stacked, mode="economic", pivoting=True, check_finite=False)
+        diag = np.abs(np.diag(r))
+        if diag.size == 0 or diag[0] == 0.0:
+            return None
+        rank = int(np.sum(diag > 1e-12 * diag[0]))
+        r = r[:rank, :rank]
+        follow = [None if rows is None else
+                  sla.solve_triangular(r, rows[piv[:rank]], trans="T", check_finite=False)
+                  for rows in rows_to_follow]
+        mine = q[self.rank * k:self.rank * k + p, :rank]
+        return np.ascontiguousarray((q_local @ mine).T), follow
+
+
+def _reduction_of(op: Any) -> Reduction:
+    """The operator's reduction (distributed operators carry one), else the serial one."""
+    return getattr(op, "reduction", None) or LOCAL_REDUCTION
+
+
+def _slowness(rows: np.ndarray, image_rows: np.ndarray, apply, n: int, dtype,
+              red: "Reduction") -> float:
     """RMS of ``‖B u‖/‖u‖`` over ``rows`` (images given) over ``‖B g‖/‖g‖`` for a fixed ``g``.
 
     Near 0 for vectors ``B`` hardly stretches, near 1 for vectors as ordinary as random ones.
     """
-    stretch = np.linalg.norm(image_rows, axis=1) / np.linalg.norm(rows, axis=1)
-    probe = np.random.default_rng(20061).standard_normal(n).astype(dtype)
-    typical = float(np.linalg.norm(apply(probe))) / float(np.linalg.norm(probe))
+    stretch = red.row_norms(image_rows) / red.row_norms(rows)
+    probe = red.standard_normal(20061, n, dtype)
+    typical = red.norm(apply(probe)) / red.norm(probe)
     if not (typical > 0 and np.all(np.isfinite(stretch))):
         return math.inf
     return float(np.sqrt(np.mean(stretch**2))) / typical
@@ -221,29 +397,35 @@ def _orthonormalize_image(image_rows: np.ndarray, rows_to_follow: list[Optional[
     return np.ascontiguousarray(q[:, :rank].T), follow
 
 
-def _previous_solutions(space: Optional[RecycleSpace], n: int, dtype: np.dtype) -> Optional[np.ndarray]:
+def _previous_solutions(space: Optional[RecycleSpace], n: int, dtype: np.dtype,
+                        red: "Reduction") -> Optional[np.ndarray]:
     """The stored solutions usable for this system, as rows ``[s, n]``, or ``None``."""
     if space is None or not space.solutions_kept or not space.solutions:
         return None
-    rows = [x for x in space.solutions
-            if x.shape == (n,) and not (dtype.kind == "f" and np.iscomplexobj(x)) and np.any(x)]
+    rows = []
+    for x in space.solutions:
+        fits = red.all_true(x.shape == (n,) and not (dtype.kind == "f" and np.iscomplexobj(x)))
+        if fits and red.any_true(bool(np.any(x))):
+            rows.append(x)
     return np.array(rows, dtype=dtype) if rows else None
 
 
-def _store_solution(space: Optional[RecycleSpace], x: np.ndarray, replace_last: bool = False) -> None:
-    if space is not None and space.solutions_kept and np.all(np.isfinite(x)):
+def _store_solution(space: Optional[RecycleSpace], x: np.ndarray, red: "Reduction",
+                    replace_last: bool = False) -> None:
+    if space is not None and space.solutions_kept and red.all_true(bool(np.all(np.isfinite(x)))):
         if replace_last and space.solutions:
             space.solutions.pop()
         space.solutions.append(x.copy())
         del space.solutions[:-space.solutions_kept]
 
 
-def _same_operator_by_probe(space: RecycleSpace, apply, dtype: np.dtype) -> bool:
+def _same_operator_by_probe(space: RecycleSpace, apply, dtype: np.dtype, red: "Reduction") -> bool:
     """One product on a fixed random combination: does ``apply(U g) = C g`` still hold?"""
+    # ``space.dim`` numbers, the same on every rank: a combination, not a long vector
     probe = np.random.default_rng(0).standard_normal(space.dim)
     lhs = apply(probe @ space.solution_rows.astype(dtype, copy=False))
     rhs = probe @ space.image_rows.astype(dtype, copy=False)
-    return bool(np.linalg.norm(lhs - rhs) <= 1e-10 * max(float(np.linalg.norm(rhs)), 1e-300))
+    return bool(red.norm(lhs - rhs) <= 1e-10 * max(red.norm(rhs), 1e-300))
 
 
 #: State that must survive the api's true-residual retries, which call a method again with the
@@ -411,6 +593,7 @@ def _gcrodr(op, b, x, pc, monitor, restart, k, space, side, stale_threshold, reo
 
     n, dtype = op.n, op.dtype
     real = dtype.kind == "f"
+    red = _reduction_of(op)
     left = side == "left" and not pc.is_identity
     right = side == "right" and not pc.is_identity
     # With a linear right preconditioner the space lives in y (x = M y), where A M acts, and
@@ -429,13 +612,15 @@ def _gcrodr(op, b, x, pc, monitor, restart, k, space, side, stale_threshold, reo
     r = b - op.matvec(x)
     monitor_scale = 1.0
     if left:
-        mb_norm = float(np.linalg.norm(pc.apply(b)))
-        monitor_scale = float(np.linalg.norm(b)) / mb_norm if mb_norm > 0 else 1.0
+        mb_norm = red.norm(pc.apply(b))
+        monitor_scale = red.norm(b) / mb_norm if mb_norm > 0 else 1.0
         r = np.asarray(pc.apply(r), dtype=dtype)
-    elif monitor.is_converged(float(np.linalg.norm(r))):
-        # nothing to do: spend no products on the space
-        info["recycle_dim"] = space.dim
-        return x, monitor.start(float(np.linalg.norm(r))), info
+    else:
+        r0_norm = red.norm(r)
+        if monitor.is_converged(r0_norm):
+            # nothing to do: spend no products on the space
+            info["recycle_dim"] = space.dim
+            return x, monitor.start(r0_norm), info
 
     retry = space._matches(op, pc, side)  # the api's true-residual retry of this very solve
     if k == 0:
@@ -443,37 +628,38 @@ def _gcrodr(op, b, x, pc, monitor, restart, k, space, side, stale_threshold, reo
     elif space.dim > min(k, m - 1):
         _truncate(space, min(k, m - 1))  # k or m got smaller: keep the leading vectors
     rec = _establish_gcrodr(space, op, pc, side, dtype, n, real, track_y, right, apply_operator,
-                            stale_threshold, info)
+                            stale_threshold, info, red)
 
     # ---- initial projection: x += U Cᴴ r, r −= C Cᴴ r, then the stored solutions ----------
-    before = float(np.linalg.norm(r))
+    before = red.norm(r)
     if rec is not None:
-        coefficients = _rows_dot(rec.c_rows, r, real)
+        coefficients = red.dot_rows(rec.c_rows, r, real)
         x += coefficients @ rec.u_x
         r -= coefficients @ rec.c_rows
     # (a retry's x has been through this projection already)
-    previous = None if retry else _previous_solutions(space, n, dtype)
+    previous = None if retry else _previous_solutions(space, n, dtype, red)
     if previous is not None:
         images = _products(apply_operator, previous)
         info["recycle_matvecs"] += previous.shape[0]
         if rec is not None:
-            along_c = np.conj(_rows_dot_block(images, rec.c_rows, real))  # [s, kc]: c_jᴴ B x_i
+            along_c = np.conj(red.gram(images, rec.c_rows, real))  # [s, kc]: c_jᴴ B x_i
             images -= along_c @ rec.c_rows
             previous -= along_c @ rec.u_x
-        established = _orthonormalize_image(images, [previous])
+        established = red.orthonormalize(images, [previous])
         if established is not None:
             q_rows, (previous,) = established
-            coefficients = _rows_dot(q_rows, r, real)
+            coefficients = red.dot_rows(q_rows, r, real)
             x += coefficients @ previous
             r -= coefficients @ q_rows
-    beta = float(np.linalg.norm(r))
+    beta = red.norm(r)
     info["projection_reduction"] = beta / before if before > 0 else None
     reason = monitor.start(beta * monitor_scale)
     if reason is None:
         reason, rec = _gcrodr_cycles(op, pc, monitor, x, r, beta, rec, m, k, dtype, real, right,
-                                     track_y, apply_operator, monitor_scale, reorthogonalize, info)
+                                     track_y, apply_operator, monitor_scale, reorthogonalize, info,
+                                     red)
     _store_gcrodr_space(space, rec, op, pc, side, track_y, info)
-    _store_solution(space, x, replace_last=retry)
+    _store_solution(space, x, red, replace_last=retry)
     return x, reason, info
 
 
@@ -488,17 +674,17 @@ def _truncate(space: RecycleSpace, dim: int) -> None:
 
 
 def _establish_gcrodr(space, op, pc, side, dtype, n, real, track_y, right, apply_operator,
-                      stale_threshold, info) -> Optional[_GcrodrSpace]:
+                      stale_threshold, info, red) -> Optional[_GcrodrSpace]:
     """The stored space made valid for this operator (or dropped, with the reason in info)."""
     if space.dim == 0:
         space._reset_of_current = None
         return None
-    reset_reason = space._incompatibility("gcrodr", n, real)
+    reset_reason = space._incompatibility("gcrodr", n, real, red)
     rec = None
     if reset_reason is None:
         matches = space._matches(op, pc, side)
         if not matches and space.same_operator_hint and space.image_rows is not None:
-            matches = _same_operator_by_probe(space, apply_operator, dtype)
+            matches = _same_operator_by_probe(space, apply_operator, dtype, red)
             info["recycle_matvecs"] += 1
         if matches:
             u_y = space.basis.astype(dtype) if (track_y and space.basis_in_y) else None
@@ -513,7 +699,7 @@ def _establish_gcrodr(space, op, pc, side, dtype, n, real, track_y, right, apply
             info["recycle_matvecs"] += u_x.shape[0]
             # the slowness on the space the operator acts on: B = A M on y, A (or M A) on x
             probe_operator = (lambda v: op.matvec(pc.apply(v))) if track_y else apply_operator
-            slowness = _slowness(u_y if track_y else u_x, image, probe_operator, n, dtype)
+            slowness = _slowness(u_y if track_y else u_x, image, probe_operator, n, dtype, red)
             info["recycle_matvecs"] += 1
             info["recycle_slowness"] = slowness
             established = None
@@ -521,13 +707,13 @@ def _establish_gcrodr(space, op, pc, side, dtype, n, real, track_y, right, apply
                 reset_reason = (f"stale: slowness {slowness:.3g} of the stored space under the "
                                 f"new operator exceeds stale_threshold={stale_threshold}")
             else:
-                established = _orthonormalize_image(image, [u_x, u_y])
+                established = red.orthonormalize(image, [u_x, u_y])
                 if established is None:
                     reset_reason = "the operator maps the stored space to zero (or to NaN/Inf)"
             if established is not None:
                 c_rows, (u_x, u_y) = established
                 exact = u_y is not None or not right
-                coupling = _rows_dot_block(c_rows, u_y if u_y is not None else u_x, real) if exact else None
+                coupling = red.gram(c_rows, u_y if u_y is not None else u_x, real) if exact else None
                 rec = _GcrodrSpace(c_rows, u_x, u_y, coupling)
     if reset_reason is not None:
         info["recycle_reset"] = True
@@ -545,7 +731,7 @@ def _establish_gcrodr(space, op, pc, side, dtype, n, real, track_y, right, apply
 
 
 def _gcrodr_cycles(op, pc, monitor, x, r, beta, rec, m, k, dtype, real, right, track_y,
-                   apply_operator, monitor_scale, reorthogonalize, info):
+                   apply_operator, monitor_scale, reorthogonalize, info, red):
     """The GCRO-DR cycles from the residual ``r`` (norm ``beta``); updates ``x`` in place."""
     n = op.n
     always = reorthogonalize == "always"
@@ -583,18 +769,17 @@ def _gcrodr_cycles(op, pc, monitor, x, r, beta, rec, m, k, dtype, real, right, t
                 w = w.copy()  # never modify an array the operator may still hold
             width = kc + j + 1
             rows = basis[:width]
-            norm_in = float(np.linalg.norm(w))
-            h = _rows_dot(rows, w, real)
+            h, norm_in = red.dot_rows_and_norm(rows, w, real)
             np.dot(h, rows, out=scratch)
             w -= scratch
-            norm_out = float(np.linalg.norm(w))
+            norm_out = red.norm(w)
             if always or (if_needed and norm_out < _REORTH_ETA * norm_in):
                 info["reorthogonalizations"] += 1
-                correction = _rows_dot(rows, w, real)
+                correction = red.dot_rows(rows, w, real)
                 np.dot(correction, rows, out=scratch)
                 w -= scratch
                 h += correction
-                norm_out = float(np.linalg.norm(w))
+                norm_out = red.norm(w)
             hess[:width, j] = h
             hess[width, j] = norm_out
             if not norm_out > tiny * norm_in or not math.isfinite(norm_out):
@@ -641,13 +826,14 @@ def _gcrodr_cycles(op, pc, monitor, x, r, beta, rec, m, k, dtype, real, right, t
             r = coefficients @ basis[kc:kc + done + 1]
 
         if k > 0:
-            updated = _gcrodr_harmonic_update(basis, z_rows, hess, rec, done, k, m, real, track_y)
+            updated = _gcrodr_harmonic_update(basis, z_rows, hess, rec, done, k, m, real, track_y,
+                                              red)
             if updated is not None:
                 rec = updated
 
         if finished:
             return reason, rec
-        new_beta = float(np.linalg.norm(r))
+        new_beta = red.norm(r)
         if not math.isfinite(new_beta):
             return ConvergedReason.DIVERGED_NAN_OR_INF, rec
         no_progress = new_beta > (1 - 1e-12) * beta
@@ -662,7 +848,8 @@ def _gcrodr_cycles(op, pc, monitor, x, r, beta, rec, m, k, dtype, real, right, t
         beta = new_beta
 
 
-def _gcrodr_harmonic_update(basis, z_rows, hess, rec, done, k, m, real, track_y):
+def _gcrodr_harmonic_update(basis, z_rows, hess, rec, done, k, m, real, track_y,
+                            red: Reduction = LOCAL_REDUCTION):
     """The harmonic Ritz step: the new space from the cycle just finished, or ``None``.
 
     With ``W = [Ũ V_j]`` (``Ũ = U D``, unit columns), ``B W = V̂ Ḡ`` where ``V̂ = [C V_{j+1}]``
@@ -686,13 +873,13 @@ def _gcrodr_harmonic_update(basis, z_rows, hess, rec, done, k, m, real, track_y)
     scale = np.zeros(0)
     if kc:
         rows = rec.search_rows
-        scale = 1.0 / np.linalg.norm(rows, axis=1)
+        scale = 1.0 / red.row_norms(rows)
         g[:kc, :kc] = np.diag(scale)
         g[:kc, kc:] = hess[:kc, :done]
         exact = rec.coupling is not None
         if exact:
             vhw[:kc, :kc] = rec.coupling * scale
-            vhw[kc:, :kc] = _rows_dot_block(basis[kc:mm + 1], rows, real) * scale
+            vhw[kc:, :kc] = red.gram(basis[kc:mm + 1], rows, real) * scale
         else:
             vhw[:kc, :kc] = np.diag(scale)
     if not (np.all(np.isfinite(g)) and np.all(np.isfinite(vhw))):
@@ -722,7 +909,7 @@ def _gcrodr_harmonic_update(basis, z_rows, hess, rec, done, k, m, real, track_y)
         u_y_new = coeff[:, kc:] @ basis[kc:mm]
         if kc:
             u_y_new += (coeff[:, :kc] * scale.astype(dtype)) @ rec.u_y
-    if not (np.all(np.isfinite(c_new)) and np.all(np.isfinite(u_x_new))):
+    if not red.all_true(bool(np.all(np.isfinite(c_new)) and np.all(np.isfinite(u_x_new)))):
         return None
     if z_rows is not None and not track_y:
         coupling = None  # nonlinear preconditioner: the next update is the flexible one too
@@ -790,17 +977,17 @@ def rcg(op, b, x, pc, monitor, k: int = 10, ell: Optional[int] = None,
     return x, reason, info
 
 
-def _establish_rcg(space, op, pc, dtype, n, real, stale_threshold, info):
+def _establish_rcg(space, op, pc, dtype, n, real, stale_threshold, info, red):
     """``(W, A W, M A W)`` with ``WᴴAW = I`` for this matrix, or ``None`` when dropped.
 
     ``"indefinite"`` when ``WᴴAW`` has a negative eigenvalue (A is not positive definite).
     """
-    reset_reason = space._incompatibility("rcg", n, real)
+    reset_reason = space._incompatibility("rcg", n, real, red)
     if reset_reason is None:
         w_rows = space.basis.astype(dtype, copy=True)
         matches = space._matches(op, pc, None)
         if not matches and space.same_operator_hint and space.image_rows is not None:
-            matches = _same_operator_by_probe(space, op.matvec, dtype)
+            matches = _same_operator_by_probe(space, op.matvec, dtype, red)
             info["recycle_matvecs"] += 1
         if matches:
             aw_rows = space.image_rows.astype(dtype, copy=True)
@@ -810,14 +997,14 @@ def _establish_rcg(space, op, pc, dtype, n, real, stale_threshold, info):
         maw_rows = aw_rows if pc.is_identity else _products(pc.apply, aw_rows).astype(dtype, copy=False)
         if not matches:
             # slowness under M A, the operator whose small eigenvalues W deflates
-            slowness = _slowness(w_rows, maw_rows, lambda v: pc.apply(op.matvec(v)), n, dtype)
+            slowness = _slowness(w_rows, maw_rows, lambda v: pc.apply(op.matvec(v)), n, dtype, red)
             info["recycle_matvecs"] += 1
             info["recycle_slowness"] = slowness
             if slowness > stale_threshold:
                 reset_reason = (f"stale: slowness {slowness:.3g} of the stored space under the "
                                 f"new operator exceeds stale_threshold={stale_threshold}")
     if reset_reason is None:
-        gram = _rows_dot_block(w_rows, aw_rows, real)
+        gram = red.gram(w_rows, aw_rows, real)
         gram = 0.5 * (gram + np.conj(gram.T))
         finite = bool(np.all(np.isfinite(gram)))
         lam, vectors = np.linalg.eigh(gram) if finite else (np.array([np.nan]), None)
@@ -856,8 +1043,9 @@ def _rcg(op, b, x, pc, monitor, k, ell, space, stale_threshold):
                             "recycle_slowness": None, "projection_reduction": None,
                             "recycle_matvecs": 0}
 
+    red = _reduction_of(op)
     r = b - op.matvec(x)
-    r_norm = float(np.linalg.norm(r))
+    r_norm = red.norm(r)
     if monitor.is_converged(r_norm):
         info["recycle_dim"] = space.dim if space is not None else 0
         return x, monitor.start(r_norm), info
@@ -868,7 +1056,7 @@ def _rcg(op, b, x, pc, monitor, k, ell, space, stale_threshold):
         if k > 0:
             if space.dim > k:
                 _truncate(space, k)
-            established = _establish_rcg(space, op, pc, dtype, n, real, stale_threshold, info)
+            established = _establish_rcg(space, op, pc, dtype, n, real, stale_threshold, info, red)
             if isinstance(established, str):
                 monitor.start(r_norm)
                 return x, ConvergedReason.DIVERGED_INDEFINITE_MAT, info
@@ -881,18 +1069,18 @@ def _rcg(op, b, x, pc, monitor, k, ell, space, stale_threshold):
     # ---- initial projections: Galerkin onto W (WᴴAW = I), then the stored solutions ------
     before = r_norm
     if kw:
-        coefficients = _rows_dot(w_rows, r, real)
+        coefficients = red.dot_rows(w_rows, r, real)
         x += coefficients @ w_rows
         r -= coefficients @ aw_rows
-    previous = None if retry else _previous_solutions(space, n, dtype)
+    previous = None if retry else _previous_solutions(space, n, dtype, red)
     if previous is not None:
         images = _products(op.matvec, previous)
         info["recycle_matvecs"] += previous.shape[0]
         if kw:
-            along_w = np.conj(_rows_dot_block(images, w_rows, real))  # [s, kw]: w_jᴴ A x_i
+            along_w = np.conj(red.gram(images, w_rows, real))  # [s, kw]: w_jᴴ A x_i
             previous -= along_w @ w_rows
             images -= along_w @ aw_rows
-        gram = _rows_dot_block(previous, images, real)
+        gram = red.gram(previous, images, real)
         gram = 0.5 * (gram + np.conj(gram.T))
         if np.all(np.isfinite(gram)):
             lam, vectors = np.linalg.eigh(gram)
@@ -902,31 +1090,33 @@ def _rcg(op, b, x, pc, monitor, k, ell, space, stale_threshold):
                 transform = (vectors[:, keep] / np.sqrt(lam[keep])).astype(dtype)
                 previous = transform.T @ previous
                 images = transform.T @ images
-                coefficients = _rows_dot(previous, r, real)
+                coefficients = red.dot_rows(previous, r, real)
                 x += coefficients @ previous
                 r -= coefficients @ images
-    r_norm = float(np.linalg.norm(r))
+    r_norm = red.norm(r)
     info["projection_reduction"] = r_norm / before if before > 0 else None
     reason = monitor.start(r_norm)
     if reason is None:
         reason, w_rows, aw_rows = _deflated_cg(op, pc, monitor, x, r, w_rows, aw_rows, maw_rows,
-                                               k if space is not None else 0, ell, dtype, real)
+                                               k if space is not None else 0, ell, dtype, real,
+                                               red)
     if space is not None:
         _store_rcg_space(space, w_rows, aw_rows, op, pc, info)
-        _store_solution(space, x, replace_last=retry)
+        _store_solution(space, x, red, replace_last=retry)
     return x, reason, info
 
 
-def _deflated_cg(op, pc, monitor, x, r, w_rows, aw_rows, maw_rows, k, ell, dtype, real):
+def _deflated_cg(op, pc, monitor, x, r, w_rows, aw_rows, maw_rows, k, ell, dtype, real, red):
     """Deflated PCG from ``r`` (``Wᴴ r = 0``); returns ``(reason, W, AW)``, updating ``x``."""
     kw = 0 if w_rows is None else w_rows.shape[0]
     collect = k > 0
     z = np.asarray(pc.apply(r), dtype=dtype)
-    rho = float(np.real(np.vdot(r, z)))
+    # rᴴz and (AW)ᴴz together: one reduction per step under MPI
+    rho, g = red.dot_and_rows(r, z, aw_rows if kw else None, real)
+    rho = float(np.real(rho))
     if not rho > 0 or not math.isfinite(rho):
         return ConvergedReason.DIVERGED_INDEFINITE_PC, w_rows, aw_rows
     if kw:
-        g = _rows_dot(aw_rows, z, real)
         p = z - g @ w_rows
     else:
         p = np.array(z, dtype=dtype, copy=True)
@@ -939,7 +1129,7 @@ def _deflated_cg(op, pc, monitor, x, r, w_rows, aw_rows, maw_rows, k, ell, dtype
     gs: list[np.ndarray] = [g] if kw else []
     while True:
         q = op.matvec(p)
-        delta = float(np.real(np.vdot(p, q)))
+        delta = float(np.real(red.dot(p, q)))
         if not math.isfinite(delta):
             reason = ConvergedReason.DIVERGED_NAN_OR_INF
             break
@@ -954,11 +1144,12 @@ def _deflated_cg(op, pc, monitor, x, r, w_rows, aw_rows, maw_rows, k, ell, dtype
             alphas.append(alpha)
         x += alpha * p
         r -= alpha * q
-        reason = monitor.step(float(np.linalg.norm(r)))
+        reason = monitor.step(red.norm(r))
         if reason is not None:
             break
         z = np.asarray(pc.apply(r), dtype=dtype)
-        rho_next = float(np.real(np.vdot(r, z)))
+        rho_next, g_next = red.dot_and_rows(r, z, aw_rows if kw else None, real)
+        rho_next = float(np.real(rho_next))
         if not math.isfinite(rho_next):
             reason = ConvergedReason.DIVERGED_NAN_OR_INF
             break
@@ -971,20 +1162,20 @@ def _deflated_cg(op, pc, monitor, x, r, w_rows, aw_rows, maw_rows, k, ell, dtype
         if collect and len(rhos) <= ell:
             rhos.append(rho)
         if kw:
-            g = _rows_dot(aw_rows, z, real)
+            g = g_next
             p -= g @ w_rows
             if collect and len(gs) <= ell:
                 gs.append(g)
     if collect:
         updated = _rcg_ritz_update(w_rows, aw_rows, maw_rows, kept_p, kept_ap, alphas, deltas,
-                                   rhos, gs, k, real, dtype)
+                                   rhos, gs, k, real, dtype, red)
         if updated is not None:
             w_rows, aw_rows = updated
     return reason, w_rows, aw_rows
 
 
 def _rcg_ritz_update(w_rows, aw_rows, maw_rows, kept_p, kept_ap, alphas, deltas, rhos, gs, k,
-                     real, dtype):
+                     real, dtype, red: Reduction = LOCAL_REDUCTION):
     """Ritz vectors of ``M A`` in the A inner product over ``S = [W, P]``: the new ``(W, AW)``.
 
     ``Sᴴ A S = diag(I, pⱼᴴApⱼ)``. ``Sᴴ A M A S`` from the CG coefficients, with
@@ -1007,7 +1198,7 @@ def _rcg_ritz_update(w_rows, aw_rows, maw_rows, kept_p, kept_ap, alphas, deltas,
     alpha = np.asarray(alphas[:usable])
     rho = np.asarray(rhos[:usable + 1])
     if kw:
-        kww = _rows_dot_block(aw_rows, maw_rows, real)
+        kww = red.gram(aw_rows, maw_rows, real)
         stiffness[:kw, :kw] = 0.5 * (kww + np.conj(kww.T))
         mass[:kw, :kw] = np.eye(kw)
         g = np.column_stack(gs[:usable + 1])  # [kw, usable + 1]
@@ -1030,7 +1221,7 @@ def _rcg_ritz_update(w_rows, aw_rows, maw_rows, kept_p, kept_ap, alphas, deltas,
     if kw:
         new_w += coeff[:, :kw] @ w_rows
         new_aw += coeff[:, :kw] @ aw_rows
-    if not (np.all(np.isfinite(new_w)) and np.all(np.isfinite(new_aw))):
+    if not red.all_true(bool(np.all(np.isfinite(new_w)) and np.all(np.isfinite(new_aw)))):
         return None
     return new_w, new_aw
 

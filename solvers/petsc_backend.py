@@ -13,11 +13,22 @@ What is here:
   precondition a native KSP.
 - :class:`PetscSolver`: one KSP and one PC, configured once and reused for a sequence of
   systems (``setOperators`` for each new matrix).
+- :class:`GcrodrKSP`, :class:`RecyclingCGKSP`: the suite's recycling methods (the NumPy
+  implementations of :mod:`pdesuite.solvers.gcrodr`, not a second copy) as petsc4py python-KSP
+  contexts. They work on the rank-local arrays of PETSc Vecs, apply ``A`` through the Mat and
+  the KSP's own PC (any PETSc PC), and reduce over the KSP's communicator, so they run under
+  ``mpiexec -n N``; the recycle space lives in the context and carries over between solves.
 - :func:`solve`: the backend entry point of :func:`pdesuite.solvers.solve`.
 
 Methods (PETSc's own implementations): ``cg``, ``fcg``, ``gmres`` (``restart``, ``side``),
 ``fgmres`` (``restart``), ``bicgstab`` (BCGS, ``side``), ``minres``, ``richardson``
-(``omega``, PETSc's scale). Preconditioners by name: ``none``, ``jacobi``, ``sor``,
+(``omega``, PETSc's scale); and the suite's own, as python KSPs: ``gcrodr`` (``restart``,
+``k``, ``side``, ``stale_threshold``, ``reorthogonalize``, ``solutions``; default GCRO-DR(40,
+20), right-preconditioned) and ``rcg`` (``k``, ``ell``, ``stale_threshold``, ``solutions``).
+Their counts are exact (counted by the context) and ``info`` adds the recycling state:
+``recycle_dim``, ``recycle_reset``, ``reason_reset``, ``recycle_slowness``,
+``projection_reduction``, ``recycle_matvecs``, ``solves``, ``resets`` (and ``cycles``,
+``reorthogonalizations`` for gcrodr). Preconditioners by name: ``none``, ``jacobi``, ``sor``,
 ``gauss-seidel``, ``ssor``, ``ilu``, ``icc`` (alias ``ic``), ``gamg``, ``asm``; or any
 object with ``apply`` through :class:`PythonPC`. The defaults follow the NumPy backend:
 GMRES(40) left-preconditioned, BiCGStab right-preconditioned, FCG with ``mmax=1``.
@@ -93,7 +104,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdesuite.solvers.api import PRECONDITIONER_OPTION_PREFIX, validate_tolerances
-from pdesuite.solvers.preconditioner import FunctionPreconditioner, MatrixPreconditioner
+from pdesuite.solvers.gcrodr import (LOCAL_REDUCTION, MPIReduction, RecycleSpace, Reduction, gcrodr,
+                                     rcg)
+from pdesuite.solvers.linear_operator import Operator
+from pdesuite.solvers.monitor import ConvergenceMonitor
+from pdesuite.solvers.preconditioner import (CountingPreconditioner, FunctionPreconditioner,
+                                             MatrixPreconditioner)
 from pdesuite.solvers.result import ConvergedReason, SolveResult
 
 try:
@@ -105,9 +121,11 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     ) from error
 
 __all__ = [
+    "GcrodrKSP",
     "PETSC_REASON_MAP",
     "PetscSolver",
     "PythonPC",
+    "RecyclingCGKSP",
     "from_petsc_vec",
     "solve",
     "to_petsc_mat",
@@ -430,6 +448,8 @@ class _Method:
     matvecs: Callable[[int, int, int], int]
     pc_applies: Callable[[int, int, int, str, int], int]
     exact: bool = True
+    #: for the suite's own methods: the python-KSP context class (exact counts of its own)
+    python_context: Optional[Callable[..., Any]] = None
 
 
 _U, _P = "unpreconditioned", "preconditioned"
@@ -456,8 +476,6 @@ _METHODS: dict[str, _Method] = {
                           lambda k, c, g: k + g, lambda k, c, g, s, cap: k),
 }
 
-#: Method names of the PETSc backend.
-METHODS = tuple(_METHODS)
 #: Preconditioner names of the PETSc backend, with the options each takes (prefix ``pc_``).
 PRECONDITIONERS: dict[str, tuple[str, ...]] = {
     "none": (),
@@ -490,6 +508,366 @@ def _check_omega(value: Any, low: float, high: float, name: str = "omega") -> fl
     return float(value)
 
 
+# --------------------------------------------------------------------------- python KSPs: recycling
+
+
+class _LocalMatOperator(Operator):
+    """``A v`` for a PETSc Mat on rank-local NumPy rows ``[n_local]``, with the comm's reduction.
+
+    The arrays are lent to two work Vecs with ``placeArray`` for the duration of one ``mult``:
+    no copies besides the fresh output array the algorithms may keep.
+    """
+
+    def __init__(self, mat: "PETSc.Mat", reduction: Reduction):
+        n_local, n = mat.getLocalSize()[0], mat.getSize()[0]
+        super().__init__(self._mult, n_local, np.dtype(PETSc.ScalarType))
+        self.reduction = reduction
+        self.global_n = n
+        self.mat = mat
+        comm = mat.getComm()
+        self._in = PETSc.Vec().createWithArray(np.zeros(n_local, dtype=PETSc.ScalarType),
+                                               size=(n_local, n), comm=comm)
+        self._out = self._in.duplicate()
+
+    def _mult(self, v: np.ndarray) -> np.ndarray:
+        out = np.empty(self.n, dtype=PETSc.ScalarType)
+        _lend(self._in, v)
+        self._out.placeArray(out)
+        try:
+            self.mat.mult(self._in, self._out)
+        finally:
+            self._in.resetArray()
+            self._out.resetArray()
+        return out
+
+    def destroy(self) -> None:
+        self._in.destroy()
+        self._out.destroy()
+
+
+def _lend(vec: "PETSc.Vec", array: np.ndarray) -> None:
+    """``vec.placeArray(array)``, copying only what PETSc cannot read in place."""
+    if (not isinstance(array, np.ndarray) or array.dtype != PETSc.ScalarType
+            or not array.flags.c_contiguous or not array.flags.writeable):
+        array = np.array(array, dtype=PETSc.ScalarType)
+    vec.placeArray(array)
+
+
+class _KSPPreconditioner:
+    """The KSP's own PETSc PC (any type: jacobi, bjacobi/ilu, gamg, python, ...) as ``apply(r)``."""
+
+    def __init__(self, pc: "PETSc.PC", work: "PETSc.Vec", linear: bool):
+        self.pc = pc
+        self.linear = linear
+        self._in = work.duplicate()
+        self._out = work.duplicate()
+        self._n = work.getLocalSize()
+
+    def apply(self, r: np.ndarray) -> np.ndarray:
+        out = np.empty(self._n, dtype=PETSc.ScalarType)
+        _lend(self._in, r)
+        self._out.placeArray(out)
+        try:
+            self.pc.apply(self._in, self._out)
+        finally:
+            self._in.resetArray()
+            self._out.resetArray()
+        return out
+
+    def destroy(self) -> None:
+        self._in.destroy()
+        self._out.destroy()
+
+
+class _KSPMonitor(ConvergenceMonitor):
+    """The suite's monitor that also reports every residual norm to the KSP.
+
+    Iteration number, residual norm, convergence history and ``KSPMonitor`` (so that
+    ``-ksp_monitor`` and :class:`PetscSolver`'s callback work) are updated at every step.
+    """
+
+    def __init__(self, ksp: "PETSc.KSP", b_norm: float, rtol: float, atol: float,
+                 maxiter: int, dtol: float):
+        super().__init__(b_norm, rtol, atol, maxiter, None, dtol)
+        self.ksp = ksp
+
+    def _report(self, rnorm: float) -> None:
+        self.ksp.setIterationNumber(self.iterations)
+        self.ksp.setResidualNorm(rnorm)
+        self.ksp.logConvergenceHistory(rnorm)
+        self.ksp.monitor(self.iterations, rnorm)
+
+    def start(self, rnorm: float) -> Optional[ConvergedReason]:
+        reason = super().start(rnorm)
+        self._report(float(rnorm))
+        return reason
+
+    def step(self, rnorm: float) -> Optional[ConvergedReason]:
+        reason = super().step(rnorm)
+        self._report(float(rnorm))
+        return reason
+
+
+def _petsc_code(reason: ConvergedReason) -> int:
+    """The ``KSPConvergedReason`` code that stands for one of our reasons."""
+    name = _PETSC_NAME_OF.get(reason, "DIVERGED_BREAKDOWN")  # stagnation: PETSc has no name
+    return getattr(PETSc.KSP.ConvergedReason, name)
+
+
+#: The reverse of :data:`PETSC_REASON_MAP`: our reason → the PETSc name a python KSP sets.
+_PETSC_NAME_OF: dict[ConvergedReason, str] = {
+    ConvergedReason.CONVERGED_RTOL: "CONVERGED_RTOL",
+    ConvergedReason.CONVERGED_ATOL: "CONVERGED_ATOL",
+    ConvergedReason.DIVERGED_PC_FAILED: "DIVERGED_PC_FAILED",
+}
+for _name, _ours in PETSC_REASON_MAP.items():
+    if _ours is not None:
+        _PETSC_NAME_OF.setdefault(_ours, _name)
+
+#: Counters of a method's ``info`` that add up over the continuation attempts of one solve.
+_SUMMED_INFO = ("cycles", "reorthogonalizations", "recycle_matvecs")
+
+
+class _RecyclingKSP:
+    """A petsc4py python-KSP context that runs one of the suite's recycling methods.
+
+    The method is the NumPy implementation in :mod:`pdesuite.solvers.gcrodr`, run on the
+    rank-local arrays of ``b`` and ``x``, with ``A`` applied by the KSP's Mat, the KSP's own
+    PC as the preconditioner, and the global reductions of the KSP's communicator
+    (:class:`~pdesuite.solvers.gcrodr.MPIReduction` when it has more than one rank). The
+    recycle space lives here, so one KSP reused across a sequence (``setOperators`` for each
+    matrix) recycles from one solve to the next.
+
+    Install with ``ksp.setType(PETSc.KSP.Type.PYTHON); ksp.setPythonContext(ctx)`` or through
+    :class:`PetscSolver`. The KSP's tolerances (rtol, atol, divtol, max_it) and
+    initial-guess flag are honoured; the test is ``‖r‖ ≤ max(rtol·‖b‖, atol)`` on the method's
+    residual norm (the true one for right preconditioning and for rcg).
+
+    Attributes:
+        space: the :class:`~pdesuite.solvers.gcrodr.RecycleSpace` carried between solves.
+        reason: our :class:`ConvergedReason` of the last KSP solve (``DIVERGED_STAGNATION``
+            has no PETSc code and is set on the KSP as DIVERGED_BREAKDOWN).
+        info: the method's ``info`` of the last solve, plus ``solves`` and ``resets``.
+        matvecs, pc_applies: products and PC applications of the last KSP solve.
+        continuing: set by :class:`PetscSolver` when a KSP solve continues the previous one
+            from its iterate (same system); the recycle state is then treated as a retry.
+        error: the exception raised inside the last solve (PETSc hides it in a generic error).
+    """
+
+    method = ""
+
+    def __init__(self, stale_threshold: float, solutions: int):
+        self.space = RecycleSpace(solutions=solutions)
+        self.stale_threshold = stale_threshold
+        self.reason: Optional[ConvergedReason] = None
+        self.info: dict[str, Any] = {}
+        self.matvecs = 0
+        self.pc_applies = 0
+        self.continuing = False
+        self.error: Optional[BaseException] = None
+        self.solves = 0
+        self.resets = 0
+        self._mpi_reduction: Optional[MPIReduction] = None
+        self._operator: Optional[_LocalMatOperator] = None
+        self._pc: Optional[CountingPreconditioner] = None
+        self._key: Optional[tuple] = None
+
+    # petsc4py calls these by name
+    def setUp(self, ksp: "PETSc.KSP") -> None:  # noqa: N802
+        pass
+
+    def reset(self, ksp: "PETSc.KSP") -> None:
+        self._release()
+
+    def destroy(self, ksp: "PETSc.KSP") -> None:
+        self._release()
+
+    def view(self, ksp: "PETSc.KSP", viewer: "PETSc.Viewer") -> None:
+        viewer.printfASCII(f"  pdesuite {self._describe()}: recycle_dim={self.space.dim}, "
+                           f"solves={self.solves}, resets={self.resets}\n")
+
+    def _describe(self) -> str:  # pragma: no cover - overridden
+        return self.method
+
+    def _release(self) -> None:
+        if self._operator is not None:
+            self._operator.destroy()
+        if self._pc is not None and self._pc.inner is not None:
+            self._pc.inner.destroy()
+        self._operator = self._pc = None
+        self._key = None
+
+    def _reduction(self, comm: "PETSc.Comm") -> Reduction:
+        if comm.getSize() == 1:
+            return LOCAL_REDUCTION  # serial: plain NumPy, the NumPy backend's numbers
+        # a KSP keeps its communicator for life: one reduction per context
+        if self._mpi_reduction is None:
+            self._mpi_reduction = MPIReduction(comm.tompi4py())
+        return self._mpi_reduction
+
+    def _run(self, op, b, x, pc, monitor):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def solve(self, ksp: "PETSc.KSP", b: "PETSc.Vec", x: "PETSc.Vec") -> None:
+        self.error = None
+        try:
+            self._solve(ksp, b, x)
+        except BaseException as error:
+            # PETSc turns it into a generic error; PetscSolver re-raises this one
+            self.error = error
+            raise
+
+    def _solve(self, ksp: "PETSc.KSP", b: "PETSc.Vec", x: "PETSc.Vec") -> None:
+        mat = ksp.getOperators()[0]
+        petsc_pc = ksp.getPC()
+        if petsc_pc.getFailedReason() != 0:
+            self.reason = ConvergedReason.DIVERGED_PC_FAILED
+            ksp.setConvergedReason(PETSc.KSP.ConvergedReason.DIVERGED_PCSETUP_FAILED)
+            return
+        key = (mat.handle, mat.stateGet(), petsc_pc.handle, petsc_pc.getType(),
+               mat.getSizes())
+        same = key == self._key and self._operator is not None
+        if not (self.continuing and same):
+            # a new system: a new operator object, so that the stored images are re-checked
+            self._release()
+            reduction = self._reduction(ksp.getComm())
+            self._operator = _LocalMatOperator(mat, reduction)
+            linear = True
+            if petsc_pc.getType() == PETSc.PC.Type.PYTHON:
+                linear = bool(getattr(petsc_pc.getPythonContext(), "linear", True))
+            inner = (None if petsc_pc.getType() == PETSc.PC.Type.NONE
+                     else _KSPPreconditioner(petsc_pc, b, linear))
+            self._pc = CountingPreconditioner(inner)
+            # the same Mat, unchanged, and the same PC: one product checks the stored images
+            self.space.same_operator_hint = same
+        self._key = key
+        op, pc = self._operator, self._pc
+        matvecs_before, applies_before = op.matvecs, pc.applies
+
+        rtol, atol, dtol, max_it = ksp.getTolerances()
+        b_norm = b.norm()
+        monitor = _KSPMonitor(ksp, b_norm, rtol, atol, max(int(max_it), 1), dtol)
+        b_local = b.getArray(readonly=True)
+        if ksp.getInitialGuessNonzero():
+            x_local = np.array(x.getArray(readonly=True), dtype=PETSc.ScalarType)
+        else:
+            x_local = np.zeros(op.n, dtype=PETSc.ScalarType)
+        if b_norm == 0.0:
+            x_local[:] = 0.0
+            reason, info = monitor.start(0.0), {}
+        else:
+            try:
+                x_local, reason, info = self._run(op, b_local, x_local, pc, monitor)
+            finally:
+                self.space.same_operator_hint = False
+        x.setArray(x_local)
+        if self.continuing and self.info:
+            for name in _SUMMED_INFO:
+                if name in info:
+                    info[name] = info[name] + self.info.get(name, 0)
+        else:
+            self.solves += 1
+            if info.get("recycle_reset"):
+                self.resets += 1
+        info["recycle_dim"] = self.space.dim
+        info["solves"], info["resets"] = self.solves, self.resets
+        self.info = info
+        self.reason = reason
+        self.matvecs = op.matvecs - matvecs_before
+        self.pc_applies = pc.applies - applies_before
+        ksp.setIterationNumber(monitor.iterations)
+        ksp.setResidualNorm(monitor.residuals[-1])
+        ksp.setConvergedReason(_petsc_code(reason))
+
+
+class GcrodrKSP(_RecyclingKSP):
+    """GCRO-DR(restart, k) as a PETSc python KSP; see :func:`pdesuite.solvers.gcrodr.gcrodr`.
+
+    Args:
+        restart: ``m``, the search space of a cycle (recycled + new), >= 2; default 40.
+        k: recycled dimension, ``0 <= k < restart``; default 20.
+        side: ``"right"`` (default; flexible, monitors the true residual norm) or ``"left"``.
+        stale_threshold: drop a stored space whose slowness exceeds this (default 0.7).
+        solutions: previous solutions joining the initial projection (default 4).
+        reorthogonalize: ``"ifneeded"`` (default), ``"always"`` or ``"never"``.
+
+    Raises:
+        ValueError: an option out of range.
+    """
+
+    method = "gcrodr"
+
+    def __init__(self, restart: int = _DEFAULT_RESTART, k: int = 20, side: str = "right",
+                 stale_threshold: float = 0.7, solutions: int = 4,
+                 reorthogonalize: str = "ifneeded"):
+        self.restart = _check_int("restart", restart, 1)
+        self.k = _check_int("k", k, 0)
+        if self.k >= self.restart:
+            raise ValueError(f"k: must be smaller than restart={self.restart}, got k={self.k}")
+        if side not in ("right", "left"):
+            raise ValueError(f"side: expected 'right' or 'left', got {side!r}")
+        if reorthogonalize not in ("ifneeded", "always", "never"):
+            raise ValueError(f"reorthogonalize: expected 'ifneeded', 'always' or 'never', "
+                             f"got {reorthogonalize!r}")
+        self.side = side
+        self.reorthogonalize = reorthogonalize
+        super().__init__(_check_threshold(stale_threshold), _check_int("solutions", solutions, 0))
+
+    def _describe(self) -> str:
+        return f"GCRO-DR(m={self.restart}, k={self.k}, side={self.side})"
+
+    def _run(self, op, b, x, pc, monitor):
+        return gcrodr(op, b, x, pc, monitor, restart=self.restart, k=self.k, recycle=self.space,
+                      side=self.side, stale_threshold=self.stale_threshold,
+                      reorthogonalize=self.reorthogonalize)
+
+
+class RecyclingCGKSP(_RecyclingKSP):
+    """Recycling (deflated) CG as a PETSc python KSP; see :func:`pdesuite.solvers.gcrodr.rcg`.
+
+    For Hermitian positive definite ``A`` and PC. Args: ``k`` recycled dimension (default
+    10), ``ell`` CG directions kept for the Ritz update (default ``max(2k, 30)``),
+    ``stale_threshold`` (default 0.7), ``solutions`` (default 4).
+    """
+
+    method = "rcg"
+
+    def __init__(self, k: int = 10, ell: Optional[int] = None, stale_threshold: float = 0.7,
+                 solutions: int = 4):
+        self.k = _check_int("k", k, 0)
+        self.ell = None if ell is None else _check_int("ell", ell, 1)
+        super().__init__(_check_threshold(stale_threshold), _check_int("solutions", solutions, 0))
+
+    def _describe(self) -> str:
+        return f"recycling CG(k={self.k}, ell={self.ell})"
+
+    def _run(self, op, b, x, pc, monitor):
+        return rcg(op, b, x, pc, monitor, k=self.k, ell=self.ell, recycle=self.space,
+                   stale_threshold=self.stale_threshold)
+
+
+def _check_threshold(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+            or not float(value) >= 0.0:
+        raise ValueError(f"stale_threshold: expected a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _no_count(*args: Any) -> int:
+    return 0  # a python KSP counts its products itself
+
+
+_METHODS["gcrodr"] = _Method("python", ("restart", "k", "side", "stale_threshold", "reorthogonalize",
+                                        "solutions"), ("right", "left"), True,
+                             {"right": _U, "left": _P}, _no_count, _no_count,
+                             python_context=GcrodrKSP)
+_METHODS["rcg"] = _Method("python", ("k", "ell", "stale_threshold", "solutions"), ("left",), False,
+                          {"left": _U}, _no_count, _no_count, python_context=RecyclingCGKSP)
+
+#: Method names of the PETSc backend.
+METHODS = tuple(_METHODS)
+
+
 # --------------------------------------------------------------------------- the solver
 
 
@@ -507,8 +885,10 @@ class PetscSolver:
         comm: PETSc communicator (default ``PETSc.COMM_WORLD``).
         callback: ``callback(iteration, residual_norm)`` after every iteration (a Python
             monitor; without it the loop runs natively).
-        **options: method options: ``restart`` (gmres, fgmres; default 40), ``side``
-            (``"left"``/``"right"``; gmres default left, bicgstab default right), ``mmax``
+        **options: method options: ``restart`` (gmres, fgmres, gcrodr; default 40), ``k``,
+            ``ell``, ``stale_threshold``, ``solutions``, ``reorthogonalize`` (gcrodr, rcg: see
+            :class:`GcrodrKSP`, :class:`RecyclingCGKSP`), ``side``
+            (``"left"``/``"right"``; gmres default left, bicgstab and gcrodr default right), ``mmax``
             (fcg; default 1), ``omega`` (richardson's scale; default 1). Preconditioner
             options with the prefix ``pc_``: ``pc_omega`` (sor, ssor; in (0, 2)),
             ``pc_sweeps``, ``pc_direction`` (sor: forward/backward/symmetric), ``pc_levels``
@@ -518,6 +898,8 @@ class PetscSolver:
     Attributes:
         ksp: the ``PETSc.KSP``, the same object for every solve.
         python_pc: the :class:`PythonPC` when ``pc`` is an object, else None.
+        python_ksp: the python-KSP context (:class:`GcrodrKSP`, :class:`RecyclingCGKSP`) of
+            the recycling methods, holding the recycle space; None for PETSc's own methods.
 
     Raises:
         ValueError: unknown method, preconditioner, side or option value.
@@ -559,6 +941,13 @@ class PetscSolver:
         self.ksp = PETSc.KSP().create(self.comm)
         self.ksp.setOptionsPrefix(self._prefix)
         self.ksp.setType(self._spec.ksp_type)
+        self.python_ksp: Optional[_RecyclingKSP] = None
+        if self._spec.python_context is not None:
+            context_options = dict(method_options)
+            if "side" in self._spec.options:
+                context_options["side"] = self.side
+            self.python_ksp = self._spec.python_context(**context_options)
+            self.ksp.setPythonContext(self.python_ksp)
         if key in ("gmres", "fgmres"):
             self.ksp.setGMRESRestart(self.restart)
         if key == "fcg":
@@ -850,20 +1239,30 @@ class PetscSolver:
             self.ksp.setInitialGuessNonzero(nonzero_guess)
             self.ksp.setConvergenceHistory(length=remaining + 2, reset=True)
             self._its_offset = iterations
+            if self.python_ksp is not None:
+                self.python_ksp.continuing = attempts > 0
+                self.python_ksp.reason = None
             self._run(b_vec, x_vec)
             attempts += 1
             its = self.ksp.getIterationNumber()
             cycles = max(1, math.ceil(its / self.restart))
             iterations += its
-            matvecs += self._spec.matvecs(its, cycles, int(nonzero_guess))
             code = self.ksp.getConvergedReason()
             petsc_name = _reason_name(code)
-            pc_applies += self._spec.pc_applies(its, cycles, int(nonzero_guess), self.side,
-                                                int(petsc_name == "DIVERGED_MAX_IT"))
+            if self.python_ksp is not None:
+                matvecs += self.python_ksp.matvecs
+                pc_applies += self.python_ksp.pc_applies
+            else:
+                matvecs += self._spec.matvecs(its, cycles, int(nonzero_guess))
+                pc_applies += self._spec.pc_applies(its, cycles, int(nonzero_guess), self.side,
+                                                    int(petsc_name == "DIVERGED_MAX_IT"))
             hist = np.asarray(self.ksp.getConvergenceHistory(), dtype=float)
             history.append(hist if not history else hist[1:])
             if code <= 0:
                 reason = PETSC_REASON_MAP.get(petsc_name, ConvergedReason.DIVERGED_BREAKDOWN)
+                if self.python_ksp is not None and self.python_ksp.reason is not None \
+                        and petsc_name != "DIVERGED_PCSETUP_FAILED":
+                    reason = self.python_ksp.reason  # ours, stagnation included
                 if petsc_name == "DIVERGED_PCSETUP_FAILED":
                     # PETSc fills x with Inf to poison it; no iteration ran, so the last
                     # valid iterate is the initial guess.
@@ -907,6 +1306,8 @@ class PetscSolver:
             pc_applies = 0  # PCNONE copies; as the NumPy backend, the identity is not counted
         residuals = np.concatenate(history) if history else np.zeros(0)
         info.update({"petsc_reason": petsc_name, "attempts": attempts, "true_residual": true_norm})
+        if self.python_ksp is not None:
+            info.update(self.python_ksp.info)
         residual.destroy()
         return self._result(x_vec, b_global, A, reason, iterations, matvecs, pc_applies,
                             residuals, start, info)
@@ -921,7 +1322,8 @@ class PetscSolver:
             # PETSc wraps a Python exception from a callback in a generic error: re-raise
             # the original one.
             for error in (self._callback_error,
-                          self.python_pc.error if self.python_pc is not None else None):
+                          self.python_pc.error if self.python_pc is not None else None,
+                          self.python_ksp.error if self.python_ksp is not None else None):
                 if error is not None:
                     raise error from None
             # PETSc refused the input (a matrix without stored diagonal entries for ILU, ...):

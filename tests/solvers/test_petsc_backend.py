@@ -437,7 +437,7 @@ def test_vector_round_trip_shares_memory_in_serial():
 
 
 @pytest.mark.parametrize("call, error, match", [
-    (lambda c: pb.solve(c.A, c.b, method="gcrodr"), ValueError, "method: unknown method"),
+    (lambda c: pb.solve(c.A, c.b, method="sor"), ValueError, "method: unknown method"),
     (lambda c: pb.solve(c.A, c.b, M="multigrid"), ValueError, "pc: unknown preconditioner"),
     (lambda c: pb.solve(c.A, c.b, method="cg", restart=5), TypeError, "unknown option"),
     (lambda c: pb.solve(c.A, c.b, M="jacobi", pc_omega=1.2), TypeError, "pc_omega"),
