@@ -536,7 +536,7 @@ def gcrodr(op, b, x, pc, monitor, restart: int = 40, k: int = 20,
             recycles only between the cycles of this solve (GMRES-DR).
         side: ``"right"`` (default; the monitored norm is the true residual norm; flexible:
             the preconditioner may be nonlinear) or ``"left"`` (monitors ``‖M r‖`` scaled by
-            ``‖b‖ / ‖M b‖``; needs a linear preconditioner).
+            ``‖r‖ / ‖M r‖`` at the initial iterate; needs a linear preconditioner).
         stale_threshold: drop a stored space whose slowness under the new operator exceeds
             this (>= 0; default 0.7; see the module docstring).
         reorthogonalize: ``"ifneeded"`` (default: a second classical Gram–Schmidt pass when
@@ -612,9 +612,12 @@ def _gcrodr(op, b, x, pc, monitor, restart, k, space, side, stale_threshold, reo
     r = b - op.matvec(x)
     monitor_scale = 1.0
     if left:
-        mb_norm = red.norm(pc.apply(b))
-        monitor_scale = red.norm(b) / mb_norm if mb_norm > 0 else 1.0
+        # The monitor sees ‖M r‖ rescaled by ‖r‖/‖M r‖ at the current iterate, so that the api's
+        # true-residual retry starts with a ratio measured where the last attempt stopped.
+        true_norm = red.norm(r)
         r = np.asarray(pc.apply(r), dtype=dtype)
+        mr_norm = red.norm(r)
+        monitor_scale = true_norm / mr_norm if mr_norm > 0 else 1.0
     else:
         r0_norm = red.norm(r)
         if monitor.is_converged(r0_norm):
