@@ -37,6 +37,8 @@ from typing import Sequence
 import numpy as np
 import scipy.fft
 
+from pdesuite.discretization.grid import check_shape
+
 __all__ = ["default_sigma", "gaussian_random_field", "grf_spectrum"]
 
 
@@ -75,7 +77,7 @@ def gaussian_random_field(
         float64 array ``[*shape]`` or ``[n_samples, *shape]``; each sample has grid mean zero
         (periodic and cosine cases; exactly, up to round-off).
     """
-    shape_t = _check_shape(shape, minimum=3 if zero_boundary else 2)
+    shape_t = check_shape(shape, minimum=3 if zero_boundary else 2, what="a random field")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
     if zero_boundary and periodic:
@@ -124,7 +126,7 @@ def grf_spectrum(
     this (cosine), and ``scipy.fft.dstn(u_interior, type=1, norm="ortho")² = ∏(n_d − 1) ·`` this
     (sine). Useful to check samples against their spectrum.
     """
-    shape_t = _check_shape(shape, minimum=3 if zero_boundary else 2)
+    shape_t = check_shape(shape, minimum=3 if zero_boundary else 2, what="a random field")
     return _spectral_amplitude(shape_t, alpha, tau, sigma, periodic, zero_boundary) ** 2
 
 
@@ -149,23 +151,6 @@ def _spectral_amplitude(shape: tuple[int, ...], alpha, tau, sigma, periodic: boo
     if not zero_boundary:
         amplitude[(0,) * ndim] = 0.0
     return amplitude
-
-
-def _check_shape(shape, minimum: int) -> tuple[int, ...]:
-    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
-        shape = (shape,)
-    try:
-        entries = tuple(shape)
-    except TypeError:
-        raise TypeError(f"shape: expected an int or a sequence of ints, got {type(shape).__name__}") from None
-    if not 1 <= len(entries) <= 3:
-        raise ValueError(f"shape: expected 1 to 3 axes, got {len(entries)}")
-    for n in entries:
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-            raise TypeError(f"shape: entries must be ints, got {n!r}")
-        if n < minimum:
-            raise ValueError(f"shape: needs at least {minimum} points per axis, got {entries}")
-    return tuple(int(n) for n in entries)
 
 
 def _check_positive(value, name: str) -> float:

@@ -38,7 +38,7 @@ class Grid:
         if centering not in _CENTERINGS:
             raise ValueError(f"centering: expected one of {_CENTERINGS}, got {centering!r}")
         self._centering = centering
-        self._shape = _check_shape(shape, minimum=2 if centering == "node" else 1, centering=centering)
+        self._shape = check_shape(shape, minimum=2 if centering == "node" else 1, what=f"a {centering}-centred grid")
         self._bounds = _check_bounds(bounds, len(self._shape))
         divisions = [n - 1 if centering == "node" else n for n in self._shape]
         self._spacing = tuple((hi - lo) / m for (lo, hi), m in zip(self._bounds, divisions))
@@ -52,7 +52,7 @@ class Grid:
         grid on which :mod:`.fd` with :class:`~.boundary.Periodic` conditions has period
         ``hi - lo`` (FD wraps node ``n - 1`` to node ``0`` at distance one spacing).
         """
-        shape_t = _check_shape(shape, minimum=2, centering="node")
+        shape_t = check_shape(shape, minimum=2, what="a node-centred grid")
         bounds_t = _check_bounds(bounds, len(shape_t))
         open_bounds = [(lo, hi - (hi - lo) / n) for (lo, hi), n in zip(bounds_t, shape_t)]
         return cls(shape_t, open_bounds, "node")
@@ -206,7 +206,8 @@ class Grid:
         return f"Grid(shape={self._shape}, bounds={self._bounds}, centering={self._centering!r})"
 
 
-def _check_shape(shape, minimum: int, centering: str) -> tuple[int, ...]:
+def check_shape(shape, minimum: int, what: str = "a grid") -> tuple[int, ...]:
+    """``shape`` (an int or 1–3 ints, each >= ``minimum``) as a tuple; errors name ``shape``."""
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         shape = (shape,)
     try:
@@ -219,7 +220,7 @@ def _check_shape(shape, minimum: int, centering: str) -> tuple[int, ...]:
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
             raise TypeError(f"shape: entries must be ints, got {n!r}")
         if n < minimum:
-            raise ValueError(f"shape: a {centering}-centred grid needs at least {minimum} points per axis, got {entries}")
+            raise ValueError(f"shape: {what} needs at least {minimum} points per axis, got {entries}")
     return tuple(int(n) for n in entries)
 
 

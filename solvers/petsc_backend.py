@@ -530,15 +530,7 @@ class _LocalMatOperator(Operator):
         self._out = self._in.duplicate()
 
     def _mult(self, v: np.ndarray) -> np.ndarray:
-        out = np.empty(self.n, dtype=PETSc.ScalarType)
-        _lend(self._in, v)
-        self._out.placeArray(out)
-        try:
-            self.mat.mult(self._in, self._out)
-        finally:
-            self._in.resetArray()
-            self._out.resetArray()
-        return out
+        return _apply_lent(self.mat.mult, self._in, self._out, v, self.n)
 
     def destroy(self) -> None:
         self._in.destroy()
@@ -553,6 +545,20 @@ def _lend(vec: "PETSc.Vec", array: np.ndarray) -> None:
     vec.placeArray(array)
 
 
+def _apply_lent(operation, vec_in: "PETSc.Vec", vec_out: "PETSc.Vec", array: np.ndarray,
+                n_local: int) -> np.ndarray:
+    """``operation(vec_in, vec_out)`` on NumPy arrays lent to the two Vecs; returns the output."""
+    out = np.empty(n_local, dtype=PETSc.ScalarType)
+    _lend(vec_in, array)
+    vec_out.placeArray(out)
+    try:
+        operation(vec_in, vec_out)
+    finally:
+        vec_in.resetArray()
+        vec_out.resetArray()
+    return out
+
+
 class _KSPPreconditioner:
     """The KSP's own PETSc PC (any type: jacobi, bjacobi/ilu, gamg, python, ...) as ``apply(r)``."""
 
@@ -564,15 +570,7 @@ class _KSPPreconditioner:
         self._n = work.getLocalSize()
 
     def apply(self, r: np.ndarray) -> np.ndarray:
-        out = np.empty(self._n, dtype=PETSc.ScalarType)
-        _lend(self._in, r)
-        self._out.placeArray(out)
-        try:
-            self.pc.apply(self._in, self._out)
-        finally:
-            self._in.resetArray()
-            self._out.resetArray()
-        return out
+        return _apply_lent(self.pc.apply, self._in, self._out, r, self._n)
 
     def destroy(self) -> None:
         self._in.destroy()
