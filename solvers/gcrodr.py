@@ -676,6 +676,24 @@ def _truncate(space: RecycleSpace, dim: int) -> None:
         space.coupling = space.coupling[:dim, :dim]
 
 
+def _record_reset(space: RecycleSpace, info: dict, reset_reason: Optional[str], op: Any, pc: Any,
+                  side: Optional[str]) -> bool:
+    """Drop the space for ``reset_reason`` (True), or keep reporting a reset of this same solve."""
+    if reset_reason is not None:
+        info["recycle_reset"] = True
+        info["reason_reset"] = reset_reason
+        space._drop_space()  # the stored solutions stay: their projection cannot hurt
+        space._reset_of_current = reset_reason
+        return True
+    if space._reset_of_current is not None and space._matches(op, pc, side):
+        # a retry within the same solve: keep reporting the reset of its first try
+        info["recycle_reset"] = True
+        info["reason_reset"] = space._reset_of_current
+    else:
+        space._reset_of_current = None
+    return False
+
+
 def _establish_gcrodr(space, op, pc, side, dtype, n, real, track_y, right, apply_operator,
                       stale_threshold, info, red) -> Optional[_GcrodrSpace]:
     """The stored space made valid for this operator (or dropped, with the reason in info)."""
@@ -718,18 +736,8 @@ def _establish_gcrodr(space, op, pc, side, dtype, n, real, track_y, right, apply
                 exact = u_y is not None or not right
                 coupling = red.gram(c_rows, u_y if u_y is not None else u_x, real) if exact else None
                 rec = _GcrodrSpace(c_rows, u_x, u_y, coupling)
-    if reset_reason is not None:
-        info["recycle_reset"] = True
-        info["reason_reset"] = reset_reason
-        space._drop_space()  # the stored solutions stay: their projection cannot hurt
-        space._reset_of_current = reset_reason
+    if _record_reset(space, info, reset_reason, op, pc, side):
         return None
-    if space._reset_of_current is not None and space._matches(op, pc, side):
-        # a retry within the same solve: keep reporting the reset of its first try
-        info["recycle_reset"] = True
-        info["reason_reset"] = space._reset_of_current
-    else:
-        space._reset_of_current = None
     return rec
 
 
@@ -1019,17 +1027,8 @@ def _establish_rcg(space, op, pc, dtype, n, real, stale_threshold, info, red):
             info["recycle_reset"] = True
             info["reason_reset"] = "WᴴAW has a negative eigenvalue: A is not positive definite"
             return "indefinite"
-    if reset_reason is not None:
-        info["recycle_reset"] = True
-        info["reason_reset"] = reset_reason
-        space._drop_space()  # the stored solutions stay: their projection cannot hurt
-        space._reset_of_current = reset_reason
+    if _record_reset(space, info, reset_reason, op, pc, None):
         return None
-    if space._reset_of_current is not None and space._matches(op, pc, None):
-        info["recycle_reset"] = True
-        info["reason_reset"] = space._reset_of_current
-    else:
-        space._reset_of_current = None
     keep = lam > 1e-10 * top
     transform = (vectors[:, keep] / np.sqrt(lam[keep])).astype(dtype)
     maw_rows = transform.T @ maw_rows
