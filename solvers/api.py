@@ -21,6 +21,8 @@ PRECONDITIONER_OPTION_PREFIX = "pc_"
 #: How often a claimed convergence whose true residual misses the target is retried from the
 #: current iterate before the solve is declared stagnant.
 _TRUE_RESIDUAL_RETRIES = 3
+#: Methods whose theory needs a symmetric positive definite preconditioner.
+_NEEDS_SPD_PRECONDITIONER = ("cg", "minres", "rcg")
 
 
 def _load_methods() -> None:
@@ -165,6 +167,13 @@ def _solve_numpy(A, b, method, M, x0, rtol, atol, maxiter, callback, options) ->
 
     start = time.perf_counter()
     pc = CountingPreconditioner(make_preconditioner(M, op, **pc_options))
+    if isinstance(M, str) and key in _NEEDS_SPD_PRECONDITIONER and not pc.symmetric:
+        warnings.warn(
+            f"M={M!r} is not symmetric, but method {key!r} needs a symmetric positive definite "
+            "preconditioner; use 'jacobi', 'ssor' or 'ic', or a method for general matrices "
+            "('gmres', 'fgmres', 'bicgstab')",
+            stacklevel=3,
+        )
     if not pc.linear and not spec.flexible:
         warnings.warn(
             f"M is nonlinear but method {key!r} assumes a fixed linear preconditioner; "

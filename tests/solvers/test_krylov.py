@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pdesuite.solvers import (
     ConvergedReason,
     FunctionPreconditioner,
+    ICPreconditioner,
     SolverError,
     solve,
 )
@@ -465,3 +466,20 @@ def test_converged_means_true_residual_below_tolerance(n, seed, spd, log_conditi
         else:
             # Only the hard combination may fail: tiny rtol on the worst-conditioned matrices.
             assert rtol == 1e-11, (method, options, result)
+
+
+def test_cg_with_a_named_nonsymmetric_preconditioner_warns():
+    case = CASES["diffusion2d"]
+    with pytest.warns(UserWarning, match="M='ilu' is not symmetric"):
+        solve(case.A, case.b, method="cg", M="ilu", maxiter=3)
+
+
+def test_ic_preconditioner_is_symmetric_and_matches_its_factors():
+    A = CASES["diffusion2d"].A
+    pc = ICPreconditioner(A)
+    rng = np.random.default_rng(7)
+    y, z = rng.standard_normal((2, A.shape[0]))
+    assert np.dot(z, pc.apply(y)) == pytest.approx(np.dot(y, pc.apply(z)), rel=1e-12)
+    # M = L D Lᵀ: applying M to M⁻¹ y gives y back.
+    M = (pc.L @ sp.diags_array(1.0 / pc.inv_pivots) @ pc.L.T)
+    np.testing.assert_allclose(M @ pc.apply(y), y, rtol=1e-10, atol=1e-10)
