@@ -195,6 +195,25 @@ def _rows_dot_block(rows: np.ndarray, others: np.ndarray, real: bool) -> np.ndar
     return np.conj(rows @ np.conj(others).T)
 
 
+def _truncated_qr(matrix: np.ndarray, rows_to_follow: list[Optional[np.ndarray]]):
+    """Pivoted QR of ``matrix`` ``[m, j]`` cut at its numerical rank (1e-12 relative).
+
+    Returns ``(Q [m, rank], follow)``, where each of ``rows_to_follow`` (rows matching the
+    columns of ``matrix``) is carried through the same change of basis, or None for a zero or
+    non-finite matrix.
+    """
+    q, r, piv = sla.qr(matrix, mode="economic", pivoting=True, check_finite=False)
+    diag = np.abs(np.diag(r))
+    if diag.size == 0 or diag[0] == 0.0:
+        return None
+    rank = int(np.sum(diag > 1e-12 * diag[0]))
+    r = r[:rank, :rank]
+    follow = [None if rows is None else
+              sla.solve_triangular(r, rows[piv[:rank]], trans="T", check_finite=False)
+              for rows in rows_to_follow]
+    return q[:, :rank], follow
+
+
 class Reduction:
     """Global reductions over vectors stored as local NumPy arrays; this one is serial (local).
 
@@ -337,16 +356,11 @@ class MPIReduction(Reduction):
         padded[:p] = r_local
         stacked = np.empty((self.size * k, k), dtype=r_local.dtype)
         self.comm.Allgather(padded, stacked)
-        q, r, piv = sla.qr(stacked, mode="economic", pivoting=True, check_finite=False)
-        diag = np.abs(np.diag(r))
-        if diag.size == 0 or diag[0] == 0.0:
+        truncated = _truncated_qr(stacked, rows_to_follow)
+        if truncated is None:
             return None
-        rank = int(np.sum(diag > 1e-12 * diag[0]))
-        r = r[:rank, :rank]
-        follow = [None if rows is None else
-                  sla.solve_triangular(r, rows[piv[:rank]], trans="T", check_finite=False)
-                  for rows in rows_to_follow]
-        mine = q[self.rank * k:self.rank * k + p, :rank]
+        q, follow = truncated
+        mine = q[self.rank * k:self.rank * k + p]
         return np.ascontiguousarray((q_local @ mine).T), follow
 
 
@@ -385,16 +399,11 @@ def _orthonormalize_image(image_rows: np.ndarray, rows_to_follow: list[Optional[
     """
     if not np.all(np.isfinite(image_rows)):
         return None
-    q, r, piv = sla.qr(image_rows.T, mode="economic", pivoting=True, check_finite=False)
-    diag = np.abs(np.diag(r))
-    if diag.size == 0 or diag[0] == 0.0:
+    truncated = _truncated_qr(image_rows.T, rows_to_follow)
+    if truncated is None:
         return None
-    rank = int(np.sum(diag > 1e-12 * diag[0]))
-    r = r[:rank, :rank]
-    follow = [None if rows is None else
-              sla.solve_triangular(r, rows[piv[:rank]], trans="T", check_finite=False)
-              for rows in rows_to_follow]
-    return np.ascontiguousarray(q[:, :rank].T), follow
+    q, follow = truncated
+    return np.ascontiguousarray(q.T), follow
 
 
 def _previous_solutions(space: Optional[RecycleSpace], n: int, dtype: np.dtype,
