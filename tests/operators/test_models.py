@@ -27,14 +27,7 @@ SMALL = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # tiny tensors on a shared 2-core machine: with 2 intra-op threads competing with other
-    # processes, these tests ran ~20x slower than with one
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _output(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

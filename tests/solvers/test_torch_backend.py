@@ -24,15 +24,7 @@ from tests.solvers.matrix_registry import (  # noqa: E402
 )
 
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These systems are tiny: a second thread only adds synchronisation, and on a loaded
-    # machine torch's spinning worker threads make each solve many times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _rhs(n: int, batch: int, seed: int) -> np.ndarray:
