@@ -35,6 +35,17 @@ at most the blocks in flight. Worker processes notice when their parent dies and
 Per sample the solver statistics go to ``solver/`` (see :mod:`.storage`); a sample whose solve
 did not converge is stored with ``converged=False`` and its reason, never dropped.
 
+Tuning (``solver={..., "tune": "omega"}``, CLI ``--tune omega``; :func:`resolve_tune_config`):
+a bandit of :mod:`pdesuite.solvers.tuning` chooses SOR/SSOR's ω (or the recycled dimension k)
+for every linear solve and learns from its iteration count, as in *Learning to Relax*. Like the
+recycle space, **the tuner is created fresh for every block and learns within the block only**:
+it is seeded from ``(seed, block)``, so its choices, and so the arrays, are the same for any
+worker count and after a resume. With few samples per block it has little to learn from; a
+larger ``chunk_size`` gives it more. The value chosen for each sample is stored in
+``solver/omega`` (or ``solver/k``; float64, the mean over the solves of a trajectory), and
+the tune configuration is part of ``solver_config`` in the root attributes, so it is checked
+on resume like the rest.
+
 Time-dependent families (``family.time_dependent``) are run through
 ``family.simulate(params, solve)``; ``solve(A, b, x0=None)`` is our solver, and the statistics
 of all its calls within a trajectory are summed (iterations, matvecs, time), or the worst kept
@@ -71,10 +82,14 @@ from pdesuite.datasets.storage import (
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "ORDERS",
+    "TUNABLE_OPTIONS",
+    "TUNER_NAMES",
+    "TUNING_CONTEXTS",
     "add_arguments",
     "cli_generate",
     "generate",
     "resolve_solver_config",
+    "resolve_tune_config",
     "run",
 ]
 
@@ -89,6 +104,28 @@ _PLAN_FILE = "plan.json"
 _ORDER_FILE = "order.npy"
 _LOCK_FILE = "lock"
 _RECYCLE_KEYS = ("m", "k", "side", "stale_threshold", "solutions")
+#: Options a tuner may choose per solve: ``solver={"tune": "omega"}`` (see :func:`resolve_tune_config`).
+TUNABLE_OPTIONS = ("omega", "k")
+#: Tuners by name, the classes of :mod:`pdesuite.solvers.tuning`.
+TUNER_NAMES = ("tsallis", "contextual-tsallis", "chebcb", "fixed")
+#: Scalar contexts of the contextual tuners (``NAME`` is a parameter of the family's samples).
+TUNING_CONTEXTS = ("diagonal-contrast", "parameter-mean:NAME", "parameter-std:NAME")
+_CONTEXTUAL_TUNERS = ("contextual-tsallis", "chebcb")
+#: The constructor options of each tuner that a tune configuration may set.
+_TUNER_OPTIONS = {
+    "tsallis": ("scale", "learning_rate"),
+    "contextual-tsallis": ("scale", "learning_rate", "bins"),
+    "chebcb": ("degree", "gamma", "ridge", "scale"),
+    "fixed": (),
+}
+_TUNE_KEYS = ("option", "tuner", "values", "value", "context", "context_range")
+#: Preconditioner names and relaxation methods whose ω can be tuned.
+_OMEGA_PRECONDITIONERS = ("sor", "ssor")
+_OMEGA_METHODS = ("sor", "ssor")
+#: Default context range of ``"diagonal-contrast"``: log10 of max/min diagonal entry, 0 to 2.
+_DEFAULT_CONTRAST_RANGE = (0.0, 2.0)
+#: Mixed into the tuner's seed so that its stream differs from every sample's stream.
+_TUNER_STREAM = 0x74756E65
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,13 +143,15 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
             recycle, any other method of :func:`pdesuite.solvers.solve` solves
             independently), and optionally ``M`` (a preconditioner *name*, e.g. ``"ilu"``),
             ``rtol`` (default 1e-8), ``atol`` (0), ``maxiter`` (10,000), ``m``, ``k``,
-            ``side``, ``stale_threshold``, ``solutions`` (recycling) and any further method or
-            ``pc_*`` option.
+            ``side``, ``stale_threshold``, ``solutions`` (recycling), ``tune`` (a tuner that
+            chooses ω or k per solve; see :func:`resolve_tune_config`) and any further method
+            or ``pc_*`` option.
         spd: the family's matrices are symmetric positive definite.
 
     Returns:
         dict with ``mode`` (``"recycle"``/``"independent"``), ``method``, ``M``, ``rtol``,
-        ``atol``, ``maxiter`` and ``options`` (the rest).
+        ``atol``, ``maxiter``, ``options`` (the rest) and, when tuning, ``tune`` (the resolved
+        tune configuration; ``k`` is then None if k is the tuned option).
     """
     if isinstance(solver, str):
         if solver == "recycle":
@@ -143,6 +182,8 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
         "atol": float(config.pop("atol", 0.0)),
         "maxiter": int(config.pop("maxiter", DEFAULT_MAXITER)),
     }
+    tune = config.pop("tune", None)
+    explicit_k = "k" in config
     if resolved["mode"] == "recycle":
         resolved.update({"m": 40, "k": 20})
         for key in _RECYCLE_KEYS:
@@ -156,7 +197,239 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
     if resolved["mode"] == "recycle" and resolved["method"] == "rcg" and not spd:
         raise ValueError("solver: method 'rcg' needs an SPD family; this family is not SPD, "
                          "use 'gcrodr'")
+    if tune is not None:
+        resolved["tune"] = resolve_tune_config(tune, resolved, explicit_k=explicit_k)
+        if resolved["tune"]["option"] == "k":
+            resolved["k"] = None  # chosen per solve by the tuner
     return resolved
+
+
+def resolve_tune_config(tune: Union[str, Mapping[str, Any]], solver_config: Mapping[str, Any],
+                        explicit_k: bool = False) -> dict[str, Any]:
+    """The full, JSON-serialisable configuration of the tuner of a generation.
+
+    A tuner chooses one option of the solver for every linear solve, from the iteration counts
+    of the solves before it (:mod:`pdesuite.solvers.tuning`, *Learning to Relax*):
+
+    - ``"omega"``: the relaxation factor ω of an SOR/SSOR preconditioner (``M="sor"`` or
+      ``"ssor"``; the solve gets ``pc_omega``), or of the relaxation method itself
+      (``method="sor"``/``"ssor"``; it gets ``omega``). Values in (0, 2); default the grid
+      of the paper, 20 values in [1, 1.95] (:func:`~pdesuite.solvers.tuning.omega_grid`).
+    - ``"k"``: the recycled dimension of the RecyclingSolver (``"rcg"``/``"gcrodr"``), which
+      may change from one system to the next (a smaller k keeps the leading vectors of the
+      space). Integers in [0, m); default ``0, m/8, ..., 6m/8`` (7 values; 0, 5, ..., 30 for
+      m = 40). The cost a tuner sees is the iteration count, not the time, so it does not
+      charge a larger k for its dearer iterations: it tends to the largest k that pays.
+
+    Args:
+        tune: the option name (``"omega"`` or ``"k"``: Tsallis-INF over the default values),
+            or a dict with ``option`` (required), ``tuner`` (one of :data:`TUNER_NAMES`,
+            default ``"tsallis"``), ``values`` (the candidates), ``value`` (``"fixed"``
+            only: the one value, instead of ``values``), the options of the tuner's class
+            (``scale``, ``learning_rate``; ``bins`` for ``"contextual-tsallis"``; ``degree``,
+            ``gamma``, ``ridge`` for ``"chebcb"``) and, for the contextual tuners,
+            ``context`` and ``context_range``. No ``seed``: every block's tuner is seeded
+            from the dataset seed and the block index.
+        solver_config: the resolved solver configuration (``mode``, ``method``, ``M``,
+            ``options``, ``m``) the tuner works in.
+        explicit_k: the solver configuration set ``k`` itself (a conflict when tuning k).
+
+    Contexts (contextual tuners only; a scalar per linear solve, clipped silently into
+    ``context_range``):
+
+    - ``"diagonal-contrast"`` (default): ``log10(max|a_ii| / min|a_ii|)`` of the matrix being
+      solved, a measure of the coefficient contrast of any family; default range (0, 2).
+    - ``"parameter-mean:NAME"``, ``"parameter-std:NAME"``: the mean or standard deviation of
+      the sample's parameter ``NAME`` (e.g. ``"parameter-std:coefficient"`` of Darcy);
+      ``context_range`` is then required.
+
+    Returns:
+        dict with ``option``, ``target`` (the solve option it sets: ``"pc_omega"``,
+        ``"omega"`` or ``"k"``), ``tuner``, ``values``, ``context``, ``context_range`` and
+        ``tuner_options``.
+
+    Raises:
+        ValueError: an unknown option, tuner, context or key; values out of range; an option
+            the solver does not have (ω without SOR/SSOR, k without recycling); a tuned
+            option that the configuration also fixes. Messages start with ``solver: tune``.
+    """
+    if isinstance(tune, str):
+        tune = {"option": tune}
+    if not isinstance(tune, Mapping):
+        raise TypeError(f"solver: tune must be an option name {TUNABLE_OPTIONS} or a dict, got "
+                        f"{type(tune).__name__}")
+    spec = dict(tune)
+    option = spec.pop("option", None)
+    if option not in TUNABLE_OPTIONS:
+        raise ValueError(f"solver: tune option must be one of {TUNABLE_OPTIONS}, got {option!r}")
+    tuner = spec.pop("tuner", "tsallis")
+    if tuner not in TUNER_NAMES:
+        raise ValueError(f"solver: tune tuner must be one of {TUNER_NAMES}, got {tuner!r}")
+    allowed = set(_TUNE_KEYS) | set(_TUNER_OPTIONS[tuner])
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        hint = " (the tuner is seeded from the dataset seed and the block)" if "seed" in unknown else ""
+        raise ValueError(f"solver: tune has unknown key(s) {unknown} for tuner {tuner!r}; it takes "
+                         f"{sorted(allowed - {'option', 'tuner'})}{hint}")
+    method, preconditioner = solver_config["method"], solver_config["M"]
+    options = solver_config["options"]
+
+    if option == "omega":
+        if preconditioner in _OMEGA_PRECONDITIONERS:
+            target = "pc_omega"
+        elif preconditioner is None and method in _OMEGA_METHODS:
+            target = "omega"
+        else:
+            raise ValueError(f"solver: tune option 'omega' needs M in {_OMEGA_PRECONDITIONERS} or "
+                             f"method in {_OMEGA_METHODS} without M; got method={method!r}, "
+                             f"M={preconditioner!r}")
+        if target in options:
+            raise ValueError(f"solver: tune option 'omega' conflicts with the fixed {target}="
+                             f"{options[target]!r}; drop one of them")
+        default_values = None  # omega_grid(), filled below
+    else:
+        if solver_config["mode"] != "recycle":
+            raise ValueError(f"solver: tune option 'k' needs a RecyclingSolver (method 'rcg' or "
+                             f"'gcrodr'), got method={method!r}")
+        if explicit_k:
+            raise ValueError("solver: tune option 'k' conflicts with the fixed k of the solver "
+                             "configuration; drop one of them")
+        target = "k"
+        m = int(solver_config["m"])
+        default_values = sorted({int(round(v)) for v in np.linspace(0, 0.75 * m, 7)} - {m})
+
+    if tuner == "fixed":
+        if "values" in spec:
+            raise ValueError("solver: tune tuner 'fixed' takes 'value' (one value), not 'values'")
+        if "value" not in spec:
+            raise ValueError("solver: tune tuner 'fixed' needs 'value'")
+        raw_values: Any = [spec.pop("value")]
+    else:
+        if "value" in spec:
+            raise ValueError(f"solver: tune 'value' is for tuner 'fixed'; tuner {tuner!r} takes 'values'")
+        raw_values = spec.pop("values", None)
+        if raw_values is None:
+            from pdesuite.solvers.tuning import omega_grid
+
+            raw_values = omega_grid().tolist() if option == "omega" else default_values
+    values = _tune_values(option, raw_values, solver_config)
+
+    context = spec.pop("context", None)
+    context_range = spec.pop("context_range", None)
+    if tuner in _CONTEXTUAL_TUNERS:
+        context = "diagonal-contrast" if context is None else context
+        _check_context_name(context)
+        if context_range is None:
+            if context != "diagonal-contrast":
+                raise ValueError(f"solver: tune context {context!r} needs a context_range (lo, hi)")
+            context_range = _DEFAULT_CONTRAST_RANGE
+        try:
+            lo, hi = (float(v) for v in context_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"solver: tune context_range must be a pair (lo, hi) of numbers, got "
+                             f"{context_range!r}") from None
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(f"solver: tune context_range needs finite lo < hi, got {context_range!r}")
+        context_range = [lo, hi]
+    elif context is not None or context_range is not None:
+        raise ValueError(f"solver: tune context and context_range are for the contextual tuners "
+                         f"{_CONTEXTUAL_TUNERS}, not {tuner!r}")
+
+    resolved = {"option": option, "target": target, "tuner": tuner, "values": values,
+                "context": context, "context_range": context_range,
+                "tuner_options": dict(sorted(spec.items()))}
+    try:
+        json.dumps(resolved)
+    except TypeError as error:
+        raise TypeError(f"solver: tune options must be JSON-serialisable ({error})") from error
+    try:  # the tuner's own checks (scale, learning_rate, bins, ...), once, here
+        _build_tuner(resolved, seed=0)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"solver: tune: {error}") from error
+    return resolved
+
+
+def _tune_values(option: str, raw_values: Any, solver_config: Mapping[str, Any]) -> list:
+    if isinstance(raw_values, (str, bytes, Mapping)) or not hasattr(raw_values, "__iter__"):
+        raise ValueError(f"solver: tune values must be a sequence of candidates, got {raw_values!r}")
+    items = [v.item() if isinstance(v, np.generic) else v for v in raw_values]
+    if not items:
+        raise ValueError("solver: tune values are empty")
+    if option == "omega":
+        for value in items:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 2.0:
+                raise ValueError(f"solver: tune values of omega must lie in (0, 2), got {value!r}")
+        return [float(value) for value in items]
+    m = int(solver_config["m"])
+    for value in items:
+        integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        if isinstance(value, bool) or not integral or not 0 <= value < m:
+            raise ValueError(f"solver: tune values of k must be integers in [0, m={m}), got {value!r}")
+    return [int(value) for value in items]
+
+
+def _check_context_name(context: Any) -> None:
+    if context == "diagonal-contrast":
+        return
+    if isinstance(context, str) and ":" in context:
+        statistic, name = context.split(":", 1)
+        if statistic in ("parameter-mean", "parameter-std") and name:
+            return
+    raise ValueError(f"solver: tune context must be one of {TUNING_CONTEXTS}, got {context!r}")
+
+
+def _build_tuner(tune: Mapping[str, Any], seed: int) -> Any:
+    """A fresh tuner of the resolved tune configuration ``tune``."""
+    from pdesuite.solvers import tuning
+
+    name, values, options = tune["tuner"], tune["values"], tune["tuner_options"]
+    if name == "fixed":
+        return tuning.FixedTuner(values[0], seed=seed)
+    if name == "tsallis":
+        return tuning.TsallisINF(values, seed=seed, **options)
+    if name == "contextual-tsallis":
+        return tuning.ContextualTsallisINF(values, tuple(tune["context_range"]), seed=seed, **options)
+    return tuning.ChebCB(values, tuple(tune["context_range"]), seed=seed, **options)
+
+
+def _tuner_seed(seed: int, block: int) -> int:
+    """The seed of block ``block``'s tuner: a function of the dataset seed and the block only."""
+    return int(np.random.SeedSequence([seed, block, _TUNER_STREAM]).generate_state(1, np.uint64)[0])
+
+
+class _BlockTuning:
+    """The tuner of one block and the context of each of its solves."""
+
+    def __init__(self, tune: Mapping[str, Any], seed: int, block: int):
+        self.option = tune["option"]
+        self.target = tune["target"]
+        self.tuner = _build_tuner(tune, _tuner_seed(seed, block))
+        self._context = tune["context"]
+        self._range = tune["context_range"]
+
+    def context(self, A: Any, params: Optional[Mapping[str, Any]]) -> Optional[float]:
+        """The scalar context of a solve of ``A`` for the sample ``params`` (None if unused)."""
+        if self._context is None:
+            return None
+        if self._context == "diagonal-contrast":
+            diagonal = getattr(A, "diagonal", None)
+            if not callable(diagonal):
+                raise ValueError(f"solver: tune context 'diagonal-contrast' needs a matrix with "
+                                 f"diagonal(), got {type(A).__name__}")
+            magnitudes = np.abs(np.asarray(diagonal()))
+            smallest = float(magnitudes.min())
+            value = float(np.log10(magnitudes.max() / smallest)) if smallest > 0 else np.inf
+        else:
+            statistic, name = self._context.split(":", 1)
+            if params is None or name not in params:
+                raise ValueError(f"solver: tune context {self._context!r}: the samples have no "
+                                 f"parameter {name!r}; they have {sorted(params or {})}")
+            field = np.asarray(params[name], dtype=np.float64)
+            value = float(field.mean() if statistic == "parameter-mean" else field.std())
+        if np.isnan(value):
+            raise ValueError(f"solver: tune context {self._context!r} is NaN")
+        lo, hi = self._range
+        return min(max(value, lo), hi)
 
 
 def _family_units(family: Any) -> dict[str, str]:
@@ -207,10 +480,18 @@ class _Plan:
 # --------------------------------------------------------------------------------------------
 
 
-def _make_solver(config: Mapping[str, Any], backend: str) -> Callable[..., Any]:
-    """A ``solve(A, b, x0=None) -> SolveResult`` with the state of one block."""
+def _make_solver(config: Mapping[str, Any], backend: str,
+                 tuning: Optional["_BlockTuning"] = None) -> Callable[..., Any]:
+    """A ``solve(A, b, x0=None, context=None) -> SolveResult`` with the state of one block.
+
+    With ``tuning``, its tuner is passed as the tuned option, so that :func:`solve` asks it
+    for a value (``suggest(context)``) before each solve and reports the iterations after it.
+    """
     from pdesuite.solvers import solve
 
+    options = dict(config["options"])
+    if tuning is not None and tuning.target != "k":
+        options[tuning.target] = tuning.tuner
     if config["mode"] == "recycle":
         if backend != "numpy":
             raise ValueError(f"backend: recycling runs on the 'numpy' backend, got {backend!r}; "
@@ -218,19 +499,20 @@ def _make_solver(config: Mapping[str, Any], backend: str) -> Callable[..., Any]:
         from pdesuite.solvers.gcrodr import RecyclingSolver
 
         kwargs = {key: config[key] for key in _RECYCLE_KEYS if key in config}
+        if tuning is not None and tuning.target == "k":
+            kwargs["k"] = tuning.tuner
         recycler = RecyclingSolver(method=config["method"], rtol=config["rtol"], atol=config["atol"],
-                                   maxiter=config["maxiter"], M=config["M"], **kwargs,
-                                   **config["options"])
+                                   maxiter=config["maxiter"], M=config["M"], **kwargs, **options)
 
-        def solve_recycled(A, b, x0=None):
-            return recycler.solve(A, b, x0=x0)
+        def solve_recycled(A, b, x0=None, context=None):
+            return recycler.solve(A, b, x0=x0, context=context)
 
         return solve_recycled
 
-    def solve_independent(A, b, x0=None):
+    def solve_independent(A, b, x0=None, context=None):
         return solve(A, b, method=config["method"], M=config["M"], x0=x0, rtol=config["rtol"],
                      atol=config["atol"], maxiter=config["maxiter"], backend=backend,
-                     **config["options"])
+                     context=context, **options)
 
     return solve_independent
 
@@ -249,11 +531,14 @@ def _relative_residual(A: Any, b: np.ndarray, result: Any) -> float:
 class _StatsRecorder:
     """Wraps a block's solve callable and aggregates the statistics of one sample's solves."""
 
-    def __init__(self, solve: Callable[..., Any]):
+    def __init__(self, solve: Callable[..., Any], tuning: Optional[_BlockTuning] = None):
         self._solve = solve
+        self._tuning = tuning
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, params: Optional[Mapping[str, Any]] = None) -> None:
+        self.params = params
+        self.tuned: list[float] = []
         self.iterations = 0
         self.matvecs = 0
         self.residual = 0.0
@@ -267,7 +552,12 @@ class _StatsRecorder:
 
         if isinstance(A, LinearSystem):
             A, b = A.A, A.b if b is None else b
-        result = self._solve(A, b, x0=x0)
+        if self._tuning is None:
+            result = self._solve(A, b, x0=x0)
+        else:
+            context = self._tuning.context(A, self.params)
+            result = self._solve(A, b, x0=x0, context=context)
+            self.tuned.append(float(result.info["tuned"][self._tuning.target]))
         self.iterations += int(result.iterations)
         self.matvecs += int(result.matvecs)
         self.time += float(result.time)
@@ -281,9 +571,13 @@ class _StatsRecorder:
         return result
 
     def record(self) -> dict[str, Any]:
-        return {"iterations": self.iterations, "matvecs": self.matvecs, "residual": self.residual,
-                "time": self.time, "reason": self.reason, "converged": self.converged,
-                "steps": self.steps}
+        record = {"iterations": self.iterations, "matvecs": self.matvecs, "residual": self.residual,
+                  "time": self.time, "reason": self.reason, "converged": self.converged,
+                  "steps": self.steps}
+        if self._tuning is not None:
+            # The one value of a steady sample; the mean over a trajectory's solves.
+            record[self._tuning.option] = float(np.mean(self.tuned)) if self.tuned else float("nan")
+        return record
 
 
 def _family_inputs(family: Any, params: Mapping[str, Any]) -> Optional[np.ndarray]:
@@ -296,7 +590,7 @@ def _family_inputs(family: Any, params: Mapping[str, Any]) -> Optional[np.ndarra
 def _solve_sample(plan: _Plan, index: int, recorder: _StatsRecorder) -> dict[str, Any]:
     family = plan.family
     params = family.sample(np.random.default_rng([plan.seed, int(index)]))
-    recorder.reset()
+    recorder.reset(params)
     sample: dict[str, Any] = {"parameters": params}
     if plan.time_dependent:
         trajectory, _ = family.simulate(params, recorder)
@@ -337,7 +631,11 @@ def _run_block(plan: _Plan, block: int, on_sample: Callable[[], None],
     # The pid in the name: a worker orphaned by a killed run can never rename a temporary file
     # that a later run is writing.
     temporary = final.with_name(f"{final.name}.{os.getpid()}.tmp")
-    recorder = _StatsRecorder(_make_solver(plan.solver, plan.backend))
+    # A fresh tuner per block, seeded by (seed, block): like the recycle space it learns
+    # within the block only, so that its choices do not depend on the worker count.
+    tune = plan.solver.get("tune")
+    tuning = _BlockTuning(tune, plan.seed, block) if tune else None
+    recorder = _StatsRecorder(_make_solver(plan.solver, plan.backend, tuning), tuning)
     handle = None
     try:
         for position, index in enumerate(indices):
@@ -370,11 +668,24 @@ def _create_shard(path: Path, plan: _Plan, block: int, indices: np.ndarray, samp
     handle = create_dataset_file(path, n=len(indices), fields=fields, attrs={},
                                  parameters=_parameter_specs(sample["parameters"]),
                                  solver_stats=True, compression=None)
+    _create_tuned_stat(handle, plan, len(indices))
     handle.create_dataset("index", data=np.asarray(indices, dtype=np.int64))
     handle.attrs["run_hash"] = plan.run_hash
     handle.attrs["block"] = int(block)
     handle.attrs["complete"] = False
     return handle
+
+
+def _tuned_stat(plan: _Plan) -> Optional[str]:
+    """The name of the per-sample statistic of the tuned option (``omega``, ``k``), or None."""
+    tune = plan.solver.get("tune")
+    return tune["option"] if tune else None
+
+
+def _create_tuned_stat(handle, plan: _Plan, n: int) -> None:
+    name = _tuned_stat(plan)
+    if name is not None:
+        handle["solver"].create_dataset(name, shape=(n,), dtype=np.float64)
 
 
 def _write_sample(handle, position: int, index: int, sample: Mapping[str, Any],
@@ -562,6 +873,8 @@ def _merge(plan: _Plan, out: Path, run_config: Mapping[str, Any], timings: Mappi
     with create_dataset_file(temporary, n=plan.n, fields=fields, attrs=attrs,
                              coordinates=family.coordinates(), parameters=parameters,
                              solver_stats=True, compression=compression) as handle:
+        _create_tuned_stat(handle, plan, plan.n)
+        tuned = [_tuned_stat(plan)] if _tuned_stat(plan) else []
         handle.create_dataset("solve_order", data=plan.order.astype(np.int64))
         for block in range(plan.n_blocks):
             with h5py.File(plan.block_path(block), "r") as shard:
@@ -576,7 +889,7 @@ def _merge(plan: _Plan, out: Path, run_config: Mapping[str, Any], timings: Mappi
                         handle["parameters"][name][index] = source[position]
                 # Statistics are small: scatter them whole.
                 order = np.argsort(indices)
-                for name in SOLVER_STATS:
+                for name in [*SOLVER_STATS, *tuned]:
                     if name in ("block", "position"):
                         continue
                     values = shard["solver"][name][()]
@@ -629,7 +942,9 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         sort_method: ``"greedy"`` (default), ``"fft"`` or ``"none"``; see :mod:`.sorting`.
         group_size: greedy sorting group size (default 2000).
         solver: ``"recycle"`` (default), ``"independent"`` or a dict; see
-            :func:`resolve_solver_config`.
+            :func:`resolve_solver_config`. Its ``tune`` entry has a tuner choose ω or k per
+            solve, e.g. ``{"method": "rcg", "M": "ssor", "tune": "omega"}`` (Tsallis-INF over
+            20 values of ω in [1, 1.95]); see :func:`resolve_tune_config`.
         backend: solver backend, ``"numpy"`` (default; required for recycling) or ``"petsc"``.
         workers: processes on this machine (default 1: in this process).
         seed: the dataset seed; sample ``i`` is drawn from ``default_rng([seed, i])``.
@@ -907,6 +1222,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--maxiter", type=int, default=None)
     parser.add_argument("--m", type=int, default=None, help="recycling: search space size")
     parser.add_argument("--k", type=int, default=None, help="recycling: recycled dimension")
+    parser.add_argument("--tune", default=None, metavar="OPTION|JSON",
+                        help="tune an option per solve: 'omega' (of --pc sor/ssor, or of --method "
+                             "sor/ssor) or 'k' (recycling), or a JSON tune configuration")
+    parser.add_argument("--tuner", choices=TUNER_NAMES, default=None,
+                        help="tuner of --tune (default tsallis)")
+    parser.add_argument("--tune-values", default=None, metavar="V1,V2,...",
+                        help="candidate values of --tune (default: 20 omegas in [1, 1.95]; "
+                             "k = 0, m/8, ..., 6m/8)")
     parser.add_argument("--backend", default="numpy", choices=("numpy", "petsc"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -927,6 +1250,9 @@ def run(args: argparse.Namespace) -> int:
                                                ("rtol", args.rtol), ("maxiter", args.maxiter),
                                                ("m", args.m), ("k", args.k)) if value is not None}
     try:
+        tune = _cli_tune(args)
+        if tune is not None:
+            overrides["tune"] = tune
         from pdesuite.datasets.family import get_family
 
         family = get_family(args.family, **family_config)
@@ -940,6 +1266,8 @@ def run(args: argparse.Namespace) -> int:
                 base = {"method": base["method"], "M": base["M"], "rtol": base["rtol"],
                         "maxiter": base["maxiter"], **{k: base[k] for k in _RECYCLE_KEYS if k in base},
                         **base["options"]}
+            if tune is not None and tune["option"] == "k":
+                base.pop("k", None)  # the default k, not one the user fixed
             solver = {**base, **overrides}
         out = args.out or f"{args.family}.h5"
         path = generate(family, args.n, out, order=args.order, sort_method=args.sort_method,
@@ -958,6 +1286,33 @@ def run(args: argparse.Namespace) -> int:
               f"{handle.attrs['sort_time']:.3f} s, solves {handle.attrs['solve_time']:.3f} s, "
               f"mean iterations {iterations.mean():.1f}, not converged {int((~converged).sum())}")
     return 0
+
+
+def _cli_tune(args: argparse.Namespace) -> Optional[dict[str, Any]]:
+    """The tune configuration of ``--tune``, ``--tuner`` and ``--tune-values`` (None if none)."""
+    tuner, values = getattr(args, "tuner", None), getattr(args, "tune_values", None)
+    if args.tune is None:
+        if tuner is not None or values is not None:
+            raise ValueError("--tuner and --tune-values need --tune OPTION")
+        return None
+    text = args.tune.strip()
+    if text.startswith("{"):
+        try:
+            tune = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--tune: not a valid JSON object ({error})") from error
+    else:
+        tune = {"option": text}
+    if tuner is not None:
+        tune["tuner"] = tuner
+    if values is not None:
+        try:
+            parsed = [float(item) for item in values.split(",") if item.strip()]
+        except ValueError:
+            raise ValueError(f"--tune-values: expected comma-separated numbers, got {values!r}") from None
+        tune["value" if tune.get("tuner") == "fixed" else "values"] = \
+            parsed[0] if tune.get("tuner") == "fixed" and len(parsed) == 1 else parsed
+    return tune
 
 
 def cli_generate(argv: Optional[Sequence[str]] = None) -> int:
