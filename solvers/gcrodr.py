@@ -24,8 +24,13 @@ vectors divided by ``‖B g‖/‖g‖`` for a fixed random ``g`` (one more prod
 about 0.05 along a slowly varying 2-D diffusion sequence, 0.03–0.16 between independent random
 coefficient fields (where recycling still pays), and about 1 once the unknowns are renumbered
 (``P A Pᵀ``), where the old vectors are as good as random; the first, rough Ritz space of
-deflated CG measured 0.44. Above ``stale_threshold`` (default 0.7) the space is dropped and
-``info["recycle_reset"]`` says so.
+deflated CG measured 0.44. A strong preconditioner clusters the spectrum, so that even the
+slowest vectors are not much slower than random ones (SSOR-preconditioned Darcy: 0.5 at ω = 1,
+above 1 at ω = 1.6, on the very matrix the space was built for). So the space is dropped
+(and ``info["recycle_reset"]`` says so) only when its slowness exceeds ``stale_threshold``
+(default 0.7) *and* the new operator stretches its vectors more than :data:`STALE_GROWTH`
+(2) times as much, in RMS, as the operator it was built for (``info["recycle_growth"]``;
+the old images are stored, so this costs no product).
 
 Vectors are stored as rows of C-contiguous ``[k, n]`` arrays, so that every projection is one
 BLAS-2 call over contiguous memory.
@@ -65,6 +70,9 @@ RECYCLING_METHODS = ("gcrodr", "rcg")
 #: norm (Daniel, Gragg, Kaufman, Stewart). On 2-D diffusion that is nearly every step; a laxer
 #: factor (0.3) skipped them all and let C lose orthogonality to 7e-7 within one solve.
 _REORTH_ETA = 1.0 / math.sqrt(2.0)
+#: A stored space that is not slow under a new operator is still kept while that operator
+#: stretches it at most this much more (RMS) than the operator it was built for.
+STALE_GROWTH = 2.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,6 +391,37 @@ def _slowness(rows: np.ndarray, image_rows: np.ndarray, apply, n: int, dtype,
     return float(np.sqrt(np.mean(stretch**2))) / typical
 
 
+def _stretch_growth(new_images: np.ndarray, old_images: Optional[np.ndarray], red: "Reduction") -> float:
+    """RMS over the stored vectors of ``‖B_new u‖ / ‖B_old u‖`` (images of the same rows).
+
+    1 when the operator did not change on the space (the same matrix with another
+    preconditioner of similar quality, e.g. SSOR at another ω), large when the space's
+    vectors stopped being slow (a renumbered matrix: about 20 on 2-D diffusion).
+    """
+    if old_images is None:
+        return math.inf
+    old = red.row_norms(old_images)
+    new = red.row_norms(new_images)
+    if not (np.all(old > 0) and np.all(np.isfinite(new))):
+        return math.inf
+    return float(np.sqrt(np.mean((new / old) ** 2)))
+
+
+def _stale_reason(slowness: float, growth: float, stale_threshold: float) -> Optional[str]:
+    """Why a re-established space is dropped, or None to keep it.
+
+    Slow vectors of a strongly preconditioned operator are not much slower than a random one
+    (the spectrum is clustered), so slowness alone would drop good spaces; a space is stale
+    only when it is not slow *and* the new operator stretches it clearly more than the old
+    one did (``growth > STALE_GROWTH``).
+    """
+    if slowness <= stale_threshold or growth <= STALE_GROWTH:
+        return None
+    return (f"stale: slowness {slowness:.3g} of the stored space under the new operator exceeds "
+            f"stale_threshold={stale_threshold}, and the operator stretches it {growth:.3g}× more "
+            f"than the last one did")
+
+
 def _products(apply, rows: np.ndarray) -> np.ndarray:
     """``[apply(rows_i)]``, one call per row (so that every product is counted)."""
     out = np.empty_like(rows)
@@ -463,9 +502,10 @@ def _accumulate(info: dict, carried: dict, keys: tuple[str, ...]) -> None:
         totals[key] = totals.get(key, 0) + info.get(key, 0)
         info[key] = totals[key]
     # what the first try measured on the stored space stays the answer for the whole solve
-    if info.get("recycle_slowness") is None:
-        info["recycle_slowness"] = carried.get("recycle_slowness")
-    carried["recycle_slowness"] = info["recycle_slowness"]
+    for key in ("recycle_slowness", "recycle_growth"):
+        if info.get(key) is None:
+            info[key] = carried.get(key)
+        carried[key] = info[key]
 
 
 def _givens(a: Any, b: Any) -> tuple[float, Any, Any]:
@@ -632,7 +672,8 @@ def _gcrodr(op, b, x, pc, monitor, restart, k, space, side, stale_threshold, reo
         return np.asarray(pc.apply(w), dtype=dtype) if left else w
 
     info: dict[str, Any] = {"recycle_dim": 0, "recycle_reset": False, "reason_reset": None,
-                            "recycle_slowness": None, "projection_reduction": None,
+                            "recycle_slowness": None, "recycle_growth": None,
+                            "projection_reduction": None,
                             "recycle_matvecs": 0, "cycles": 0, "recycle_updates": 0,
                             "reorthogonalizations": 0}
 
@@ -750,11 +791,11 @@ def _establish_gcrodr(space, op, pc, side, dtype, n, real, track_y, right, apply
             slowness = _slowness(u_y if track_y else u_x, image, probe_operator, n, dtype, red)
             info["recycle_matvecs"] += 1
             info["recycle_slowness"] = slowness
+            growth = _stretch_growth(image, space.image_rows, red)
+            info["recycle_growth"] = growth
             established = None
-            if slowness > stale_threshold:
-                reset_reason = (f"stale: slowness {slowness:.3g} of the stored space under the "
-                                f"new operator exceeds stale_threshold={stale_threshold}")
-            else:
+            reset_reason = _stale_reason(slowness, growth, stale_threshold)
+            if reset_reason is None:
                 established = red.orthonormalize(image, [u_x, u_y])
                 if established is None:
                     reset_reason = "the operator maps the stored space to zero (or to NaN/Inf)"
@@ -1042,9 +1083,10 @@ def _establish_rcg(space, op, pc, dtype, n, real, stale_threshold, info, red):
             slowness = _slowness(w_rows, maw_rows, lambda v: pc.apply(op.matvec(v)), n, dtype, red)
             info["recycle_matvecs"] += 1
             info["recycle_slowness"] = slowness
-            if slowness > stale_threshold:
-                reset_reason = (f"stale: slowness {slowness:.3g} of the stored space under the "
-                                f"new operator exceeds stale_threshold={stale_threshold}")
+            # growth under A itself: the old A W is stored, the new one was just computed
+            growth = _stretch_growth(aw_rows, space.image_rows, red)
+            info["recycle_growth"] = growth
+            reset_reason = _stale_reason(slowness, growth, stale_threshold)
     if reset_reason is None:
         gram = red.gram(w_rows, aw_rows, real)
         gram = 0.5 * (gram + np.conj(gram.T))
@@ -1073,7 +1115,8 @@ def _rcg(op, b, x, pc, monitor, k, ell, space, stale_threshold):
     n, dtype = op.n, op.dtype
     real = dtype.kind == "f"
     info: dict[str, Any] = {"recycle_dim": 0, "recycle_reset": False, "reason_reset": None,
-                            "recycle_slowness": None, "projection_reduction": None,
+                            "recycle_slowness": None, "recycle_growth": None,
+                            "projection_reduction": None,
                             "recycle_matvecs": 0}
 
     red = _reduction_of(op)
