@@ -8,6 +8,7 @@ and ``W`` is a 1x1 convolution -> project (1x1 to 128 channels, GELU, 1x1 to ``o
 from __future__ import annotations
 
 import itertools
+import numbers
 import string
 from typing import Sequence
 
@@ -29,6 +30,32 @@ def _per_axis(value: int | Sequence[int], ndim: int, argument: str, minimum: int
     if min(values) < minimum:
         raise ValueError(f"{argument}: every entry must be >= {minimum}, got {value!r}")
     return values
+
+
+def _padding_entry(value: object, whole: object) -> int | float:
+    """One axis of ``padding`` as a Python int (grid points) or float (fraction of the domain)."""
+    # bool is an Integral, numpy's bool_ is not a Real: both are refused
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"padding: entries must be ints (grid points) or floats (fractions of the "
+                         f"domain), got {value!r} in {whole!r}")
+    if isinstance(value, numbers.Integral):
+        if value < 0:
+            raise ValueError(f"padding: a number of grid points must be >= 0, got {value!r}")
+        return int(value)
+    value = float(value)
+    if not 0.0 <= value < 1.0:  # NaN fails both comparisons
+        raise ValueError(f"padding: a fraction of the domain must be in [0, 1), got {value!r}")
+    return value
+
+
+def _padding_per_axis(value: object, ndim: int) -> tuple[int | float, ...]:
+    """Validate ``padding``: per axis an int >= 0 (grid points) or a float in [0, 1) (fraction)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (numbers.Real, Sequence)):
+        raise ValueError(f"padding: expected an int, a float or {ndim} of them, got {value!r}")
+    values = [value] * ndim if isinstance(value, numbers.Real) else list(value)
+    if len(values) != ndim:
+        raise ValueError(f"padding: expected an int, a float or {ndim} of them, got {value!r}")
+    return tuple(_padding_entry(v, value) for v in values)
 
 
 class SpectralConv(nn.Module):
@@ -94,11 +121,23 @@ class FNO(GridOperator):
         modes: Fourier modes kept per axis, an int or ``ndim`` ints. Default 12.
         width: channels of the Fourier layers. Default 32.
         layers: Fourier layers. Default 4.
-        padding: grid points appended at the high end of each axis before the FFT and cropped
-            after the last Fourier layer (an int or ``ndim`` ints). The FFT treats the domain as
-            periodic; the pad gives a non-periodic solution (Darcy, zero Dirichlet) room so
-            that its two ends need not match. Default 9, the value of the paper's Darcy
-            script; use 0 for periodic problems.
+        padding: room appended at the high end of each axis before the FFT and cropped after
+            the last Fourier layer; an int, a float, or ``ndim`` of them (one per axis). The FFT
+            treats the (padded) domain as periodic; the pad lets a non-periodic solution (Darcy,
+            zero Dirichlet) have ends that do not match. A float ``f`` in ``[0, 1)`` is a
+            fraction of the domain length: an axis of ``s`` nodes gets ``round(f (s - 1))``
+            points, so the padded period is the same physical length at every resolution and
+            the learned weights act on the same physical frequencies. A model trained at ``s``
+            nodes thus evaluates zero-shot at ``2 s - 1`` (the same domain at half the spacing):
+            there the pad is exactly twice as many points when ``f (s - 1)`` lies within 1/4 of
+            an integer, and otherwise the two padded periods differ by one fine spacing, from
+            the rounding. An int is a number of grid points at every
+            resolution (the paper's code; the padded domain then shrinks on finer grids, and
+            zero-shot evaluation acts on other frequencies). Default 0.1: the paper's Darcy
+            script pads 9 points at 85 nodes, 9 / 84 = 0.107 of the domain; 0.1 is the round
+            value next to it (8 points at 85, 3 at 32 and 6 at 63 nodes). ``padding=9``
+            reproduces the paper's grid exactly. Use 0 for periodic problems. See
+            :meth:`padding_points` and :meth:`padded_shape`.
         grid: append the node coordinates in ``[0, 1]`` as ``ndim`` extra input channels.
             Default True.
         projection_width: hidden channels of the projection. Default 128.
@@ -115,7 +154,12 @@ class FNO(GridOperator):
     spectral weights are 99.6 % of it (2,359,296).
 
     Forward: ``[B, in_channels, *spatial] -> [B, out_channels, *spatial]`` at any resolution
-    (the spectral weights act on frequencies, not grid points).
+    (the spectral weights act on frequencies, not grid points), step by step:
+
+    1. append the node coordinates (``grid``) and lift pointwise to ``width`` channels;
+    2. zero-pad each axis at its high end by :meth:`padding_points`;
+    3. ``layers`` Fourier layers ``v <- K v + W v``, GELU after all but the last;
+    4. crop the padding, project pointwise (``width -> h -> out_channels``, GELU between).
     """
 
     name = "fno"
@@ -128,7 +172,7 @@ class FNO(GridOperator):
         modes: int | Sequence[int] = 12,
         width: int = 32,
         layers: int = 4,
-        padding: int | Sequence[int] = 9,
+        padding: int | float | Sequence[int | float] = 0.1,
         grid: bool = True,
         projection_width: int = 128,
     ) -> None:
@@ -140,9 +184,11 @@ class FNO(GridOperator):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{argument}: expected a positive int, got {value!r}")
         modes_t = _per_axis(modes, ndim, "modes", 1)
-        padding_t = _per_axis(padding, ndim, "padding", 0)
+        padding_t = _padding_per_axis(padding, ndim)
+        # the validated form (Python ints and floats) keeps to_config JSON-friendly; a scalar stays a scalar
+        stored_padding = padding_t[0] if isinstance(padding, numbers.Real) else list(padding_t)
         self._store_config(in_channels=in_channels, out_channels=out_channels, ndim=ndim, modes=modes,
-                           width=width, layers=layers, padding=padding, grid=bool(grid),
+                           width=width, layers=layers, padding=stored_padding, grid=bool(grid),
                            projection_width=projection_width)
         self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
         self.grid, self.padding = bool(grid), padding_t
@@ -153,6 +199,21 @@ class FNO(GridOperator):
         self.project_hidden = conv(width, projection_width, 1)
         self.project_out = conv(projection_width, out_channels, 1)
 
+    def padding_points(self, spatial: Sequence[int]) -> tuple[int, ...]:
+        """Grid points appended per axis for an input of ``spatial`` nodes.
+
+        An int entry of ``padding`` is used as is; a float ``f`` gives ``round(f (s - 1))`` for
+        an axis of ``s`` nodes (Python's ``round``, half to even). Example: ``padding=0.1``
+        gives 3 points at 32 nodes and 6 at 63.
+        """
+        if len(spatial) != self.ndim:
+            raise ValueError(f"spatial: expected {self.ndim} sizes, got {tuple(spatial)!r}")
+        return tuple(p if isinstance(p, int) else round(p * (n - 1)) for p, n in zip(self.padding, spatial))
+
+    def padded_shape(self, spatial: Sequence[int]) -> tuple[int, ...]:
+        """Sizes the Fourier layers work on: ``spatial`` plus :meth:`padding_points`."""
+        return tuple(n + p for n, p in zip(spatial, self.padding_points(spatial)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, in_channels, *spatial] -> [B, out_channels, *spatial]``; S = spatial, P = padded."""
         self._check_input(x)                                                # x: [B, C_in, *S]
@@ -160,8 +221,9 @@ class FNO(GridOperator):
         if self.grid:
             x = torch.cat([x, grid_coordinates(x, self.ndim)], dim=1)       # [B, C_in + d, *S]
         x = self.lift(x)                                                    # [B, w, *S]
-        pad = [p for axis_pad in reversed(self.padding) for p in (0, axis_pad)]  # F.pad: last axis first
-        x = F.pad(x, pad)                                                   # [B, w, *P], P = S + padding
+        points = self.padding_points(spatial)
+        pad = [p for axis_pad in reversed(points) for p in (0, axis_pad)]   # F.pad: last axis first
+        x = F.pad(x, pad)                                                   # [B, w, *P], P = S + points
         last = len(self.spectral) - 1
         for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise)):
             x = spectral(x).to(x.dtype) + pointwise(x)                      # [B, w, *P]

@@ -22,6 +22,8 @@ __all__ = ["LSM", "NeuralSpectralBlock"]
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _BATCHNORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+NORMS = ("batch", "group", "none")
+_GROUPS_AT_MOST = 8
 _INTERPOLATION = {2: "bilinear", 3: "trilinear"}
 _SCALES = 5  # the paper's U-Net: 4 poolings, so padded sizes are multiples of 2**4
 _CHANNEL_MULTIPLIERS = (1, 2, 4, 8, 8)
@@ -123,14 +125,34 @@ class NeuralSpectralBlock(nn.Module):
         return _unpatchify(pixels, spatial) + x                             # [B, c, *S]
 
 
-class _DoubleConv(nn.Sequential):
-    """(3x3 conv without bias -> BatchNorm -> ReLU) twice: the U-Net's convolution unit."""
+def _group_count(channels: int) -> int:
+    """GroupNorm groups: the largest divisor of ``channels`` up to 8 that leaves >= 2 channels
+    per group (8 for every channel count of the default widths; 1 for a single channel)."""
+    return max((g for g in range(1, _GROUPS_AT_MOST + 1) if channels % g == 0 and channels // g >= 2), default=1)
 
-    def __init__(self, in_channels: int, out_channels: int, mid_channels: int, ndim: int) -> None:
-        conv, norm = _CONV[ndim], _BATCHNORM[ndim]
+
+def _normalisation(norm: str, channels: int, ndim: int) -> nn.Module:
+    if norm == "batch":
+        return _BATCHNORM[ndim](channels)
+    if norm == "group":
+        return nn.GroupNorm(_group_count(channels), channels)
+    return nn.Identity()
+
+
+class _DoubleConv(nn.Sequential):
+    """(3x3 conv -> norm -> ReLU) twice: the U-Net's convolution unit.
+
+    The convolutions have a bias only without normalisation (``norm="none"``): BatchNorm and
+    GroupNorm subtract the mean and add their own shift, which would cancel a bias.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, mid_channels: int, ndim: int, norm: str) -> None:
+        conv, bias = _CONV[ndim], norm == "none"
         super().__init__(
-            conv(in_channels, mid_channels, 3, padding=1, bias=False), norm(mid_channels), nn.ReLU(),
-            conv(mid_channels, out_channels, 3, padding=1, bias=False), norm(out_channels), nn.ReLU(),
+            conv(in_channels, mid_channels, 3, padding=1, bias=bias), _normalisation(norm, mid_channels, ndim),
+            nn.ReLU(),
+            conv(mid_channels, out_channels, 3, padding=1, bias=bias), _normalisation(norm, out_channels, ndim),
+            nn.ReLU(),
         )
 
 
@@ -155,6 +177,19 @@ class LSM(GridOperator):
             far less (64 stays 64, where ``p = 6`` would pad to 96).
         grid: append node coordinates in ``[0, 1]`` as input channels. Default True.
         projection_width: hidden channels of the output projection. Default 128.
+        norm: normalisation after each U-Net convolution, one of ``NORMS``:
+
+            - ``"batch"`` (default, the paper's): BatchNorm. Train and eval modes differ, and
+              training needs more than one value per channel at the coarsest scale: a batch of
+              1 on a grid of at most 16 points per axis (coarsest scale 1 x 1) is refused with
+              a ValueError in train mode.
+            - ``"group"``: GroupNorm with up to 8 groups of at least 2 channels (8 groups at
+              the default widths); per sample, so any batch size (1 included) trains and
+              train and eval modes agree. The same parameter count as ``"batch"``.
+            - ``"none"``: no normalisation; the U-Net convolutions get a bias instead.
+
+            Instance normalisation is not offered: at the coarsest scale of small grids the
+            map is 1 x 1, a single value per channel and sample, which it cannot normalise.
 
     Any grid size works, rectangles included: the lifted field is zero-padded at the high end
     of each axis to the size the 4 poolings and the patches need, and cropped back before the
@@ -163,7 +198,7 @@ class LSM(GridOperator):
     Forward: lift (1x1) -> pad -> U-Net encoder (double conv, then 4 x [max-pool, double
     conv]) -> a neural spectral block on each of the 5 scales -> decoder (4 x [upsample x2,
     concatenate the processed skip, double conv]) -> 1x1 -> crop -> projection (1x1 to 128,
-    GELU, 1x1). The U-Net uses BatchNorm, as the paper's, so train/eval modes differ.
+    GELU, 1x1). The U-Net uses BatchNorm by default, as the paper's, so train/eval modes differ.
     Parameter count of the defaults with one input and one output field: 19,187,457
     (the same modules as the paper's code at width 64, so the same count).
     """
@@ -182,10 +217,13 @@ class LSM(GridOperator):
         patch_size: int | Sequence[int] | None = None,
         grid: bool = True,
         projection_width: int = 128,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         if ndim not in _CONV:
             raise ValueError(f"ndim: expected 2 or 3, got {ndim!r}")
+        if norm not in NORMS:
+            raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
         for argument, value in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width),
                                 ("num_tokens", num_tokens), ("num_basis", num_basis), ("heads", heads),
                                 ("projection_width", projection_width)):
@@ -201,15 +239,15 @@ class LSM(GridOperator):
                 raise ValueError(f"patch_size: expected None, a positive int or {ndim} of them, got {patch_size!r}")
         self._store_config(in_channels=in_channels, out_channels=out_channels, ndim=ndim, width=width,
                            num_tokens=num_tokens, num_basis=num_basis, heads=heads, patch_size=patch_size,
-                           grid=bool(grid), projection_width=projection_width)
-        self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
+                           grid=bool(grid), projection_width=projection_width, norm=norm)
+        self.in_channels, self.out_channels, self.ndim, self.norm = in_channels, out_channels, ndim, norm
         self.grid, self.patch_size = bool(grid), patch_t
         conv = _CONV[ndim]
         channels = [width * m for m in _CHANNEL_MULTIPLIERS]                # w, 2w, 4w, 8w, 8w
         self.lift = conv(in_channels + (ndim if self.grid else 0), width, 1)
         self.encoders = nn.ModuleList(
-            [_DoubleConv(width, channels[0], channels[0], ndim)]
-            + [_DoubleConv(channels[s - 1], channels[s], channels[s], ndim) for s in range(1, _SCALES)]
+            [_DoubleConv(width, channels[0], channels[0], ndim, norm)]
+            + [_DoubleConv(channels[s - 1], channels[s], channels[s], ndim, norm) for s in range(1, _SCALES)]
         )
         self.spectral_blocks = nn.ModuleList(
             NeuralSpectralBlock(c, num_tokens, num_basis, heads, ndim) for c in channels
@@ -220,7 +258,7 @@ class LSM(GridOperator):
         for s in range(_SCALES - 2, -1, -1):
             merged = channels[s] + (channels[s + 1] if s == _SCALES - 2 else channels[s])
             out = channels[s - 1] if s > 0 else width
-            self.decoders.append(_DoubleConv(merged, out, merged // 2, ndim))
+            self.decoders.append(_DoubleConv(merged, out, merged // 2, ndim, norm))
         self.out_conv = conv(width, width, 1)
         self.project_hidden = conv(width, projection_width, 1)
         self.project_out = conv(projection_width, out_channels, 1)
@@ -235,11 +273,29 @@ class LSM(GridOperator):
         padded = tuple(-(-n // (factor * p)) * factor * p for n, p in zip(spatial, patch))
         return padded, patch
 
+    def _check_batch_norm_statistics(self, batch: int, spatial: Sequence[int], padded: Sequence[int]) -> None:
+        """Refuse what BatchNorm cannot train on: one value per channel at the coarsest scale.
+
+        torch would fail deep inside the U-Net with "Expected more than 1 value per channel";
+        this says which input caused it and what to change.
+        """
+        if self.norm != "batch" or not self.training:
+            return
+        coarsest = [n // 2 ** (_SCALES - 1) for n in padded]
+        if batch * math.prod(coarsest) <= 1:
+            raise ValueError(
+                f"LSM: a batch of {batch} at input size {tuple(spatial)} leaves the coarsest U-Net scale "
+                f"{' x '.join(map(str, coarsest))}, one value per channel, which BatchNorm cannot "
+                f"normalise in train mode; use a batch of at least 2, a grid of more than "
+                f"{2 ** (_SCALES - 1)} points along some axis, or norm='group' (or 'none')"
+            )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, in_channels, *S] -> [B, out_channels, *S]``; P = padded size, P_s = P / 2**s."""
         self._check_input(x)                                                # x: [B, C_in, *S]
         spatial = x.shape[2:]
         padded, patch = self.padded_shape(spatial)
+        self._check_batch_norm_statistics(x.shape[0], spatial, padded)
         if self.grid:
             x = torch.cat([x, grid_coordinates(x, self.ndim)], dim=1)       # [B, C_in + d, *S]
         x = self.lift(x)                                                    # [B, w, *S]

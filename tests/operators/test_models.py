@@ -157,38 +157,225 @@ def test_spectral_conv_on_a_coarse_grid_keeps_the_modes_it_resolves():
     assert _output(model, torch.randn(1, 1, 10, 6)).shape == (1, 1, 10, 6)
 
 
+# ------------------------------------------------------------------------------- FNO padding
+
+def _spectral_input_shape(model, x):
+    """Spatial shape that the first Fourier layer sees (the padded grid)."""
+    seen = []
+    handle = model.spectral[0].register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[2:]))
+    try:
+        _output(model, x)
+    finally:
+        handle.remove()
+    return tuple(seen[0])
+
+
+def test_fno_fraction_padding_scales_with_the_grid():
+    model = FNO(**{**SMALL["fno"], "padding": 0.1})
+    # round(0.1 * 31) = 3 at 32 nodes and round(0.1 * 62) = 6 at 63: the same 3.1/31 of the domain
+    assert model.padding_points((32, 63)) == (3, 6)
+    assert model.padded_shape((32, 63)) == (35, 69)
+    # round(0.1 * 84) = 8 at 85 nodes; round(0.1 * 168) = 17 at 169: rounding differs by one fine point
+    assert model.padded_shape((85, 169)) == (93, 186)
+    assert model.padded_shape((35, 36)) == (38, 40)  # 3.4 -> 3 and 3.5 -> 4 (the nodes minus one count)
+    quarter = FNO(ndim=1, modes=4, width=8, layers=2, padding=0.25, projection_width=16)
+    assert quarter.padded_shape((17,)) == (21,) and quarter.padded_shape((33,)) == (41,)  # 4 and 8 points
+    mixed = FNO(**{**SMALL["fno"], "padding": (5, 0.5)})                   # points on one axis, fraction on the other
+    assert mixed.padded_shape((20, 11)) == (25, 16)
+    assert _spectral_input_shape(model, torch.randn(1, 1, 32, 63)) == (35, 69)  # forward pads that much
+    assert _spectral_input_shape(mixed, torch.randn(1, 1, 20, 11)) == (25, 16)
+    assert FNO().padding == (0.1, 0.1)  # the default: a fraction
+
+
+def test_fno_int_padding_still_means_grid_points():
+    model = FNO(**{**SMALL["fno"], "padding": 9})
+    assert model.padding_points((32, 63)) == (9, 9) and model.padded_shape((85, 85)) == (94, 94)
+    assert _spectral_input_shape(model, torch.randn(1, 1, 32, 63)) == (41, 72)
+    # a config written before fractions existed rebuilds the same model
+    old_config = {"name": "fno", "in_channels": 1, "out_channels": 1, "ndim": 2, "modes": 4, "width": 8,
+                  "layers": 2, "padding": 9, "grid": True, "projection_width": 16}
+    rebuilt = model_from_config(old_config)
+    assert rebuilt.to_config() == old_config and rebuilt.padding_points((40, 40)) == (9, 9)
+
+
+def test_fno_fraction_padding_config_round_trip():
+    torch.manual_seed(0)
+    model = FNO(**{**SMALL["fno"], "padding": (0.2, 3)})
+    config = json.loads(json.dumps(model.to_config()))
+    assert config["padding"] == [0.2, 3] and isinstance(config["padding"][0], float)
+    rebuilt = model_from_config(config)
+    assert rebuilt.to_config() == config and rebuilt.padding == (0.2, 3)
+    assert rebuilt.padded_shape((21, 30)) == model.padded_shape((21, 30)) == (25, 33)
+    rebuilt.load_state_dict(model.state_dict())
+    x = torch.randn(2, 1, 21, 30)
+    torch.testing.assert_close(_output(rebuilt, x), _output(model, x), atol=0, rtol=0)
+    scalar = FNO(**{**SMALL["fno"], "padding": 0.15}).to_config()["padding"]
+    assert scalar == 0.15 and model_from_config(json.loads(json.dumps(
+        FNO(**{**SMALL["fno"], "padding": 0.15}).to_config()))).padding == (0.15, 0.15)
+
+
+def _smooth_field(n: int) -> torch.Tensor:
+    t = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    x, y = torch.meshgrid(t, t, indexing="ij")
+    return (torch.sin(2 * math.pi * x) * (1 + 0.5 * torch.cos(math.pi * y))).reshape(1, 1, n, n).float()
+
+
+def test_fno_fraction_padding_gives_zero_shot_super_resolution():
+    # The same weights at s = 33 and 2 s - 1 = 65 nodes of the unit square. With a fraction the
+    # padded period is the same length on both grids, so the network discretises one operator
+    # and the outputs agree at the common nodes up to discretisation error. With a fixed number
+    # of points (the same 8 at s, so both models are identical there) the period shrinks on the
+    # finer grid, every Fourier weight meets another frequency, and they disagree.
+    torch.manual_seed(0)
+    fraction = FNO(modes=6, width=8, layers=2, padding=0.25, projection_width=16)
+    with torch.no_grad():  # let the Fourier path carry the signal (the 1x1 path is grid-blind)
+        for pointwise, spectral in zip(fraction.pointwise, fraction.spectral):
+            pointwise.weight.zero_()
+            spectral.weight.mul_(8)
+    fixed = FNO(modes=6, width=8, layers=2, padding=8, projection_width=16)
+    fixed.load_state_dict(fraction.state_dict())
+    coarse = _output(fraction, _smooth_field(33))
+    torch.testing.assert_close(_output(fixed, _smooth_field(33)), coarse, atol=0, rtol=0)
+    scale = (coarse - coarse.mean()).norm()
+    error_fraction = (_output(fraction, _smooth_field(65))[:, :, ::2, ::2] - coarse).norm() / scale
+    error_fixed = (_output(fixed, _smooth_field(65))[:, :, ::2, ::2] - coarse).norm() / scale
+    assert error_fraction < 0.1, f"fraction padding: zero-shot disagreement {error_fraction:.3f}"
+    assert error_fixed > 4 * error_fraction, f"fixed {error_fixed:.3f} vs fraction {error_fraction:.3f}"
+
+
+# ---------------------------------------------------------------------------- LSM normalisation
+
+def test_lsm_batch_norm_refuses_a_single_value_per_channel_in_train_mode():
+    model = LSM(**SMALL["lsm"])  # norm="batch", the paper's
+    model.train()
+    with pytest.raises(ValueError, match=r"batch of 1 at input size \(12, 16\) leaves the coarsest U-Net "
+                                         r"scale 1 x 1.*batch of at least 2.*norm='group'"):
+        model(torch.randn(1, 1, 12, 16))
+    assert model(torch.randn(2, 1, 12, 16)).shape == (2, 1, 12, 16)  # two values per channel
+    assert model(torch.randn(1, 1, 17, 16)).shape == (1, 1, 17, 16)  # coarsest scale 2 x 1
+    assert _output(model, torch.randn(1, 1, 12, 16)).shape == (1, 1, 12, 16)  # eval: running stats
+
+
+def test_lsm_group_norm_trains_on_a_batch_of_one_and_is_per_sample():
+    torch.manual_seed(0)
+    model = LSM(**SMALL["lsm"], norm="group")
+    x = torch.randn(3, 1, 12, 16)
+    model.train()
+    single = model(x[:1])                                                    # a batch of 1 at 1 x 1 coarsest
+    single.square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with torch.no_grad():
+        batched = model(x)
+    # per-sample statistics: a sample's output does not depend on its batch, nor on the mode
+    torch.testing.assert_close(batched[:1], single.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(_output(model, x), batched, atol=1e-5, rtol=1e-5)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert {m.num_channels: m.num_groups for m in norms} == {8: 4, 16: 8, 32: 8, 64: 8}
+
+
+def test_lsm_norm_parameter_counts():
+    # GroupNorm has BatchNorm's affine parameters (2 per channel); without normalisation the
+    # convolutions get a bias instead (1 per channel). The U-Net's normalised channels, by hand
+    # for width w: encoders 2w + 4w + 8w + 16w + 16w, decoders 12w + 6w + 3w + 2w = 69 w.
+    assert LSM(norm="group").parameter_count() == LSM().parameter_count() == 19_187_457
+    assert LSM(norm="none").parameter_count() == 19_187_457 - 69 * 64
+    none = LSM(**SMALL["lsm"], norm="none")
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.GroupNorm)) for m in none.modules())
+    none.train()
+    assert none(torch.randn(1, 1, 12, 16)).shape == (1, 1, 12, 16)
+
+
 # ------------------------------------------------------------------------------------ V-cycle
 
 @pytest.mark.parametrize("fine", [(8, 9), (7, 6), (17, 32)])
 def test_prolongation_matches_transposed_conv_with_output_padding(fine):
     torch.manual_seed(0)
-    cycle = VCycle(2, 3, (1, 1), (0,), "zeros", 2)
     coarse = torch.randn(2, 3, *((n + 1) // 2 for n in fine))
+    # 3 taps (offsets -1, 0, 1): torch's padding=1 with output_padding 1 on even sizes
+    cycle = VCycle(2, 3, (1, 1), (0,), "zeros", 2, prolongation_kernel=3)
     weight = cycle.prolongations[0].weight
+    assert weight.shape == (3, 3, 3, 3)
     reference = F.conv_transpose2d(coarse, weight, stride=2, padding=1,
                                    output_padding=tuple(1 - n % 2 for n in fine))
     torch.testing.assert_close(cycle.prolong(weight, coarse, fine), reference)
+    # 4 taps (offsets -1 .. 2): torch's padding=1 gives 2 n_c points, cropped to an odd size
+    cycle = VCycle(2, 3, (1, 1), (0,), "zeros", 2, prolongation_kernel=4)
+    weight = cycle.prolongations[0].weight
+    assert weight.shape == (3, 3, 4, 4)
+    reference = F.conv_transpose2d(coarse, weight, stride=2, padding=1)[:, :, :fine[0], :fine[1]]
+    torch.testing.assert_close(cycle.prolong(weight, coarse, fine), reference)
 
 
-def test_circular_mgno_commutes_with_shifts_of_the_coarsest_spacing():
+@pytest.mark.parametrize("cycle, kernel", [("reference", 4), ("reference", 3), ("correction", 3), ("correction", 4)])
+def test_circular_mgno_commutes_with_shifts_of_the_coarsest_spacing(cycle, kernel):
     # 5 levels halve 4 times: a roll by 16 points is a roll by 1 on every level, and with
     # circular padding (and no coordinates) the whole network commutes with it
     torch.manual_seed(0)
-    model = MgNO(width=4, layers=2, levels=5, padding_mode="circular")
+    options = {"width": 4, "layers": 2, "levels": 5, "cycle": cycle, "prolongation_kernel": kernel}
+    model = MgNO(padding_mode="circular", **options)
     x = torch.randn(1, 1, 32, 48)
     shifted = _output(model, torch.roll(x, (16, 32), (2, 3)))
     torch.testing.assert_close(shifted, torch.roll(_output(model, x), (16, 32), (2, 3)), atol=1e-5, rtol=0)
-    zeros = MgNO(width=4, layers=2, levels=5, padding_mode="zeros")
+    zeros = MgNO(padding_mode="zeros", **options)
     differs = _output(zeros, torch.roll(x, (16, 32), (2, 3))) - torch.roll(_output(zeros, x), (16, 32), (2, 3))
     assert differs.abs().max() > 1e-3  # zero padding is not periodic
 
 
-def test_vcycle_is_linear_without_bias():
+def test_circular_prolongation_wraps_onto_the_other_end():
+    # one coarse impulse at the last coarse node (fine index 2 n_c - 2): its taps at offsets
+    # -1, 0, +1, +2 reach fine indices 2 n_c - 3 .. 2 n_c; beyond n - 1 they wrap to 0, 1
+    for n, kernel in ((9, 4), (8, 4), (9, 3), (8, 3)):
+        cycle = VCycle(1, 1, (1, 1), (0,), "circular", 1, prolongation_kernel=kernel)
+        taps = torch.arange(1.0, kernel + 1).reshape(1, 1, kernel)        # tap t has value t + 1
+        coarse = torch.zeros(1, 1, (n + 1) // 2)
+        coarse[0, 0, -1] = 1.0
+        expected = torch.zeros(n)
+        for t in range(kernel):
+            expected[(2 * (coarse.shape[-1] - 1) + t - 1) % n] += t + 1
+        torch.testing.assert_close(cycle.prolong(taps, coarse, (n,))[0, 0], expected)
+
+
+def _conv(x, module, stride=1):
+    return F.conv2d(x, module.weight, stride=stride, padding=1)
+
+
+def test_reference_vcycle_is_the_documented_recursion():
+    # two levels, pre (1, 2), post (1,), zero padding, written out with the module's weights
     torch.manual_seed(0)
-    cycle = VCycle(2, 3, (1, 2, 2), (1, 1), "zeros", 2)
+    cycle = VCycle(2, 3, (1, 2), (1,), "zeros", 2, cycle="reference", prolongation_kernel=4)
+    f = torch.randn(2, 2, 9, 12)
+    u0 = _conv(f, cycle.pre_smoothers[0][0])                                 # from zero: S f
+    f1 = _conv(f, cycle.restrictions[0], stride=2)                           # R f (the data)
+    u1 = _conv(u0, cycle.solution_restrictions[0], stride=2)                # Pi u (the iterate)
+    for smoother, operator in zip(cycle.pre_smoothers[1], cycle.pre_operators[1]):
+        u1 = u1 + _conv(f1 - _conv(u1, operator), smoother)
+    u0 = u0 + F.conv_transpose2d(u1, cycle.prolongations[0].weight, stride=2, padding=1)[:, :, :9, :12]
+    u0 = u0 + _conv(f - _conv(u0, cycle.post_operators[0][0]), cycle.post_smoothers[0][0])
+    assert len(cycle.pre_operators[0]) == 0 and len(cycle.pre_operators[1]) == 2
+    torch.testing.assert_close(cycle(f), u0, atol=1e-5, rtol=1e-5)
+
+
+def test_correction_vcycle_is_the_documented_recursion():
+    torch.manual_seed(0)
+    cycle = VCycle(2, 3, (1, 2), (1,), "zeros", 2, cycle="correction", prolongation_kernel=3)
+    f = torch.randn(2, 2, 9, 12)
+    a0, a1 = cycle.operators["0"], cycle.operators["1"]
+    u0 = _conv(f, cycle.pre_smoothers[0][0])
+    f1 = _conv(f - _conv(u0, a0), cycle.restrictions[0], stride=2)           # R (f - A u): the residual
+    u1 = _conv(f1, cycle.pre_smoothers[1][0])                                # coarse level from zero
+    u1 = u1 + _conv(f1 - _conv(u1, a1), cycle.pre_smoothers[1][1])
+    u0 = u0 + F.conv_transpose2d(u1, cycle.prolongations[0].weight, stride=2, padding=1, output_padding=(0, 1))
+    u0 = u0 + _conv(f - _conv(u0, a0), cycle.post_smoothers[0][0])
+    torch.testing.assert_close(cycle(f), u0, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cycle", ["reference", "correction"])
+def test_vcycle_is_linear_without_bias(cycle):
+    torch.manual_seed(0)
+    vcycle = VCycle(2, 3, (1, 2, 2), (1, 1), "zeros", 2, cycle=cycle)
     f, g = torch.randn(2, 2, 2, 19, 12)
     with torch.no_grad():
-        torch.testing.assert_close(cycle(2.5 * f - g), 2.5 * cycle(f) - cycle(g), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(vcycle(2.5 * f - g), 2.5 * vcycle(f) - vcycle(g), atol=1e-5, rtol=1e-5)
 
 
 # -------------------------------------------------------------------------- parameter counts
@@ -214,26 +401,46 @@ def test_fno_parameter_count_formula(kwargs, formula_args):
     assert FNO(**kwargs).parameter_count() == _fno_formula(*formula_args)
 
 
-def _mgno_formula(c_in, c_out, ndim, width, layers, pre, post):
-    k, levels = 3 ** ndim, len(pre)
-    n_a = (levels - 1) + (1 if pre[-1] >= 2 else 0)
+def _mgno_formula(c_in, c_out, ndim, width, layers, pre, post, cycle="reference", kernel=4):
+    k, q, levels = 3 ** ndim, kernel ** ndim, len(pre)
     n_s = sum(pre) + sum(post)
-    channels = [c_in] + [width] * (layers - 1) + [c_out]
-    return sum(
-        k * a * b * (n_a + n_s) + k * (levels - 1) * (a * a + b * b) + a * b + b
-        for a, b in zip(channels[:-1], channels[1:])
-    )
+    channels = [c_in] + [width] * layers
+    total = width * c_out                                                    # bias-free 1x1 output
+    for a, b in zip(channels[:-1], channels[1:]):
+        if cycle == "reference":  # an A per step but the first, R on f and Pi on u
+            cycle_count = k * a * b * (2 * n_s - 1) + (levels - 1) * (k * a * a + k * b * b + q * b * b)
+        else:  # an A per level (the coarsest only if it smooths twice), R on the residual
+            n_a = (levels - 1) + (1 if pre[-1] >= 2 else 0)
+            cycle_count = k * a * b * (n_s + n_a) + (levels - 1) * (k * a * a + q * b * b)
+        total += cycle_count + a * b + b                                     # V-cycle + 1x1 path
+    return total
 
 
-def test_mgno_default_parameter_count():
-    assert MgNO().parameter_count() == _mgno_formula(1, 1, 2, 24, 5, (1, 1, 1, 2, 2), (0, 0, 0, 0)) == 359_641
+def test_mgno_default_parameter_count_is_the_reference_codes():
+    # by hand: width 24, levels (1, 1, 1, 2, 2) so 7 smoothers S and 6 operators A per cycle,
+    # 4 level transitions each with R (on f), Pi (on u) and a 4x4 prolongation P
+    first = 9 * 1 * 24 * 13 + 4 * (9 * 1 + 9 * 576 + 16 * 576) + (24 + 24)       # 1 -> 24
+    middle = 9 * 24 * 24 * 13 + 4 * (9 * 576 + 9 * 576 + 16 * 576) + (576 + 24)  # 24 -> 24
+    assert (first, middle) == (60_492, 146_328)
+    assert first + 4 * middle + 24 == 645_828  # the paper's Darcy code, 5 layers of width 24: "about 0.6M"
+    assert MgNO().parameter_count() == _mgno_formula(1, 1, 2, 24, 5, (1, 1, 1, 2, 2), (0, 0, 0, 0)) == 645_828
+    # the textbook cycle with 3x3 prolongation: 7 S and 5 A per cycle, R on the residual, no Pi
+    first = 9 * 24 * 12 + 4 * (9 + 9 * 576) + 48
+    middle = 9 * 576 * 12 + 4 * (9 * 576 + 9 * 576) + 600
+    assert (first, middle) == (23_412, 104_280)
+    assert MgNO(cycle="correction", prolongation_kernel=3).parameter_count() == first + 4 * middle + 24 == 440_556
 
 
 @pytest.mark.parametrize("kwargs, formula_args", [
     ({"width": 16, "layers": 3, "levels": 4, "pre_smoothing": 1, "post_smoothing": (1, 0, 2)},
      (1, 1, 2, 16, 3, (1, 1, 1, 1), (1, 0, 2))),
+    ({"width": 16, "layers": 3, "levels": 4, "pre_smoothing": 1, "post_smoothing": (1, 0, 2),
+      "cycle": "correction"}, (1, 1, 2, 16, 3, (1, 1, 1, 1), (1, 0, 2), "correction")),
     ({"ndim": 1, "in_channels": 3, "out_channels": 2, "width": 10, "layers": 2, "levels": 3,
-      "pre_smoothing": (2, 1, 3), "padding_mode": "circular"}, (3, 2, 1, 10, 2, (2, 1, 3), (0, 0))),
+      "pre_smoothing": (2, 1, 3), "padding_mode": "circular", "prolongation_kernel": 3},
+     (3, 2, 1, 10, 2, (2, 1, 3), (0, 0), "reference", 3)),
+    ({"ndim": 1, "in_channels": 3, "out_channels": 2, "width": 10, "layers": 2, "levels": 3,
+      "pre_smoothing": (2, 1, 3), "cycle": "correction"}, (3, 2, 1, 10, 2, (2, 1, 3), (0, 0), "correction")),
     ({"ndim": 3, "width": 6, "layers": 1, "levels": 2}, (1, 1, 3, 6, 1, (2, 2), (0,))),
 ])
 def test_mgno_parameter_count_formula(kwargs, formula_args):
@@ -254,7 +461,10 @@ def test_lsm_default_parameter_count():
 @pytest.mark.parametrize("name, kwargs", [
     ("fno", SMALL["fno"]),
     ("lsm", SMALL["lsm"]),
+    ("lsm", {**SMALL["lsm"], "norm": "group"}),
     ("mgno", {"width": 4, "layers": 2, "levels": 3, "pre_smoothing": 1, "post_smoothing": (1, 0)}),
+    ("mgno", {"width": 4, "layers": 2, "levels": 3, "pre_smoothing": 2, "post_smoothing": (1, 0),
+              "cycle": "correction"}),
 ])
 def test_every_parameter_gets_a_gradient(name, kwargs):
     # an unused parameter would make DDP fail (or need find_unused_parameters)
@@ -391,7 +601,7 @@ def test_fno_overfits_a_tiny_darcy_set_and_evaluates_at_twice_the_resolution():
 def test_mgno_overfits_a_tiny_darcy_set():
     x, y = _darcy_set(16, 8, seed=0)
     torch.manual_seed(0)
-    model = MgNO(width=16, layers=4, levels=3)
+    model = MgNO(width=12, layers=3, levels=3)  # the reference cycle, 4x4 prolongation
     steps, error = _steps_to_fit(model, x, y, lr=5e-3, max_steps=300)
     assert steps is not None, f"relative L2 {error:.3f} after 300 steps"
 
@@ -429,13 +639,23 @@ def test_mgno_rejects_a_grid_too_small_for_its_levels():
 @pytest.mark.parametrize("factory, match", [
     (lambda: FNO(ndim=4), "ndim"),
     (lambda: FNO(modes=(12, 12, 12)), "modes"),
-    (lambda: FNO(padding=-1), "padding"),
+    (lambda: FNO(padding=-1), "padding: a number of grid points must be >= 0"),
+    (lambda: FNO(padding=-0.1), r"padding: a fraction of the domain must be in \[0, 1\)"),
+    (lambda: FNO(padding=1.0), r"padding: a fraction of the domain must be in \[0, 1\), got 1.0"),
+    (lambda: FNO(padding=float("nan")), r"padding: a fraction .* got nan"),
+    (lambda: FNO(padding=True), "padding: entries must be ints"),
+    (lambda: FNO(padding=(0.1, False)), "padding: entries must be ints"),
+    (lambda: FNO(padding=(0.1,)), "padding: expected an int, a float or 2 of them"),
+    (lambda: FNO(padding="9"), "padding: expected an int, a float or 2 of them"),
+    (lambda: LSM(norm="instance"), "norm: expected one of"),
     (lambda: LSM(width=20, heads=8), "divisible by heads"),
     (lambda: LSM(ndim=1), "ndim"),
     (lambda: MgNO(padding_mode="mirror"), "padding_mode"),
     (lambda: MgNO(levels=3, pre_smoothing=(1, 2)), "pre_smoothing"),
     (lambda: MgNO(levels=3, pre_smoothing=(1, 0, 1)), "pre_smoothing"),
     (lambda: MgNO(width=0), "width"),
+    (lambda: MgNO(cycle="full"), "cycle: expected one of"),
+    (lambda: MgNO(prolongation_kernel=5), "prolongation_kernel: expected one of"),
 ])
 def test_bad_constructor_arguments(factory, match):
     with pytest.raises(ValueError, match=match):
