@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 export PETSC_CONFIGURE_OPTIONS ?= --with-debugging=0 --with-fc=0 --with-x=0 COPTFLAGS=-O3 CXXOPTFLAGS=-O3
 export MPICC ?= mpicc
 
-.PHONY: demo test install benchmarks clean-venv
+.PHONY: demo test install benchmarks bench-deps clean-venv
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
@@ -28,6 +28,20 @@ install: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# neuraloperator, for the FNO throughput comparison of benchmarks/bench_operators.py only: not a
+# dependency of pdesuite. Into .bench-deps/ (which only that script puts on sys.path), never into
+# the venv, and with --no-deps so that pip never resolves torch (another torch spec would pull
+# gigabytes of CUDA wheels). The list is what `from neuralop.models import FNO` imports and the
+# venv lacks (requests: neuralop's data package imports it, though no Requires-Dist names it);
+# numpy, scipy, torch, h5py and matplotlib come from the venv.
+BENCH_DEPS := .bench-deps
+bench-deps: | $(STAMP)
+	rm -rf $(BENCH_DEPS)
+	$(BIN)/python -m pip install -q --no-deps --only-binary=:all: --target $(BENCH_DEPS) \
+		neuraloperator==2.0.0 tensorly==0.10.0 tensorly-torch==0.5.0 opt-einsum==3.4.0 \
+		requests==2.34.2 charset-normalizer==3.5.2 idna==3.20 urllib3==2.8.0 certifi==2026.10.18
+	$(BIN)/python -c "import sys; sys.path.append('$(BENCH_DEPS)'); from neuralop.models import FNO; import neuralop; print('neuraloperator', neuralop.__version__, 'in $(BENCH_DEPS)/')"
 
 $(STAMP): pyproject.toml Makefile
 	@bash .ci/system-deps.sh

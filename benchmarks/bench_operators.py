@@ -23,21 +23,26 @@ here, meant for a GPU). CUDA is used when available, with AMP (the Trainer's def
 
 Reported per model and training resolution: parameters, median seconds per training epoch
 (training loop only) and samples/s, test relative L2 and H1 at ``s²``, and zero-shot relative
-L2 at ``(2s − 1)²``. Our FNO pads a fixed 9 grid points, which changes the padded domain's
-length on another grid; its zero-shot error is also reported with the padding scaled to the
-finer grid (same weights), see :func:`fno_zero_shot_padding_scaled`.
+L2 at ``(2s − 1)²``. Our FNO pads a fraction of the domain (0.1), so the padded period keeps
+its length on another grid; its zero-shot error is also reported with the padding frozen at
+the training grid's point count (same weights), see :func:`fno_zero_shot_fixed_points`.
 
-Throughput against neuraloperator: when ``import neuralop`` works, our FNO and
-``neuralop.models.FNO`` at the same size (12 modes, width 32, 4 layers, projection 128, grid
-coordinates as extra input channels, padding 9 points ≈ ``9 / s`` one-sided domain padding) are
-trained in the same process with the same plain loop (Adam, relative L2, batch 20; in fp32,
-and on CUDA also with AMP), alternately (best of 2 each), on the training data of the first ``--resolutions``
-entry, and their samples/s reported. neuraloperator is not a dependency: without
-it this part is skipped and the JSON says so.
+Throughput against neuraloperator: when ``import neuralop`` works (neuraloperator is not a
+dependency: ``make bench-deps`` installs it, without torch, into ``.bench-deps/``, which only
+this script puts on ``sys.path``), our FNO (``--model-arg fno:...`` applies) and
+``neuralop.models.FNO`` built to the same architecture and parameter count (modes, width,
+layers, one linear lift, projection width, grid coordinates, 1x1 skip, no channel MLP; see
+:func:`_neuralop_fno`) are trained in the same process with the same plain loop (Adam,
+relative L2, batch 20; fp32, and on CUDA also AMP), alternately, on the training data of the
+first ``--resolutions`` entry; samples/s = batch / median step time. Padding cannot always match
+(neuraloperator pads both ends equally): see :func:`fno_throughput`. Without neuraloperator this
+part is skipped and the JSON says so. ``--throughput-only`` runs just this, at every
+``--resolutions`` entry, into ``benchmarks/results/fno_throughput.json``.
 
     python benchmarks/bench_operators.py [--quick] [--resolutions 32 64] [--epochs 500]
         [--models fno lsm mgno] [--n-train 1000] [--n-test 200] [--model-arg lsm:width=32]
         [--recipe common|paper] [--device auto] [--threads N] [--readme]
+        [--throughput-only] [--throughput-steps 20] [--throughput-repeats 3] [--no-throughput]
 
     # the GPU run of the issue:
     python benchmarks/bench_operators.py --resolutions 85 --epochs 500 --readme
@@ -67,7 +72,6 @@ def _pin_threads_from_argv() -> str:
 _pin_threads_from_argv()
 
 import argparse  # noqa: E402
-import inspect  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -201,7 +205,7 @@ def train_and_evaluate(model_name: str, overrides: dict[str, Any], settings: dic
     zero_shot = trainer.evaluate(test_fine)
     extra: dict[str, Any] = {}
     if model_name == "fno":
-        extra["zero_shot_padding_scaled"] = fno_zero_shot_padding_scaled(trainer, test, test_fine)
+        extra["zero_shot_fixed_points"] = fno_zero_shot_fixed_points(trainer, test, test_fine)
     epoch_times = [float(record["epoch_time_s"]) for record in history]
     median_epoch = statistics.median(epoch_times)
     n_train = int(train[0].shape[0])
@@ -224,89 +228,134 @@ def train_and_evaluate(model_name: str, overrides: dict[str, Any], settings: dic
     }
 
 
-def fno_zero_shot_padding_scaled(trainer, test, test_fine) -> dict[str, Any]:
-    """Zero-shot error of a trained FNO with its padding scaled to the finer grid.
+def fno_zero_shot_fixed_points(trainer, test, test_fine) -> dict[str, Any]:
+    """Zero-shot error of the trained FNO had its padding been a fixed number of grid points.
 
-    Our FNO pads a fixed number of grid points (9), so on a finer grid the padded domain is
-    physically shorter and every learned Fourier weight acts on another frequency. The same
-    weights in an FNO whose padding is scaled by ``(N − 1)/(s − 1)`` (9 -> 18 for 32 -> 63) keep
-    the padded domain's length; this is what the architecture can do zero-shot, measured beside
-    the as-built number.
+    Our FNO pads a fraction of the domain, so on the finer grid it pads twice the points and the
+    padded period keeps its physical length. The same weights with the padding frozen at the
+    points used on the training grid (what a fixed-point padding does) show what that buys.
     """
     from pdesuite.operators import build_model
 
     model = trainer.model
     coarse, fine = test[0].shape[2:], test_fine[0].shape[2:]
-    padding = [round(p * (n - 1) / (c - 1)) for p, c, n in zip(model.padding, coarse, fine)]
-    scaled = build_model(model.to_config(), padding=padding).to(trainer.device)
-    scaled.load_state_dict(model.state_dict())
-    trainer.model = scaled  # evaluate() reads trainer.model; put the trained one back after
+    points = list(model.padding_points(coarse))
+    fixed = build_model(model.to_config(), padding=points).to(trainer.device)
+    fixed.load_state_dict(model.state_dict())
+    trainer.model = fixed  # evaluate() reads trainer.model; put the trained one back after
     try:
         metrics = trainer.evaluate(test_fine)
     finally:
         trainer.model = model
-    return {"resolution": list(fine), "padding": padding, **metrics}
+    return {"resolution": list(fine), "padding_points": points, **metrics}
 
 
 # ----------------------------------------------------------------------- neuraloperator FNO
-def _neuralop_fno(resolution: int, padding_points: int, modes: int, width: int, layers: int,
-                  projection_width: int):
-    """neuraloperator's FNO at our FNO's size, and the keyword arguments it was built with.
+#: The neuraloperator release the comparison was written against (``make bench-deps`` installs it).
+NEURALOP_VERSION = "2.0.0"
+#: Where ``make bench-deps`` puts neuraloperator and what it imports; never a package dependency.
+BENCH_DEPS = ROOT / ".bench-deps"
 
-    The keywords that neuraloperator versions differ in are passed only when its constructor
-    takes them. Without a ``positional_embedding`` option (older versions) the grid
-    coordinates are concatenated here, as our FNO does.
+
+def _import_neuralop():
+    """``neuralop``, from the environment or else from ``.bench-deps/`` (``make bench-deps``).
+
+    ``.bench-deps`` goes at the end of ``sys.path``, so that it can never shadow a package of
+    the venv (torch above all): it only adds what the venv lacks.
+    """
+    if BENCH_DEPS.is_dir() and str(BENCH_DEPS) not in sys.path:
+        sys.path.append(str(BENCH_DEPS))
+    import neuralop
+
+    return neuralop
+
+
+def _spectral_grid(model, sample) -> list[int]:
+    """Spatial shape that the first spectral convolution of ``model`` sees for input ``sample``.
+
+    That is the padded grid every FFT of the model runs on, measured instead of derived from
+    a padding setting, so that it holds whatever form (points, fraction, one- or two-sided) a
+    model's padding takes. Both our FNO and neuraloperator's name the layer ``SpectralConv``.
     """
     import torch
-    from neuralop.models import FNO as NeuralopFNO
-    from torch import nn
 
-    from pdesuite.operators.models import grid_coordinates
-
-    accepted = set(inspect.signature(NeuralopFNO.__init__).parameters)
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD
-                    for p in inspect.signature(NeuralopFNO.__init__).parameters.values())
-    embeds_grid = "positional_embedding" in accepted
-    kwargs: dict[str, Any] = {"n_modes": (modes, modes), "hidden_channels": width,
-                              "in_channels": 1 if embeds_grid else 3, "out_channels": 1,
-                              "n_layers": layers}
-    optional = {
-        "positional_embedding": "grid",
-        "domain_padding": padding_points / resolution,
-        "domain_padding_mode": "one-sided",
-        "projection_channel_ratio": projection_width / width,
-        "projection_channels": projection_width,
-        "lifting_channel_ratio": 0,  # 0: a single linear lift, as ours
-        "lifting_channels": 0,
-        "use_channel_mlp": False,  # the original FNO block: K v + W v only
-        "use_mlp": False,
-    }
-    kwargs.update({key: value for key, value in optional.items() if key in accepted or
-                   (takes_any and key in ("positional_embedding", "domain_padding"))})
+    layer = next((m for m in model.modules() if type(m).__name__ == "SpectralConv"), None)
+    if layer is None:
+        raise ValueError(f"model: {type(model).__name__} has no SpectralConv layer")
+    seen: list[list[int]] = []
+    handle = layer.register_forward_pre_hook(lambda _layer, args: seen.append(list(args[0].shape[2:])))
     try:
-        model = NeuralopFNO(**kwargs)
-    except (TypeError, ValueError):
-        for key in ("lifting_channel_ratio", "lifting_channels"):
-            kwargs.pop(key, None)  # some versions need a lifting MLP
-        model = NeuralopFNO(**kwargs)
+        with torch.no_grad():
+            model(sample)
+    finally:
+        handle.remove()
+    return seen[0]
 
-    if embeds_grid:
-        return model, kwargs
 
-    class WithGrid(nn.Module):
-        def __init__(self, inner: nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
+def _parameter_count(model) -> int:
+    """Trainable real scalars, a complex weight counted twice (as our ``parameter_count``)."""
+    return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters() if p.requires_grad)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.inner(torch.cat([x, grid_coordinates(x, 2)], dim=1))
 
-    return WithGrid(model), {**kwargs, "grid_concatenated_by_benchmark": True}
+def _neuralop_fno(ours_config: dict[str, Any], resolution: Sequence[int],
+                  padding_per_side: Sequence[int]):
+    """neuraloperator's FNO with the architecture of our FNO ``ours_config``; ``(model, kwargs)``.
+
+    The mapping (neuraloperator 2.0.0's ``FNO`` arguments):
+
+    * ``n_modes``: neuraloperator counts modes over the whole (shifted) spectrum of an axis, and
+      on the last, real-FFT axis keeps ``n // 2 + 1``. Our ``m`` modes per axis keep the
+      frequencies ``-m .. m - 1`` on the other axes and ``0 .. m - 1`` on the last, which is
+      ``2m`` there and ``2(m - 1)`` on the last axis: 12 -> ``(24, 22)``, weights ``[32, 32, 24, 12]``.
+    * one linear lift (``lifting_channel_ratio=0``), projection ``width -> projection_width ->
+      out`` with GELU, no channel MLP in the blocks, a linear (1x1) skip: ``GELU(K v + W v)``.
+    * grid coordinates as extra input channels, on our node grid ``k / (n - 1)`` (neuraloperator's
+      default grid leaves out the end point).
+    * ``domain_padding``: neuraloperator pads both ends of every axis by ``round(f n)`` points;
+      ``padding_per_side`` is that number per axis.
+
+    The caller checks that the parameter counts agree.
+    """
+    from neuralop.layers.embeddings import GridEmbeddingND
+    from neuralop.models import FNO as NeuralopFNO
+
+    ndim = int(ours_config["ndim"])
+    modes = ours_config["modes"]
+    modes = [int(modes)] * ndim if isinstance(modes, int) else [int(m) for m in modes]
+    width = int(ours_config["width"])
+    n_modes = tuple([2 * m for m in modes[:-1]] + [2 * (modes[-1] - 1)])
+    if ours_config.get("grid", True):
+        embedding = GridEmbeddingND(in_channels=int(ours_config["in_channels"]), dim=ndim,
+                                    grid_boundaries=[[0.0, n / (n - 1)] for n in resolution])
+    else:
+        embedding = None
+    kwargs: dict[str, Any] = {
+        "n_modes": n_modes, "in_channels": int(ours_config["in_channels"]),
+        "out_channels": int(ours_config["out_channels"]), "hidden_channels": width,
+        "n_layers": int(ours_config["layers"]),
+        "lifting_channel_ratio": 0,
+        "projection_channel_ratio": int(ours_config["projection_width"]) / width,
+        "use_channel_mlp": False, "fno_skip": "linear", "norm": None,
+        "domain_padding": [p / n for p, n in zip(padding_per_side, resolution)],
+        "fno_block_precision": "full", "factorization": None,
+    }
+    model = NeuralopFNO(positional_embedding=embedding, **kwargs)
+    recorded = {key: (list(value) if isinstance(value, tuple) else value) for key, value in kwargs.items()}
+    recorded["positional_embedding"] = (f"GridEmbeddingND, boundaries [0, n/(n-1)] (node grid k/(n-1))"
+                                        if embedding is not None else None)
+    return model, recorded
 
 
 def _time_training_steps(model, inputs, outputs, batch_size: int, steps: int, warmup: int,
-                         device, amp: bool) -> float:
-    """Samples per second of ``steps`` plain training steps (after ``warmup``), data on device."""
+                         device, amp: bool) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of each of ``steps`` plain training steps (after ``warmup``).
+
+    A step is forward, relative L2 loss, backward and an Adam update (lr 1e-3, weight decay
+    1e-4), on consecutive batches of ``inputs``/``outputs`` ``[n, C, *S]``; the same batches in
+    the same order for every model, data on device. CPU seconds are this process's
+    (``time.process_time``): on a shared CPU they leave out the time other processes had the
+    core, which wall time does not.
+    """
     import torch
 
     from pdesuite.operators.losses import LpLoss
@@ -317,12 +366,12 @@ def _time_training_steps(model, inputs, outputs, batch_size: int, steps: int, wa
     loss_fn = LpLoss(2, relative=True)
     x_all, y_all = inputs.to(device), outputs.to(device)
     batches = max(1, x_all.shape[0] // batch_size)
-    start = None
+    seconds: list[float] = []
+    cpu_seconds: list[float] = []
     for step in range(warmup + steps):
-        if step == warmup:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start, cpu_start = time.perf_counter(), time.process_time()
         first = (step % batches) * batch_size
         x, y = x_all[first:first + batch_size], y_all[first:first + batch_size]
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
@@ -332,62 +381,144 @@ def _time_training_steps(model, inputs, outputs, batch_size: int, steps: int, wa
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return steps * batch_size / (time.perf_counter() - start)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step >= warmup:
+            seconds.append(time.perf_counter() - start)
+            cpu_seconds.append(time.process_time() - cpu_start)
+    return seconds, cpu_seconds
+
+
+def _load_average() -> Optional[list[float]]:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def fno_throughput(inputs, outputs, device, batch_size: int, steps: int, warmup: int,
-                   repeats: int, seed: int) -> dict[str, Any]:
-    """Training samples/s of our FNO and neuraloperator's at the same size, in this process."""
+                   repeats: int, seed: int, fno_overrides: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Training samples/s of our FNO and neuraloperator's at the same size, in this process.
+
+    Our FNO is built by ``build_model("fno", **fno_overrides)`` (its defaults otherwise) and
+    neuraloperator's to match it (:func:`_neuralop_fno`); their parameter counts must agree.
+    Padding: ours is measured as the padded grid its FFTs run on; neuraloperator pads both ends
+    by the same number of points, so an odd total cannot be matched and neuraloperator is then
+    timed twice, with the next larger and the next smaller total (e.g. ours 32 + 3 = 35 against
+    32 + 2·2 = 36 and 32 + 2·1 = 34). FFT time depends strongly on the size's prime factors
+    (one 73² FFT costs about 3.7 times a 72² one here), so the padded grids are reported with
+    the rates.
+
+    The models are timed alternately, ``repeats`` times each, ``steps`` steps after ``warmup``
+    (so that drift on a shared machine hits all); samples/s = ``batch_size / median step``
+    over all timed steps; on CPU also per CPU second of this process (``batch_size / median
+    CPU time of a step``), which a shared machine disturbs far less than wall time; and
+    ``batch_size / fastest step``. On CUDA this runs in fp32 and with AMP, on CPU in fp32 only.
+    ``inputs``/``outputs``: ``[n, C, *S]`` float32 training data. Returns a JSON-able dict
+    (``"skipped"`` when neuraloperator cannot be imported, ``"neuralop_error"`` when its model
+    cannot be built to match).
+    """
     import torch
 
     try:
-        import neuralop
+        neuralop = _import_neuralop()
     except Exception as error:  # noqa: BLE001 - any import failure means: skip
         return {"skipped": f"neuraloperator is not importable here ({type(error).__name__}: {error}); "
-                           "it is not a dependency of pdesuite, so this comparison was not run"}
+                           "it is not a dependency of pdesuite: `make bench-deps` installs it into "
+                           ".bench-deps/ for this benchmark"}
     from pdesuite.operators import build_model
 
-    resolution = int(inputs.shape[-1])
-    ours_model = build_model("fno", in_channels=1, out_channels=1, ndim=2)
+    resolution = [int(n) for n in inputs.shape[2:]]
+    sample = inputs[:1]
+    torch.manual_seed(seed)
+    ours_model = build_model("fno", in_channels=int(inputs.shape[1]), out_channels=int(outputs.shape[1]),
+                             ndim=len(resolution), **(fno_overrides or {}))
     ours_config = ours_model.to_config()
+    ours_grid = _spectral_grid(ours_model, sample)
     amp_modes = [False, True] if device.type == "cuda" else [False]
     result: dict[str, Any] = {
         "neuralop_version": getattr(neuralop, "__version__", "unknown"),
+        "neuralop_path": str(Path(neuralop.__file__).parent),
         "resolution": resolution, "batch_size": batch_size, "steps": steps, "warmup": warmup,
-        "repeats": repeats, "ours_config": ours_config,
-        "ours_parameters": ours_model.parameter_count(), "runs": [],
+        "repeats": repeats, "device": str(device), "torch_threads": torch.get_num_threads(),
+        "optimizer": "Adam, lr 1e-3, weight decay 1e-4", "loss": "relative L2",
+        "ours_config": ours_config, "ours_parameters": ours_model.parameter_count(),
+        "ours_padded_grid": ours_grid, "models": [], "runs": [],
     }
+    totals = [padded - n for padded, n in zip(ours_grid, resolution)]
+    per_side_options = [[(t + 1) // 2 for t in totals]]
+    if any(t % 2 for t in totals):
+        per_side_options.append([t // 2 for t in totals])
+    models: list[tuple[str, Any]] = [("ours", ours_model)]
+    result["models"].append({"label": "ours", "parameters": result["ours_parameters"], "padded_grid": ours_grid})
     try:
-        torch.manual_seed(seed)
-        theirs_model, kwargs = _neuralop_fno(resolution, ours_config["padding"], ours_config["modes"],
-                                             ours_config["width"], ours_config["layers"],
-                                             ours_config["projection_width"])
+        for per_side in per_side_options:
+            torch.manual_seed(seed)
+            theirs, kwargs = _neuralop_fno(ours_config, resolution, per_side)
+            grid = _spectral_grid(theirs, sample)
+            label = "neuralop" if len(models) == 1 else "neuralop_pad_down"
+            parameters = _parameter_count(theirs)
+            if parameters != result["ours_parameters"]:
+                raise ValueError(f"parameter counts differ: ours {result['ours_parameters']:,}, "
+                                 f"neuraloperator {parameters:,} (kwargs {kwargs})")
+            models.append((label, theirs))
+            result["models"].append({"label": label, "parameters": parameters, "padded_grid": grid,
+                                     "padding_per_side": per_side, "kwargs": kwargs})
     except Exception as error:  # noqa: BLE001 - record, do not fail the whole benchmark
         result["neuralop_error"] = f"building neuralop FNO failed: {type(error).__name__}: {error}"
         return result
-    result["neuralop_kwargs"] = {key: (list(v) if isinstance(v, tuple) else v) for key, v in kwargs.items()}
-    result["neuralop_parameters"] = sum(p.numel() * (2 if p.is_complex() else 1)
-                                        for p in theirs_model.parameters() if p.requires_grad)
+    result["neuralop_parameters"] = result["models"][1]["parameters"]
+    if result["neuralop_version"] != NEURALOP_VERSION:
+        result["neuralop_version_note"] = (f"the mapping was written against neuraloperator {NEURALOP_VERSION} "
+                                           "(make bench-deps); parameter counts were checked, defaults may differ")
+    result["load_average_before"] = _load_average()
     for amp in amp_modes:
-        best: dict[str, Optional[float]] = {"ours": None, "neuralop": None}
+        seconds: dict[str, list[float]] = {label: [] for label, _ in models}
+        cpu_seconds: dict[str, list[float]] = {label: [] for label, _ in models}
+        per_repeat: dict[str, list[float]] = {label: [] for label, _ in models}
         errors: dict[str, str] = {}
-        for _ in range(repeats):  # alternate, so that drift on a shared machine hits both
-            for label, model in (("ours", ours_model), ("neuralop", theirs_model)):
+        for _ in range(repeats):
+            for label, model in models:
                 if label in errors:
                     continue
                 try:
-                    rate = _time_training_steps(model, inputs, outputs, batch_size, steps, warmup,
-                                                device, amp)
-                    best[label] = rate if best[label] is None else max(best[label], rate)
+                    step_seconds, step_cpu_seconds = _time_training_steps(model, inputs, outputs, batch_size, steps, warmup,
+                                                        device, amp)
                 except Exception as error:  # noqa: BLE001
                     errors[label] = f"{type(error).__name__}: {error}"
-        run = {"amp": amp, "ours_samples_per_second": best["ours"],
-               "neuralop_samples_per_second": best["neuralop"], "errors": errors}
-        if best["ours"] and best["neuralop"]:
-            run["ours_over_neuralop"] = best["ours"] / best["neuralop"]
+                    continue
+                seconds[label] += step_seconds
+                cpu_seconds[label] += step_cpu_seconds
+                per_repeat[label].append(len(step_seconds) * batch_size / sum(step_seconds))
+        run: dict[str, Any] = {"amp": amp, "errors": errors, "models": {}}
+        for label, _ in models:
+            if seconds[label]:
+                median = statistics.median(seconds[label])
+                run["models"][label] = {"median_step_seconds": median, "samples_per_second": batch_size / median,
+                                        "fastest_step_samples_per_second": batch_size / min(seconds[label]),
+                                        "per_repeat_samples_per_second": per_repeat[label],
+                                        "step_seconds": seconds[label]}
+                if device.type == "cpu":
+                    median_cpu = statistics.median(cpu_seconds[label])
+                    run["models"][label].update(median_step_cpu_seconds=median_cpu,
+                                                samples_per_cpu_second=batch_size / median_cpu,
+                                                step_cpu_seconds=cpu_seconds[label])
+        ours_rate = run["models"].get("ours", {}).get("samples_per_second")
+        ours = run["models"].get("ours", {})
+        for label in run["models"]:
+            if label != "ours" and ours_rate:
+                theirs = run["models"][label]
+                run[f"ours_over_{label}"] = ours_rate / theirs["samples_per_second"]
+                run[f"ours_over_{label}_fastest_step"] = (ours["fastest_step_samples_per_second"]
+                                                          / theirs["fastest_step_samples_per_second"])
+                if "samples_per_cpu_second" in theirs:
+                    run[f"ours_over_{label}_cpu_time"] = (ours["samples_per_cpu_second"]
+                                                          / theirs["samples_per_cpu_second"])
+        # the old keys, kept for readers of earlier results
+        run["ours_samples_per_second"] = ours_rate
+        run["neuralop_samples_per_second"] = run["models"].get("neuralop", {}).get("samples_per_second")
         result["runs"].append(run)
+    result["load_average_after"] = _load_average()
     return result
 
 
@@ -402,9 +533,9 @@ def _table(runs: Sequence[dict[str, Any]]) -> str:
         s = "x".join(str(n) for n in run["test"]["resolution"])
         fine = "x".join(str(n) for n in run["zero_shot"]["resolution"])
         zero_shot = f"{run['zero_shot']['rel_l2']:.4f} ({fine})"
-        if "zero_shot_padding_scaled" in run:
-            scaled = run["zero_shot_padding_scaled"]
-            zero_shot += f"; padding {scaled['padding'][0]}: {scaled['rel_l2']:.4f}"
+        if "zero_shot_fixed_points" in run:
+            fixed = run["zero_shot_fixed_points"]
+            zero_shot += f"; with {fixed['padding_points'][0]} fixed pad points: {fixed['rel_l2']:.4f}"
         rows.append([s, DISPLAY_NAMES[run["model"]], size, f"{run['parameters']:,}", run["epochs_run"],
                      round(run["median_epoch_seconds"], 2), round(run["train_samples_per_second"], 1),
                      f"{run['test']['rel_l2']:.4f}", f"{run['test']['h1']:.4f}", zero_shot])
@@ -419,17 +550,74 @@ def _throughput_text(throughput: Optional[dict[str, Any]]) -> str:
         return f"FNO throughput against neuraloperator: skipped ({throughput['skipped']})."
     if "neuralop_error" in throughput:
         return f"FNO throughput against neuraloperator: {throughput['neuralop_error']}."
+    grids = {m["label"]: "x".join(str(n) for n in m["padded_grid"]) for m in throughput["models"]}
+    names = {"ours": "ours", "neuralop": "neuraloperator", "neuralop_pad_down": "neuraloperator, less padding"}
     rows = []
     for run in throughput["runs"]:
-        ours, theirs = run["ours_samples_per_second"], run["neuralop_samples_per_second"]
-        rows.append(["AMP" if run["amp"] else "fp32",
-                     f"{ours:.1f}" if ours else run["errors"].get("ours", "-"),
-                     f"{theirs:.1f}" if theirs else run["errors"].get("neuralop", "-"),
-                     f"{run['ours_over_neuralop']:.2f}" if "ours_over_neuralop" in run else "-"])
-    return (f"FNO training throughput at {throughput['resolution']}², batch "
-            f"{throughput['batch_size']} (neuraloperator {throughput['neuralop_version']}; parameters: "
-            f"ours {throughput['ours_parameters']:,}, neuraloperator {throughput['neuralop_parameters']:,}):\n\n"
-            + markdown_table(["precision", "ours samples/s", "neuraloperator samples/s", "ours / theirs"], rows))
+        for model in throughput["models"]:
+            label = model["label"]
+            measured = run["models"].get(label)
+            rate = f"{measured['samples_per_second']:.2f}" if measured else run["errors"].get(label, "-")
+            per_cpu = (f"{measured['samples_per_cpu_second']:.2f}"
+                       if measured and "samples_per_cpu_second" in measured else "-")
+            ratio = run.get(f"ours_over_{label}")
+            ratio_cpu = run.get(f"ours_over_{label}_cpu_time")
+            rows.append(["AMP" if run["amp"] else "fp32", names.get(label, label), grids[label], rate,
+                         per_cpu, f"{ratio:.2f}" if ratio else "-", f"{ratio_cpu:.2f}" if ratio_cpu else "-"])
+    side = "x".join(str(n) for n in throughput["resolution"])
+    load = throughput.get("load_average_before") or [None]
+    load_after = throughput.get("load_average_after") or [None]
+    return (f"FNO training throughput at {side}, batch {throughput['batch_size']}, "
+            f"{throughput['repeats']}×{throughput['steps']} timed steps each, alternating "
+            f"(samples/s = batch / median step wall time; per CPU s: / median CPU time of this process; Adam, relative L2; neuraloperator "
+            f"{throughput['neuralop_version']}; {throughput.get('torch_threads', '?')} thread(s)"
+            + (f"; 1-min load average {load[0]:.2f} before, {load_after[0]:.2f} after" if load[0] is not None
+               and load_after[0] is not None else "")
+            + f"). Parameters: ours {throughput['ours_parameters']:,}, neuraloperator "
+            f"{throughput['neuralop_parameters']:,}. \"FFT grid\": the padded grid the FFTs run on "
+            "(ours pads one end, neuraloperator both ends by the same amount):\n\n"
+            + markdown_table(["precision", "model", "FFT grid", "samples/s", "samples per CPU s",
+                              "ours / this (wall)", "ours / this (CPU)"], rows))
+
+
+def run_throughput_only(args: argparse.Namespace, resolutions: Sequence[int], n_train: int, n_test: int,
+                        steps: int, device, fno_overrides: dict[str, Any]) -> None:
+    """``--throughput-only``: :func:`fno_throughput` at every training grid, nothing else.
+
+    Uses (and generates when missing) the same data files as the full benchmark, training
+    split only. Writes ``benchmarks/results/fno_throughput.json`` (``fno_throughput_quick.json``
+    with ``--quick``) and prints the Markdown text; the README is left alone.
+    """
+    import torch
+
+    name = "fno_throughput" + ("_quick" if args.quick else "")
+    payload: dict[str, Any] = {
+        "benchmark": "FNO training throughput, ours against neuraloperator (issue 6)",
+        "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "settings": {"quick": args.quick, "resolutions": list(resolutions), "n_train": n_train,
+                     "batch_size": args.batch_size, "steps": steps, "repeats": args.throughput_repeats,
+                     "seed": args.seed, "fno_overrides": fno_overrides},
+        "throughput": [],
+    }
+    print(f"device {device} ({payload['device_name']}), torch {torch.__version__}, "
+          f"{payload['torch_threads']} thread(s); throughput only, resolutions {list(resolutions)}", flush=True)
+    started = time.perf_counter()
+    texts = []
+    for resolution in resolutions:
+        data = prepare_dataset(resolution, n_train, n_test, args.seed, args.data_dir,
+                               args.gen_workers, args.progress)
+        train = tuple(subsample(t, resolution) for t in load_split(data["path"], "train", n_train, n_test))
+        result = fno_throughput(train[0], train[1], device, args.batch_size, steps,
+                                warmup=2 if args.quick else 5, repeats=args.throughput_repeats,
+                                seed=args.seed, fno_overrides=fno_overrides)
+        result["data"] = data["path"]
+        payload["throughput"].append(result)
+        payload["elapsed_seconds"] = time.perf_counter() - started
+        path = write_results(name, payload)
+        texts.append(_throughput_text(result))
+        print(f"\n{texts[-1]}\n", flush=True)
+    print(f"wrote {path}")
 
 
 def main() -> None:
@@ -458,11 +646,19 @@ def main() -> None:
     parser.add_argument("--no-throughput", action="store_true", help="skip the neuraloperator comparison")
     parser.add_argument("--throughput-steps", type=int, default=None,
                         help="timed training steps per throughput measurement (default 20)")
+    parser.add_argument("--throughput-repeats", type=int, default=3,
+                        help="alternating throughput measurements per model (default 3)")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="only the FNO throughput against neuraloperator, at every --resolutions "
+                             "entry; writes benchmarks/results/fno_throughput.json")
     parser.add_argument("--progress", action="store_true", help="progress bars and per-epoch lines")
     parser.add_argument("--readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args()
     if args.quick and args.readme:
         parser.error("--readme: a --quick run is a smoke test; its numbers do not go into the README")
+    if args.throughput_only and (args.readme or args.no_throughput):
+        parser.error("--throughput-only: cannot be combined with --readme (the README section holds "
+                     "the whole benchmark; the run prints the throughput text) or --no-throughput")
 
     resolutions = args.resolutions or ([16] if args.quick else [32, 64])
     epochs = args.epochs or (2 if args.quick else PAPER_EPOCHS)
@@ -470,7 +666,8 @@ def main() -> None:
     n_test = args.n_test or (20 if args.quick else 200)
     steps = args.throughput_steps or (3 if args.quick else 20)
     for name, value in (("epochs", epochs), ("n-train", n_train), ("n-test", n_test),
-                        ("batch-size", args.batch_size)):
+                        ("batch-size", args.batch_size), ("throughput-steps", steps),
+                        ("throughput-repeats", args.throughput_repeats)):
         if value < 1:
             parser.error(f"--{name}: must be >= 1, got {value}")
     if any(s < 4 for s in resolutions):
@@ -487,6 +684,9 @@ def main() -> None:
     threads = args.threads or 1
     torch.set_num_threads(threads)
     device = select_device(args.device)
+    if args.throughput_only:
+        run_throughput_only(args, resolutions, n_train, n_test, steps, device, overrides["fno"])
+        return
     name = "operators" + ("_quick" if args.quick else "")
     payload: dict[str, Any] = {
         "benchmark": "FNO vs LSM vs MgNO on darcy-pwc (issue 6)",
@@ -537,8 +737,9 @@ def main() -> None:
                   flush=True)
         if not args.no_throughput and payload["throughput"] is None:
             payload["throughput"] = fno_throughput(train[0], train[1], device, args.batch_size, steps,
-                                                   warmup=2 if args.quick else 5, repeats=2,
-                                                   seed=args.seed)
+                                                   warmup=2 if args.quick else 5,
+                                                   repeats=args.throughput_repeats, seed=args.seed,
+                                                   fno_overrides=overrides["fno"])
 
     payload["elapsed_seconds"] = time.perf_counter() - started
     path = write_results(name, payload)
@@ -556,7 +757,8 @@ def main() -> None:
             f"{payload['torch_threads']} thread(s)."
             + (f" Model settings changed from the defaults: {json.dumps(changed)}." if changed else "")
             + " s/epoch: median training-loop time; zero-shot: the same test samples on the (2s−1)² grid"
-            " (FNO also with its padding, 9 grid points as built, scaled to the finer grid)."
+            " (FNO pads 0.1 of the domain, so twice the points there; also shown: the same weights"
+            " with the padding frozen at the training grid's point count)."
             f"\n\n{table}\n\n{_throughput_text(payload['throughput'])}")
     print()
     print(text)
