@@ -25,7 +25,7 @@ from __future__ import annotations
 import abc
 import json
 import numbers
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -35,6 +35,7 @@ __all__ = [
     "FAMILIES",
     "PDEFamily",
     "SolveCallable",
+    "batch_solves",
     "family_from_config",
     "get_family",
     "register_family",
@@ -62,6 +63,15 @@ class PDEFamily(abc.ABC):
         input_names, output_names: channel names of :meth:`inputs` and :meth:`outputs`.
         units: quantity name -> unit string (stored with the data).
         min_resolution: the smallest accepted ``resolution`` (default 3).
+        default_batch_size: samples that dataset generation passes to :meth:`simulate_batch`
+            at once when its ``batch_size`` is not given (default 1: the default
+            :meth:`simulate_batch` only loops over :meth:`simulate`, so batching gains nothing).
+            :meth:`setup` may set it per instance, e.g. from the resolution.
+        batch_invariant: True (default) when :meth:`simulate_batch` returns, bit for bit, the
+            trajectory :meth:`simulate` returns for each sample alone, whatever the other
+            samples of the batch. A subclass whose batched arrays depend on the batch's
+            composition sets it False; generation then makes ``batch_size`` part of the run
+            configuration, so that a resumed run cannot mix blocks of different batch sizes.
 
     Args:
         resolution: points per axis of a grid family, or cells per unit length of an FE family
@@ -77,6 +87,8 @@ class PDEFamily(abc.ABC):
     output_names: ClassVar[tuple[str, ...]] = ()
     units: ClassVar[Mapping[str, str]] = {}
     min_resolution: ClassVar[int] = 3
+    default_batch_size: int = 1  # a class default; setup() may set it per instance
+    batch_invariant: ClassVar[bool] = True
 
     def __init__(self, resolution: int = 64, **config: Any) -> None:
         if isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral):
@@ -139,6 +151,41 @@ class PDEFamily(abc.ABC):
             and one :func:`solve_stats` dict per linear solve (empty without linear solves).
         """
         raise NotImplementedError(f"family {self.name!r} is not time-dependent: use assemble(params)")
+
+    def simulate_batch(self, params_list: Sequence[Mapping[str, np.ndarray]],
+                       solve: SolveCallable | Sequence[SolveCallable | None] | None = None,
+                       ) -> tuple[np.ndarray, list[list[dict]]]:
+        """Integrate ``B = len(params_list)`` time-dependent problems.
+
+        The default calls :meth:`simulate` on each sample in turn (so the linear solves run in
+        the order sample 0, then sample 1, ...); a family whose time step costs mostly Python
+        and NumPy call overhead overrides it to step all samples together on arrays with a
+        leading batch axis (see ``NavierStokes2D``), and then sets ``default_batch_size`` and,
+        if its arrays depend on the batch, ``batch_invariant = False``.
+
+        Args:
+            params_list: ``B`` dicts from :meth:`sample`.
+            solve: None (the family's default solver), one ``solve(A, b, x0)`` for every
+                sample, or a sequence of ``B`` of them, entry ``i`` used for the solves of
+                sample ``i`` only (so that the caller can attribute statistics per sample).
+
+        Returns:
+            ``(trajectories, stats)``: float32 ``[B, T, C, *spatial]`` and a list of ``B``
+            lists of :func:`solve_stats` dicts, as :meth:`simulate` returns them per sample.
+
+        Raises:
+            ValueError: ``solve`` is a sequence whose length is not ``B``.
+        """
+        solves = batch_solves(solve, len(params_list))
+        trajectories: list[np.ndarray] = []
+        stats: list[list[dict]] = []
+        for params, sample_solve in zip(params_list, solves):
+            trajectory, sample_stats = self.simulate(params, sample_solve)
+            trajectories.append(np.asarray(trajectory, dtype=np.float32))
+            stats.append(list(sample_stats))
+        if not trajectories:
+            return np.empty((0,) + self.output_shape, dtype=np.float32), []
+        return np.stack(trajectories), stats
 
     def sort_key(self, params: Mapping[str, np.ndarray]) -> np.ndarray:
         """The parameter field that sorting compares (1-D or 2-D); default: input channel 0."""
@@ -263,6 +310,25 @@ def family_from_config(config: Mapping[str, Any]) -> PDEFamily:
         raise ValueError("config: expected a mapping with a 'family' entry, as PDEFamily.config() returns")
     rest = dict(config)
     return get_family(rest.pop("family"), **rest)
+
+
+def batch_solves(solve: SolveCallable | Sequence[SolveCallable | None] | None,
+                 batch: int) -> list[SolveCallable | None]:
+    """The ``solve`` argument of :meth:`PDEFamily.simulate_batch` as one entry per sample.
+
+    None or a single callable is repeated ``batch`` times; a sequence must have ``batch``
+    entries (ValueError naming ``solve`` otherwise), each None or callable (TypeError).
+    """
+    if solve is None or callable(solve):
+        return [solve] * batch
+    if isinstance(solve, (str, bytes)) or not isinstance(solve, Sequence):
+        raise TypeError(f"solve: expected None, a callable or a sequence of them, got {type(solve).__name__}")
+    if len(solve) != batch:
+        raise ValueError(f"solve: expected one entry per sample ({batch}), got {len(solve)}")
+    for entry in solve:
+        if entry is not None and not callable(entry):
+            raise TypeError(f"solve: entries must be None or callables, got {type(entry).__name__}")
+    return list(solve)
 
 
 def solve_stats(result: Any, A: Any = None, b: np.ndarray | None = None) -> dict[str, Any]:

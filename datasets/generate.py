@@ -46,10 +46,19 @@ larger ``chunk_size`` gives it more. The value chosen for each sample is stored 
 the tune configuration is part of ``solver_config`` in the root attributes, so it is checked
 on resume like the rest.
 
-Time-dependent families (``family.time_dependent``) are run through
-``family.simulate(params, solve)``; ``solve(A, b, x0=None)`` is our solver, and the statistics
-of all its calls within a trajectory are summed (iterations, matvecs, time), or the worst kept
-(residual, reason). Trajectories are stored as ``trajectories [n, T, C, *spatial]``.
+Time-dependent families (``family.time_dependent``) are run ``batch_size`` samples at a time
+through ``family.simulate_batch(params_list, solves)`` (:meth:`PDEFamily.simulate_batch`; its
+default loops over ``family.simulate``), with one ``solve(A, b, x0=None)`` per sample: all of
+them are the block's one solver, each recording its own sample's statistics. The statistics of
+all the calls within a trajectory are summed (iterations, matvecs, time), or the worst kept
+(residual, reason). Trajectories are stored as ``trajectories [n, T, C, *spatial]``. A batch is
+consecutive samples of one block (the block stays the atomic unit of writing and resuming),
+so it is a function of the plan only. A family that steps a batch together (``navier-stokes``)
+returns bitwise what it returns sample by sample (``family.batch_invariant``), so
+``batch_size`` changes the speed, not the arrays; for a family that declares otherwise, the
+batch size becomes part of the run configuration. Default batch size:
+``family.default_batch_size`` (1 for families that only loop), cut so that a batch's
+trajectories stay within 256 MiB of float32.
 """
 
 from __future__ import annotations
@@ -81,6 +90,7 @@ from pdesuite.datasets.storage import (
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "MAX_BATCH_BYTES",
     "ORDERS",
     "TUNABLE_OPTIONS",
     "TUNER_NAMES",
@@ -98,6 +108,8 @@ GENERATION_SORT_METHODS = ("greedy", "fft", "none")
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_RTOL = 1e-8
 DEFAULT_MAXITER = 10_000
+#: Upper bound on the float32 trajectories of one batch of a time-dependent family.
+MAX_BATCH_BYTES = 256 * 2**20
 #: ``solver/reason`` of a sample that needed no linear solve (explicit time stepping).
 NO_SOLVE_REASON = 0
 _PLAN_FILE = "plan.json"
@@ -463,6 +475,7 @@ class _Plan:
     parts: Path
     run_hash: str
     time_dependent: bool
+    batch_size: int = 1
 
     @property
     def n_blocks(self) -> int:
@@ -588,23 +601,50 @@ def _family_inputs(family: Any, params: Mapping[str, Any]) -> Optional[np.ndarra
 
 
 def _solve_sample(plan: _Plan, index: int, recorder: _StatsRecorder) -> dict[str, Any]:
+    """Draw and solve one sample of a steady family."""
     family = plan.family
     params = family.sample(np.random.default_rng([plan.seed, int(index)]))
     recorder.reset(params)
-    sample: dict[str, Any] = {"parameters": params}
-    if plan.time_dependent:
-        trajectory, _ = family.simulate(params, recorder)
-        sample["trajectories"] = np.asarray(trajectory, dtype=np.float32)
+    system = family.assemble(params)
+    result = recorder(system.A, system.b)
+    return {"parameters": params,
+            "outputs": np.asarray(family.outputs(params, system.expand(result.x)), dtype=np.float32),
+            "inputs": np.asarray(family.inputs(params), dtype=np.float32),
+            "solver": recorder.record()}
+
+
+def _simulate_samples(plan: _Plan, indices: Sequence[int], solve: Callable[..., Any],
+                      tuning: Optional[_BlockTuning]) -> list[dict[str, Any]]:
+    """Draw and simulate the samples ``indices`` of a time-dependent family as one batch.
+
+    Each sample gets its own recorder around the block's solver ``solve``, so that its
+    statistics are its own while the recycle space and the tuner run on across the batch.
+    """
+    family = plan.family
+    params_list = [family.sample(np.random.default_rng([plan.seed, int(index)])) for index in indices]
+    recorders = []
+    for params in params_list:
+        recorder = _StatsRecorder(solve, tuning)
+        recorder.reset(params)
+        recorders.append(recorder)
+    simulate_batch = getattr(family, "simulate_batch", None)
+    if callable(simulate_batch):
+        trajectories, _ = simulate_batch(params_list, recorders)
+    else:  # a family written against the contract without simulate_batch
+        trajectories = [family.simulate(params, recorder)[0] for params, recorder in zip(params_list, recorders)]
+    if len(trajectories) != len(indices):
+        raise ValueError(f"family.simulate_batch: returned {len(trajectories)} trajectories for a "
+                         f"batch of {len(indices)} samples")
+    samples = []
+    for params, trajectory, recorder in zip(params_list, trajectories, recorders):
+        sample: dict[str, Any] = {"parameters": params,
+                                  "trajectories": np.asarray(trajectory, dtype=np.float32)}
         inputs = _family_inputs(family, params)
         if inputs is not None:
             sample["inputs"] = inputs
-    else:
-        system = family.assemble(params)
-        result = recorder(system.A, system.b)
-        sample["outputs"] = np.asarray(family.outputs(params, system.expand(result.x)), dtype=np.float32)
-        sample["inputs"] = np.asarray(family.inputs(params), dtype=np.float32)
-    sample["solver"] = recorder.record()
-    return sample
+        sample["solver"] = recorder.record()
+        samples.append(sample)
+    return samples
 
 
 # --------------------------------------------------------------------------------------------
@@ -635,19 +675,27 @@ def _run_block(plan: _Plan, block: int, on_sample: Callable[[], None],
     # within the block only, so that its choices do not depend on the worker count.
     tune = plan.solver.get("tune")
     tuning = _BlockTuning(tune, plan.seed, block) if tune else None
-    recorder = _StatsRecorder(_make_solver(plan.solver, plan.backend, tuning), tuning)
+    solve = _make_solver(plan.solver, plan.backend, tuning)
+    recorder = _StatsRecorder(solve, tuning)
+    # Time-dependent samples run in batches of consecutive positions of the block: a batch is
+    # a function of the plan alone, whatever the worker count or a resume.
+    batch = plan.batch_size if plan.time_dependent else 1
     handle = None
     try:
-        for position, index in enumerate(indices):
+        for start in range(0, len(indices), batch):
             if should_stop():
                 return False
-            sample = _solve_sample(plan, int(index), recorder)
-            if handle is None:
-                handle = _create_shard(temporary, plan, block, indices, sample)
-                fields = [name for name in ("inputs", "outputs", "trajectories") if name in sample]
-                specs = _parameter_specs(sample["parameters"])
-            _write_sample(handle, position, int(index), sample, fields, specs)
-            on_sample()
+            if plan.time_dependent:
+                samples = _simulate_samples(plan, [int(i) for i in indices[start:start + batch]], solve, tuning)
+            else:
+                samples = [_solve_sample(plan, int(indices[start]), recorder)]
+            for position, sample in enumerate(samples, start):
+                if handle is None:
+                    handle = _create_shard(temporary, plan, block, indices, sample)
+                    fields = [name for name in ("inputs", "outputs", "trajectories") if name in sample]
+                    specs = _parameter_specs(sample["parameters"])
+                _write_sample(handle, position, int(indices[position]), sample, fields, specs)
+                on_sample()
         if should_stop():
             return False
         handle.attrs["complete"] = True
@@ -927,7 +975,8 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
              order: str = "sorted", sort_method: str = "greedy", group_size: int = 2000,
              solver: Union[str, Mapping[str, Any]] = "recycle", backend: str = "numpy",
              workers: int = 1, seed: int = 0, chunk_size: int = DEFAULT_CHUNK_SIZE,
-             progress: bool = True, compression: Optional[str] = "gzip", overwrite: bool = False,
+             batch_size: Optional[int] = None, progress: bool = True,
+             compression: Optional[str] = "gzip", overwrite: bool = False,
              keep_parts: bool = False, mp_context: str = "spawn", comm: Any = None,
              **family_config: Any) -> Path:
     """Generate ``n`` samples of a PDE family into one HDF5 file (schema: :mod:`.storage`).
@@ -951,6 +1000,13 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         chunk_size: samples per block (default 256): each block starts with a fresh recycle
             space, is one atomic shard and the unit of resumption. It is part of the
             configuration: the arrays depend on it in their last bits, not on ``workers``.
+        batch_size: time-dependent families only: samples simulated at once through
+            ``family.simulate_batch`` (consecutive samples of a block). None (default) takes
+            ``family.default_batch_size`` (8 for ``navier-stokes`` at 64², 32 for
+            ``burgers`` at 256 points, 1 for families that simulate one sample at a time). Cut so that one batch's trajectories take at
+            most :data:`MAX_BATCH_BYTES` (256 MiB) of float32. It changes the speed and the
+            memory, not the arrays, unless the family sets ``batch_invariant = False``; then
+            it is part of the configuration. The progress bar advances per batch.
         progress: show a tqdm progress bar (rate and ETA) on stderr.
         compression: of the final file: ``"gzip"`` (default), ``"lzf"`` or None.
         overwrite: replace an existing ``out`` or partial run of another configuration.
@@ -983,6 +1039,8 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
     seed = _check_int("seed", seed, 0)
     workers = _check_int("workers", workers, 1)
     chunk_size = _check_int("chunk_size", chunk_size, 1)
+    if batch_size is not None:
+        batch_size = _check_int("batch_size", batch_size, 1)
     if order not in ORDERS:
         raise ValueError(f"order: must be one of {ORDERS}, got {order!r}")
     if sort_method not in GENERATION_SORT_METHODS:
@@ -994,6 +1052,7 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
     if not isinstance(backend, str) or backend not in ("numpy", "petsc", "torch"):
         raise ValueError(f"backend: must be 'numpy', 'petsc' or 'torch', got {backend!r}")
     time_dependent = bool(getattr(family, "time_dependent", False))
+    batch_size = _effective_batch_size(family, batch_size) if time_dependent else 1
     solver_config = resolve_solver_config(solver, bool(getattr(family, "spd", False)))
     if solver_config["mode"] == "recycle" and backend != "numpy":
         raise ValueError(f"backend: recycling runs on the 'numpy' backend, got {backend!r}; use "
@@ -1008,6 +1067,9 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         "solver": solver_config, "backend": backend, "chunk_size": chunk_size,
         "kind": "time-dependent" if time_dependent else "steady",
     }
+    if time_dependent and not bool(getattr(family, "batch_invariant", True)):
+        # Its arrays depend on which samples share a batch: a resume must batch alike.
+        run_config["batch_size"] = batch_size
     run_hash = _hash(run_config)
     out = Path(out)
     parts = out.with_name(out.name + ".parts")
@@ -1048,7 +1110,8 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
     try:
         with lock:
             plan, timings = _prepare_plan(family, run_config, run_hash, parts, group_size, bar,
-                                          solver_config, backend, time_dependent, comm, rank, size)
+                                          solver_config, backend, time_dependent, comm, rank, size,
+                                          batch_size)
             _remove_stale_temporaries(parts, rank)
             pending = [block for block in range(plan.n_blocks) if not _shard_is_done(plan, block)] \
                 if rank == 0 else None
@@ -1104,7 +1167,8 @@ def _run_share(plan: _Plan, blocks: list[int], workers: int, bar, mp_context: st
 
 
 def _prepare_plan(family, run_config, run_hash, parts: Path, group_size, bar, solver_config,
-                  backend, time_dependent, comm, rank, size) -> tuple[_Plan, dict[str, float]]:
+                  backend, time_dependent, comm, rank, size,
+                  batch_size: int = 1) -> tuple[_Plan, dict[str, float]]:
     """Load the plan of a partial run, or make and save a new one (rank 0)."""
     plan_path = parts / _PLAN_FILE
     order_path = parts / _ORDER_FILE
@@ -1149,7 +1213,7 @@ def _prepare_plan(family, run_config, run_hash, parts: Path, group_size, bar, so
     plan = _Plan(family=family, n=run_config["n"], seed=run_config["seed"], solver=solver_config,
                  backend=backend, chunk_size=run_config["chunk_size"],
                  order=np.asarray(order, dtype=np.int64), parts=parts, run_hash=run_hash,
-                 time_dependent=time_dependent)
+                 time_dependent=time_dependent, batch_size=batch_size)
     return plan, timings
 
 
@@ -1184,6 +1248,17 @@ def _progress_bar(total: int, description: str, enabled: bool):
 
     return tqdm(total=total, desc=description, unit="sample", dynamic_ncols=True, smoothing=0.05,
                 file=sys.stderr)
+
+
+def _effective_batch_size(family: Any, batch_size: Optional[int]) -> int:
+    """``batch_size`` (or the family's ``default_batch_size``), cut to :data:`MAX_BATCH_BYTES`."""
+    if batch_size is None:
+        batch_size = _check_int("family.default_batch_size", getattr(family, "default_batch_size", 1), 1)
+    output_shape = getattr(family, "output_shape", None)
+    if isinstance(output_shape, tuple) and output_shape:
+        trajectory_bytes = 4 * int(np.prod(output_shape))
+        batch_size = min(batch_size, max(1, MAX_BATCH_BYTES // max(trajectory_bytes, 1)))
+    return batch_size
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -1234,6 +1309,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="time-dependent families: samples simulated at once (default: the "
+                             "family's, e.g. 8 for navier-stokes at 64x64)")
     parser.add_argument("--compression", choices=("gzip", "lzf", "none"), default="gzip")
     parser.add_argument("--set", dest="settings", action="append", type=_parse_setting, default=[],
                         metavar="KEY=VALUE", help="family option (JSON value), repeatable")
@@ -1272,7 +1350,8 @@ def run(args: argparse.Namespace) -> int:
         out = args.out or f"{args.family}.h5"
         path = generate(family, args.n, out, order=args.order, sort_method=args.sort_method,
                         solver=solver, backend=args.backend, workers=args.workers, seed=args.seed,
-                        chunk_size=args.chunk_size, progress=not args.no_progress,
+                        chunk_size=args.chunk_size, batch_size=getattr(args, "batch_size", None),
+                        progress=not args.no_progress,
                         compression=None if args.compression == "none" else args.compression,
                         overwrite=args.overwrite)
     except (ValueError, TypeError, RuntimeError, KeyError) as error:

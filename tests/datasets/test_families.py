@@ -347,6 +347,168 @@ def test_navier_stokes_forced_mode_approaches_its_steady_state() -> None:
         np.testing.assert_allclose(trajectory[frame, 0], exact, atol=1e-6)
 
 
+# ----------------------------------------------------------------------------------- batches
+def _vorticity_steps(family, w_hat: np.ndarray, steps: int) -> np.ndarray:
+    """``steps`` steps of NavierStokes2D's scheme as plain expressions with SciPy's 2-D FFTs."""
+    import scipy.fft
+
+    s, dt = family.resolution, family.dt
+
+    def advection(w_hat):
+        psi_hat = w_hat * family._inverse_laplacian
+        spectra = np.stack([family._iky * psi_hat, -family._ikx * psi_hat, family._ikx * w_hat, family._iky * w_hat])
+        u, v, w_x, w_y = scipy.fft.irfft2(spectra, s=(s, s), axes=(-2, -1))
+        return scipy.fft.rfft2(u * w_x + v * w_y) * family._dealias
+
+    forcing_hat = scipy.fft.rfft2(family.forcing)
+    half_viscous = 0.5 * dt * family.nu * family._laplacian
+    explicit, implicit = 1.0 - half_viscous, 1.0 / (1.0 + half_viscous)
+    for _ in range(steps):
+        first = advection(w_hat)
+        predicted = (explicit * w_hat + dt * (forcing_hat - first)) * implicit
+        average = 0.5 * (first + advection(predicted))
+        w_hat = (explicit * w_hat + dt * (forcing_hat - average)) * implicit
+    return w_hat
+
+
+def _vorticity_reference(family, w0: np.ndarray) -> np.ndarray:
+    """The float32 trajectory ``[T, 1, s, s]`` of :func:`_vorticity_steps`, one sample."""
+    import scipy.fft
+
+    s = family.resolution
+    w_hat = scipy.fft.rfft2(w0)
+    frames = [w0]
+    for _ in range(1, family.n_frames):
+        w_hat = _vorticity_steps(family, w_hat, family.substeps)
+        frames.append(scipy.fft.irfft2(w_hat, s=(s, s)))
+    return np.array(frames, dtype=np.float32)[:, None]
+
+
+@pytest.mark.parametrize("resolution", [16, 15])
+def test_navier_stokes_batched_step_is_bitwise_the_plain_scheme_in_float64(resolution: int) -> None:
+    import scipy.fft
+
+    from pdesuite.datasets.families import _VorticityStepper
+
+    family = get_family("navier-stokes", resolution=resolution, nu=1e-4, dt=1e-3)
+    w0 = np.stack([family.sample(np.random.default_rng([7, i]))["initial_condition"] for i in range(3)])
+    w_hat = scipy.fft.rfft2(w0)
+    stepper = _VorticityStepper(family, 3)
+    for _ in range(4):
+        stepper.step(w_hat)
+    for i in range(3):
+        expected = _vorticity_steps(family, scipy.fft.rfft2(w0[i]), 4)
+        assert np.array_equal(w_hat[i], expected)
+    assert np.abs(w_hat - scipy.fft.rfft2(w0)).max() > 1e-3  # it did evolve
+
+
+@pytest.mark.parametrize("resolution", [16, 15])
+def test_navier_stokes_batch_is_bitwise_the_plain_scheme_sample_by_sample(resolution: int) -> None:
+    family = get_family("navier-stokes", resolution=resolution, nu=1e-4, dt=1e-3, final_time=0.01,
+                        record_interval=0.005)
+    params = [family.sample(np.random.default_rng([8, i])) for i in range(3)]
+    batch, stats = family.simulate_batch(params)
+    assert batch.shape == (3, 3, 1, resolution, resolution) and batch.dtype == np.float32
+    assert stats == [[], [], []]
+    assert np.abs(batch[:, -1] - batch[:, 0]).max() > 1e-4  # it did evolve
+    for i, sample in enumerate(params):
+        assert np.array_equal(batch[i], _vorticity_reference(family, sample["initial_condition"]))
+        assert np.array_equal(batch[i], family.simulate(sample)[0])
+    # Another composition and order of the batch: still the same bits.
+    reordered, _ = family.simulate_batch([params[2], params[0]])
+    assert np.array_equal(reordered[0], batch[2]) and np.array_equal(reordered[1], batch[0])
+
+
+@pytest.mark.parametrize("resolution", [16, 15])
+def test_navier_stokes_step_without_numpy_fft_out_gives_the_same_bits(monkeypatch, resolution: int) -> None:
+    import scipy.fft
+
+    from pdesuite.datasets import families
+
+    family = get_family("navier-stokes", resolution=resolution, dt=1e-3)
+    w0 = np.stack([family.sample(np.random.default_rng([9, i]))["initial_condition"] for i in range(2)])
+    fast, fallback = scipy.fft.rfft2(w0), scipy.fft.rfft2(w0)
+    families._VorticityStepper(family, 2).step(fast)
+    monkeypatch.setattr(families, "_NUMPY_FFT_OUT", False)
+    families._VorticityStepper(family, 2).step(fallback)
+    assert np.array_equal(fast, fallback)
+
+
+def test_navier_stokes_default_batch_size_holds_about_32k_points() -> None:
+    sizes = {s: get_family("navier-stokes", resolution=s).default_batch_size for s in (16, 32, 64, 128, 256)}
+    assert sizes == {16: 64, 32: 32, 64: 8, 128: 2, 256: 1}
+    empty, stats = get_family("navier-stokes", **SMALL["navier-stokes"]).simulate_batch([])
+    assert empty.shape == (0, 3, 1, 16, 16) and stats == []
+
+
+def test_burgers_batch_with_a_step_per_sample_is_bitwise_sample_by_sample() -> None:
+    family = get_family("burgers", resolution=64, nu=0.01, final_time=0.04, record_interval=0.02)
+    params = [family.sample(np.random.default_rng([13, i])) for i in range(4)]
+    substeps = [family.time_step(p["initial_condition"])[1] for p in params]
+    assert len(set(substeps)) > 1  # the masked path: some samples finish their record early
+    batch, stats = family.simulate_batch(params)
+    assert batch.shape == (4, 3, 1, 64) and stats == [[]] * 4
+    for i, sample in enumerate(params):
+        assert np.array_equal(batch[i], family.simulate(sample)[0])
+    # In float64: one RK4 step of a batch, row by row, against the same step of each row alone.
+    v = np.fft.rfft(np.stack([p["initial_condition"] for p in params]))
+    steps = [0.0031, 0.001, 0.002, 0.0025]
+    batched = family._rk4_step(v, *family._rk4_coefficients(steps))
+    for i, step in enumerate(steps):
+        alone = family._rk4_step(v[i:i + 1], *family._rk4_coefficients([step]))
+        assert np.array_equal(batched[i], alone[0])
+    # ... and against the plain expressions of the scheme with a scalar step.
+    import scipy.fft
+
+    k, keep, dt = family.wavenumbers, family.keep, steps[0]
+    full, half = np.exp(-family.nu * k**2 * dt), np.exp(-family.nu * k**2 * dt / 2)
+
+    def nonlinear(u_hat):
+        u = scipy.fft.irfft(u_hat * keep, n=64)
+        return -0.5j * k * keep * scipy.fft.rfft(u * u)
+
+    a = nonlinear(v[0])
+    b = nonlinear(half * (v[0] + 0.5 * dt * a))
+    c = nonlinear(half * v[0] + 0.5 * dt * b)
+    d = nonlinear(full * v[0] + dt * half * c)
+    assert np.array_equal(batched[0], full * v[0] + (dt / 6.0) * (full * a + 2.0 * half * (b + c) + d))
+    assert [get_family("burgers", resolution=s).default_batch_size for s in (64, 256, 1024, 8192)] == [64, 32, 8, 1]
+
+
+def test_default_simulate_batch_loops_over_simulate_with_one_solve_per_sample() -> None:
+    family = get_family("heat", **SMALL["heat"])
+    assert family.default_batch_size == 1 and family.batch_invariant
+    params = [family.sample(np.random.default_rng([10, i])) for i in range(2)]
+    calls = [0, 0]
+
+    def counting(slot):
+        def solve(A, b, x0):
+            calls[slot] += 1
+            return suite_solve(A, b, method="cg", x0=x0, rtol=1e-10)
+        return solve
+
+    batch, stats = family.simulate_batch(params, [counting(0), counting(1)])
+    assert calls == [4, 4] and [len(s) for s in stats] == [4, 4]  # 0.04 / dt = 4 steps each
+    for i, sample in enumerate(params):
+        alone, alone_stats = family.simulate(sample, counting(i))
+        assert np.array_equal(batch[i], alone)
+        assert [s["iterations"] for s in stats[i]] == [s["iterations"] for s in alone_stats]
+    # One callable for all samples, and the family's default solver.
+    shared, _ = family.simulate_batch(params, counting(0))
+    assert np.array_equal(shared, batch) and calls[0] == 4 + 4 + 8
+
+
+def test_simulate_batch_checks_its_solve_argument() -> None:
+    family = get_family("heat", **SMALL["heat"])
+    params = [family.sample(np.random.default_rng([12, i])) for i in range(2)]
+    with pytest.raises(ValueError, match="solve: expected one entry per sample \\(2\\), got 1"):
+        family.simulate_batch(params, [None])
+    with pytest.raises(TypeError, match="solve"):
+        family.simulate_batch(params, [None, "cg"])
+    with pytest.raises(TypeError, match="solve"):
+        family.simulate_batch(params, "cg")
+
+
 # ----------------------------------------------------------------------------------- bad config
 @pytest.mark.parametrize(
     "name, config, match",

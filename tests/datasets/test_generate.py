@@ -216,6 +216,78 @@ def test_time_dependent_family_stores_trajectories(tmp_path):
         assert handle.attrs["kind"] == "time-dependent"
 
 
+def _tiny_navier_stokes():
+    from pdesuite.datasets import get_family
+
+    return get_family("navier-stokes", resolution=16, nu=1e-4, dt=1e-3, final_time=0.01, record_interval=0.005)
+
+
+def test_navier_stokes_batches_are_bitwise_identical_for_any_workers_and_batch_size(tmp_path):
+    family = _tiny_navier_stokes()
+    # Blocks of 3 samples, batches of 2 (+ 1): a batch never crosses a block.
+    one = generate(family, 5, tmp_path / "one.h5", chunk_size=3, batch_size=2, workers=1, progress=False)
+    two = generate(family, 5, tmp_path / "two.h5", chunk_size=3, batch_size=2, workers=2, progress=False)
+    single = generate(family, 5, tmp_path / "single.h5", chunk_size=3, batch_size=1, progress=False)
+    reference = _arrays(one)
+    _assert_bitwise_equal(reference, _arrays(two))
+    _assert_bitwise_equal(reference, _arrays(single))
+    assert reference["trajectories"].shape == (5, 3, 1, 16, 16)
+    for index in (0, 4):
+        params = family.sample(np.random.default_rng([0, index]))
+        assert np.array_equal(reference["trajectories"][index], family.simulate(params)[0])
+    assert np.all(reference["solver/steps"] == 0) and reference["solver/converged"].all()
+    # The batch size of a batch-invariant family is not part of the run: same hash.
+    hashes = set()
+    for path in (one, single):
+        with open_dataset(path) as handle:
+            hashes.add(handle.attrs["run_hash"])
+    assert len(hashes) == 1
+    # The CLI option, with other blocks and batches: the same first two samples.
+    cli_out = tmp_path / "cli.h5"
+    assert cli_generate(["navier-stokes", "--n", "2", "--resolution", "16", "--set", "nu=1e-4", "--set", "dt=1e-3",
+                         "--set", "final_time=0.01", "--set", "record_interval=0.005", "--batch-size", "2",
+                         "--out", str(cli_out), "--no-progress"]) == 0
+    assert np.array_equal(_arrays(cli_out)["trajectories"], reference["trajectories"][:2])
+
+
+class TinyHeatBatchDependent(TinyHeat):
+    name = "test-tiny-heat-batch-dependent"
+    batch_invariant = False
+    default_batch_size = 2
+
+
+def test_batches_of_a_looping_family_keep_per_sample_statistics(tmp_path):
+    family = TinyHeat(6)
+    looped = _arrays(generate(family, 5, tmp_path / "b1.h5", chunk_size=5, batch_size=1, progress=False))
+    batched = _arrays(generate(family, 5, tmp_path / "b3.h5", chunk_size=5, batch_size=3, progress=False))
+    _assert_bitwise_equal(looped, batched)  # the same solves in the same order, recycled alike
+    # Each sample's recorder saw its own 3 solves, not those of its whole batch.
+    assert np.all(batched["solver/steps"] == 3) and batched["solver/matvecs"].sum() > 0
+    # A family whose arrays depend on the batch makes batch_size part of the run.
+    dependent = TinyHeatBatchDependent(6)
+    with open_dataset(generate(dependent, 3, tmp_path / "d2.h5", progress=False)) as handle:
+        default_hash = handle.attrs["run_hash"]
+    with open_dataset(generate(dependent, 3, tmp_path / "d1.h5", batch_size=1, progress=False)) as handle:
+        assert handle.attrs["run_hash"] != default_hash
+    with open_dataset(generate(dependent, 3, tmp_path / "d2b.h5", batch_size=2, progress=False)) as handle:
+        assert handle.attrs["run_hash"] == default_hash
+
+
+def test_batch_size_is_checked_and_capped_by_memory(tmp_path):
+    from pdesuite.datasets import get_family
+    from pdesuite.datasets.generate import MAX_BATCH_BYTES, _effective_batch_size
+
+    family = _tiny_navier_stokes()
+    for bad in (0, -2, 1.5, True, "8"):
+        with pytest.raises(ValueError, match="batch_size"):
+            generate(family, 2, tmp_path / "bad.h5", batch_size=bad, progress=False)
+    assert _effective_batch_size(family, None) == 64  # its default at 16²
+    big = get_family("navier-stokes", resolution=256, final_time=20.0)  # 21 frames: 5.5 MB each
+    trajectory_bytes = 4 * 21 * 256 * 256
+    assert _effective_batch_size(big, 1000) == MAX_BATCH_BYTES // trajectory_bytes == 48
+    assert _effective_batch_size(big, 3) == 3 and _effective_batch_size(big, None) == 1
+
+
 def test_interrupt_keeps_done_blocks_and_rerun_completes_identically(tmp_path):
     family = TinyDiffusion(8)
     reference = _arrays(generate(family, 12, tmp_path / "ref.h5", chunk_size=3, progress=False))
