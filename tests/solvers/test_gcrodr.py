@@ -173,8 +173,8 @@ def test_flexible_with_a_nonlinear_preconditioner():
 def test_real_nonsymmetric_keeps_a_real_space(reorthogonalize, orthogonality):
     """Complex harmonic Ritz pairs of a real matrix enter as real and imaginary parts.
 
-    One Gram–Schmidt pass (the default) leaves ``CᵀC = I`` to 3e-10 here; the second pass of
-    ``"ifneeded"`` to below 1e-11.
+    One Gram–Schmidt pass (``"never"``) leaves ``CᵀC = I`` to 3e-10 here; the second pass of
+    ``"ifneeded"`` (the default) to below 1e-11.
     """
     A = advection_diffusion_2d(14, peclet=400.0)
     b = np.random.default_rng(7).standard_normal(A.shape[0])
@@ -297,6 +297,28 @@ def test_space_kept_under_a_strong_preconditioner(sequence, method):
     independent = solve(sequence[5], b, method="cg" if method == "rcg" else "gmres", M="ssor",
                         pc_omega=1.6, rtol=1e-8).iterations
     assert max(r.iterations for r in later) <= 0.7 * independent
+
+
+@pytest.mark.slow
+def test_default_orthogonalisation_survives_the_fe_poisson_ilu_sequence():
+    """Found by benchmarks/bench_skr.py: P1 Poisson on the L-shape (9,520 unknowns), greedy
+    SKR order, ILU, rtol 1e-5. After a first solve of 20 iterations (one short cycle, so the
+    recycled space is the whole Krylov space), one Gram–Schmidt pass let the second solve
+    stall at a residual of 1e-2 for 10⁴ iterations; with the default it takes 18.
+    """
+    from pdesuite.datasets import get_family, sort_order
+
+    family = get_family("poisson-fe", resolution=57)
+    params = [family.sample(np.random.default_rng([0, i])) for i in range(200)]
+    order = sort_order(np.stack([family.sort_key(p) for p in params]), method="greedy")
+    solver = RecyclingSolver("gcrodr", m=40, k=20, rtol=1e-5, maxiter=300)
+    iterations = []
+    for index in order[:3]:
+        system = family.assemble(params[index])
+        result = solver.solve(system.A, system.b, M="ilu")
+        assert result.converged
+        iterations.append(result.iterations)
+    assert iterations[1] <= 40  # measured 18
 
 
 def test_stale_space_is_reset(sequence):
