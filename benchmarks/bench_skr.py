@@ -21,8 +21,8 @@ Cholesky (the library's ``"ic"``). Every preconditioner is built from each syste
 inside the timed region, so every method pays its set-up once per system.
 
 GMRES is left preconditioned (the paper's baseline); GCRO-DR right preconditioned (it
-monitors the true residual), with one Gram–Schmidt pass as GMRES (``GCRODR_OPTIONS``; the
-library's default adds a second pass when needed), recorded in the results.
+monitors the true residual), with the library's defaults (a second Gram–Schmidt pass when
+needed; ``GCRODR_OPTIONS``), recorded in the results.
 Helmholtz runs at ``k0 = 10`` (see ``FAMILY_OPTIONS``).
 
 Timing: wall time of each solve call (``time.perf_counter``) and CPU time of this process
@@ -87,10 +87,10 @@ QUICK_RESOLUTION = {"darcy": 34, "helmholtz": 34, "poisson-fe": 14, "thermal-fe"
 #: part. The family's default k0 = 20 puts about fifty eigenvalues below k², more than any
 #: recycle space of this size holds, and there every method mostly runs into the cap.
 FAMILY_OPTIONS: dict[str, dict[str, Any]] = {"helmholtz": {"k0": 10.0}}
-#: GCRO-DR with one classical Gram–Schmidt pass per step, as the GMRES(40) baseline (ours and
-#: PETSc's default), so that both methods orthogonalise alike. The library's default adds a
-#: second pass when needed: safer (see the FE Poisson/ILU cell), 20–30% slower.
-GCRODR_OPTIONS: dict[str, Any] = {"reorthogonalize": "never"}
+#: GCRO-DR options beyond m and k: none, the library's defaults. (One Gram–Schmidt pass,
+#: ``{"reorthogonalize": "never"}``, as the GMRES baseline does, is 20–30% faster here, but
+#: it stalled on a FE Poisson/ILU system for 10⁴ iterations.)
+GCRODR_OPTIONS: dict[str, Any] = {}
 PRECONDITIONERS = ("none", "jacobi", "sor", "ilu")
 #: What CG uses for each preconditioner: the symmetric counterpart.
 SYMMETRIC_COUNTERPART = {"none": "none", "jacobi": "jacobi", "sor": "ssor", "ilu": "ic"}
@@ -119,7 +119,7 @@ def load_average() -> Optional[list[float]]:
 
 # ----------------------------------------------------------------------------- preconditioners
 def preconditioner_for(name: str) -> Callable[[sp.csr_array], Any]:
-    """``A -> M`` as passed to ``solve``: a library name, our fast IC, or None."""
+    """``A -> M`` as passed to ``solve``: a library name, or None."""
     if name == "none":
         return lambda A: None
     return lambda A: name
@@ -229,8 +229,13 @@ def speedups(methods: dict[str, dict[str, Any]]) -> dict[str, dict[str, Optional
 def run_family(family_name: str, resolution: int, n: int, pcs: list[str], tols: list[float],
                sort_method: str, methods: tuple[str, ...], solutions: int, seed: int,
                log: Callable[[str], None], skip: frozenset = frozenset(),
-               on_cell: Callable[[dict[str, Any]], None] = lambda cell: None) -> list[dict[str, Any]]:
-    """Every (tolerance, preconditioner) cell of one family; ``on_cell`` sees each as it ends."""
+               on_cell: Callable[[dict[str, Any]], None] = lambda cell: None,
+               reuse: Optional[dict[tuple, dict[str, Any]]] = None) -> list[dict[str, Any]]:
+    """Every (tolerance, preconditioner) cell of one family; ``on_cell`` sees each as it ends.
+
+    ``reuse`` maps ``(family, pc, tol, N)`` to the ``methods`` of an earlier run's cell: the
+    methods found there are taken over (per-solve records and all) instead of run again.
+    """
     family = get_family(family_name, resolution=resolution, **FAMILY_OPTIONS.get(family_name, {}))
     t0 = time.perf_counter()
     params = [family.sample(np.random.default_rng([seed, i])) for i in range(n)]
@@ -250,7 +255,9 @@ def run_family(family_name: str, resolution: int, n: int, pcs: list[str], tols: 
             if f"{family_name}:{pc}" in skip:
                 continue
             load_before = load_average()
-            runs = make_runs(spd, pc, tol, sorted_order, n, methods, solutions)
+            reused = (reuse or {}).get((family_name, pc, tol, n), {})
+            runs = make_runs(spd, pc, tol, sorted_order, n,
+                             tuple(m for m in methods if m not in reused), solutions)
             cell_start = time.perf_counter()
             for position in range(n):
                 shift = position % len(runs)
@@ -258,6 +265,10 @@ def run_family(family_name: str, resolution: int, n: int, pcs: list[str], tols: 
                     run.step(systems, position)
             summaries = {run.name: summarise(run.records, sort_time if run.name in SORTED_METHODS else 0.0)
                          for run in runs}
+            for name in methods:
+                if name in reused:
+                    summaries[name] = {**reused[name], "reused": True}
+            summaries = {name: summaries[name] for name in methods if name in summaries}
             cell = {
                 "family": family_name, "resolution": resolution, "unknowns": unknowns, "nnz": nnz, "spd": spd,
                 "preconditioner": pc, "symmetric_preconditioner": SYMMETRIC_COUNTERPART[pc] if spd else None,
@@ -267,6 +278,7 @@ def run_family(family_name: str, resolution: int, n: int, pcs: list[str], tols: 
                 "cell_wall": time.perf_counter() - cell_start,
                 "load_average_before": load_before, "load_average_after": load_average(),
                 "methods": summaries, "speedups": speedups(summaries),
+                "reused_methods": sorted(reused),
             }
             cells.append(cell)
             on_cell(cell)
@@ -452,6 +464,10 @@ def main() -> None:
                         help="cells left out, e.g. helmholtz:jacobi,helmholtz:sor")
     parser.add_argument("--family-option", action="append", default=[], metavar="FAMILY:KEY=VALUE",
                         help="a family option (JSON value), e.g. helmholtz:k0=20; repeatable")
+    parser.add_argument("--reuse", default=None, metavar="NAME:METHOD,METHOD,...",
+                        help="take these methods' records from the finished results file NAME "
+                             "(same systems and settings) instead of running them again, e.g. "
+                             "skr_old:gmres,pcg-warm,rcg after a change that affects only GCRO-DR")
     parser.add_argument("--merge", default=None, metavar="NAME,NAME,...",
                         help="combine the cells of finished runs (results files) into --name and publish")
     parser.add_argument("--sort", default="greedy", choices=("greedy", "fft"))
@@ -535,6 +551,10 @@ def main() -> None:
         "timing": "wall (perf_counter) and CPU (process_time) per solve call, preconditioner set-up "
                   "included, assembly excluded, sort time added to the sorted methods",
     }
+    reuse = None
+    if args.reuse is not None:
+        reuse = load_reuse(args.reuse, config)
+        config["reused"] = args.reuse
     load_start = load_average()
     log(f"load average {load_start}; config {json.dumps({k: config[k] for k in ('families', 'N', 'tolerances', 'preconditioners')})}")
     cells: list[dict[str, Any]] = []
@@ -549,7 +569,7 @@ def main() -> None:
 
     for family in families:
         run_family(family, resolutions[family], config["N"][family], pcs, tols, args.sort, METHODS,
-                   args.solutions, args.seed, log, skip=skip, on_cell=save_partial)
+                   args.solutions, args.seed, log, skip=skip, on_cell=save_partial, reuse=reuse)
 
     payload = {"complete": True, "config": config, "load_average_start": load_start, "load_average_end": load_average(),
                "wall_seconds": time.perf_counter() - started, "cells": cells, "pipeline": pipeline}
@@ -599,6 +619,53 @@ def publish(name: str, payload: dict[str, Any], readme: bool) -> None:
         update_readme_section("bench-skr", markdown + f"\n\n![SKR speed-ups](benchmarks/results/{name}.png)")
 
 
+#: Configuration keys that must agree between runs whose cells are reused or merged.
+COMPATIBLE_KEYS = ("quick", "tolerances", "preconditioners", "symmetric_counterparts", "sort",
+                   "gmres_restart", "gmres_side", "gcrodr", "rcg", "maxiter", "seed")
+
+
+def _incompatible(config: dict[str, Any], other: dict[str, Any], keys=COMPATIBLE_KEYS) -> Optional[str]:
+    for key in keys:
+        if config.get(key) != other.get(key):
+            return f"{key}: {config.get(key)!r} here, {other.get(key)!r} there"
+    return None
+
+
+def load_reuse(spec: str, config: dict[str, Any]) -> dict[tuple, dict[str, Any]]:
+    """``NAME:METHOD,...`` -> ``{(family, pc, tol, N): {method: summary}}`` from a finished run."""
+    try:
+        name, methods_text = spec.split(":", 1)
+    except ValueError:
+        raise SystemExit(f"--reuse: expected NAME:METHOD,METHOD,..., got {spec!r}") from None
+    methods = [m.strip() for m in methods_text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"--reuse: unknown methods {unknown}; choose from {METHODS}")
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        raise SystemExit(f"--reuse: {path} does not exist")
+    payload = json.loads(path.read_text())
+    if not payload.get("complete"):
+        raise SystemExit(f"--reuse: {path} is an incomplete run")
+    # the reused methods must have run exactly as they would run now; GCRO-DR's options may
+    # differ only when no GCRO-DR method is reused
+    keys = [k for k in COMPATIBLE_KEYS
+            if not (k == "gcrodr" and not {"skr", "recycle-unsorted"} & set(methods))]
+    problem = _incompatible(config, payload["config"], keys)
+    if problem is None:
+        for family in config["families"]:
+            for key in ("resolutions", "N", "family_options"):
+                if config[key].get(family) != payload["config"].get(key, {}).get(family):
+                    problem = f"{key}[{family}] differs"
+    if problem is not None:
+        raise SystemExit(f"--reuse: {path} ran with other settings ({problem})")
+    table = {}
+    for cell in payload["cells"]:
+        key = (cell["family"], cell["preconditioner"], cell["tol"], cell["N"])
+        table[key] = {m: cell["methods"][m] for m in methods if m in cell["methods"]}
+    return table
+
+
 def merge_runs(parts: list[str], name: str, readme: bool) -> None:
     """One results file from complete runs over disjoint families (e.g. two processes)."""
     payloads = []
@@ -613,8 +680,14 @@ def merge_runs(parts: list[str], name: str, readme: bool) -> None:
     config = json.loads(json.dumps(payloads[0]["config"]))
     config["command"] = [p["config"]["command"] for p in payloads]
     config["merged_from"] = parts
-    for payload in payloads[1:]:
+    for part, payload in zip(parts[1:], payloads[1:]):
         other = payload["config"]
+        problem = _incompatible(config, other)
+        if problem is not None:
+            raise SystemExit(f"--merge: {part} ran with other settings than {parts[0]} ({problem})")
+        shared = set(config["families"]) & set(other["families"])
+        if shared:
+            raise SystemExit(f"--merge: {part} repeats the families {sorted(shared)}")
         config["families"] += other["families"]
         for key in ("resolutions", "N", "family_options"):
             config.setdefault(key, {}).update(other.get(key, {}))
