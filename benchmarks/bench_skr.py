@@ -395,13 +395,16 @@ def tables(cells: list[dict[str, Any]]) -> tuple[str, str]:
     speed_rows = []
     for cell in cells:
         s = cell["speedups"]
+        failed = " / ".join(str(cell["methods"][name]["nonconverged"]) if name in cell["methods"] else "–"
+                            for name in ("gmres", "skr", "recycle-unsorted"))
         speed_rows.append([cell["family"], f"{cell['tol']:g}", cell["preconditioner"], cell["N"],
-                           f"{_fmt(s['skr_vs_gmres']['time'])} / {_fmt(s['skr_vs_gmres']['iterations'], '.1f')}",
-                           f"{_fmt(s['skr_vs_pcg']['time'])} / {_fmt(s['skr_vs_pcg']['iterations'], '.1f')}",
-                           f"{_fmt(s['sorted_vs_unsorted']['time'])} / {_fmt(s['sorted_vs_unsorted']['iterations'])}",
-                           f"{_fmt(s['rcg_vs_pcg']['time'])} / {_fmt(s['rcg_vs_pcg']['iterations'])}"])
+                           f"{_fmt(s['skr_vs_gmres']['cpu'])} / {_fmt(s['skr_vs_gmres']['iterations'], '.1f')}",
+                           f"{_fmt(s['skr_vs_pcg']['cpu'])} / {_fmt(s['skr_vs_pcg']['iterations'], '.1f')}",
+                           f"{_fmt(s['sorted_vs_unsorted']['cpu'])} / {_fmt(s['sorted_vs_unsorted']['iterations'])}",
+                           f"{_fmt(s['rcg_vs_pcg']['cpu'])} / {_fmt(s['rcg_vs_pcg']['iterations'])}", failed])
     second = markdown_table(["family", "tol", "pc", "N", "SKR vs GMRES(40) time / it", "SKR vs warm PCG time / it",
-                             "sorted vs unsorted time / it", "rcg vs warm PCG time / it"], speed_rows)
+                             "sorted vs unsorted time / it", "rcg vs warm PCG time / it",
+                             "not conv. GMRES / SKR / unsorted"], speed_rows)
     return first, second
 
 
@@ -418,7 +421,7 @@ def plot(cells: list[dict[str, Any]], path: Path) -> None:
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(cells) + 2), 4.5))
     for i, (key, label) in enumerate(series):
-        values = [c["speedups"][key]["time"] for c in cells]
+        values = [c["speedups"][key]["cpu"] for c in cells]
         heights = [v if v is not None else np.nan for v in values]
         ax.bar(x + (i - (len(series) - 1) / 2) * width, heights, width, label=label)
     ax.axhline(1.0, color="black", linewidth=0.8)
@@ -430,7 +433,7 @@ def plot(cells: list[dict[str, Any]], path: Path) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=8)
-    ax.set_ylabel("wall-time speed-up (> 1: the first is faster)")
+    ax.set_ylabel("CPU-time speed-up (> 1: the first is faster)")
     n_text = ", ".join(sorted({f"{c['family']} N={c['N']}" for c in cells}))
     ax.set_title(f"Sorted + recycled GCRO-DR(40,20) against baselines\n({n_text}; time incl. sort)", fontsize=9)
     ax.legend(fontsize=8)
@@ -601,8 +604,11 @@ def report(payload: dict[str, Any]) -> str:
     header = (f"Ran: {ran}; tolerances {tolerances}; preconditioners {', '.join(config['preconditioners'])}{skipped}; "
               f"sort {config['sort']}. Load average (1/5/15 min) {payload['load_average_start']} at the start, "
               f"{payload['load_average_end']} at the end, on {payload['machine']['cores'] if 'machine' in payload else os.cpu_count()} "
-              "shared cores. Speed-up = baseline ÷ SKR (> 1: SKR faster), by wall time (sort included) / by mean "
-              "iterations; a GMRES solve stopped by the 10⁴ cap counts with its truncated time.")
+              "shared cores. Speed-up = baseline ÷ SKR (> 1: SKR faster), by CPU time of the solves (one BLAS "
+              "thread, so the work done; sort included; wall times in the second table) / by mean "
+              "iterations; a GMRES solve stopped by the 10⁴ cap counts with its truncated time."
+              + (f" Methods reused from an earlier run of the same systems ({config['reused']}): only "
+                 "the others ran again." if config.get("reused") else ""))
     return header + "\n\n" + second + "\n\n" + first + pipeline_text
 
 
@@ -689,6 +695,9 @@ def merge_runs(parts: list[str], name: str, readme: bool) -> None:
         if shared:
             raise SystemExit(f"--merge: {part} repeats the families {sorted(shared)}")
         config["families"] += other["families"]
+        reused = [text for text in (config.get("reused"), other.get("reused")) if text]
+        if reused:
+            config["reused"] = "; ".join(reused)
         for key in ("resolutions", "N", "family_options"):
             config.setdefault(key, {}).update(other.get(key, {}))
         config["skipped_cells"] = sorted(set(config["skipped_cells"]) | set(other["skipped_cells"]))

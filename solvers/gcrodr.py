@@ -588,27 +588,28 @@ def gcrodr(op, b, x, pc, monitor, restart: int = 40, k: int = 20,
         side: ``"right"`` (default; the monitored norm is the true residual norm; flexible:
             the preconditioner may be nonlinear) or ``"left"`` (monitors ``‖M r‖`` scaled by
             ``‖r‖ / ‖M r‖`` at the initial iterate; needs a linear preconditioner).
-        stale_threshold: drop a stored space whose slowness under the new operator exceeds
-            this (>= 0; default 0.7; see the module docstring).
+        stale_threshold: a stored space whose slowness under the new operator exceeds this
+            (>= 0; default 0.7) is dropped if the new operator also stretches it more than
+            :data:`STALE_GROWTH` times as much as the old one did (see the module docstring).
         reorthogonalize: ``"ifneeded"`` (default: a second classical Gram–Schmidt pass when
             the first left less than 1/√2 of the norm), ``"always"`` (CGS2) or ``"never"`` (one
-            pass, as PETSc's GMRES and this library's ``gmres``). One pass is 20–30% faster on
-            the SKR benchmark's Darcy and Poisson sequences with the same iteration counts,
-            but not safe: on the FE Poisson sequence with ILU (rtol 1e-5) its second system
-            stalled for 10⁴ iterations where the default needs 18.
+            pass, as PETSc's GMRES and this library's ``gmres``). One pass is faster (see
+            ``benchmarks/bench_gcrodr_options.py``) but not safe: on the FE Poisson sequence
+            with ILU (rtol 1e-5) its second system stalled for 10⁴ iterations where the
+            default needs 18 (a test).
         update_period: refresh the recycled space (the harmonic Ritz step, about as costly as
             the ``m − k`` Arnoldi steps of a cycle when the preconditioner is cheap) every
             ``update_period`` cycles, >= 1 (default 1, the method of Parks et al.). The space
             is always refreshed while it holds fewer than ``k`` vectors and after the last
             cycle of a solve, so that the next system starts from the newest space. Skipped
             refreshes keep the method exact (GCRO with a fixed space for those cycles).
-            Measured on 10 Darcy systems (102², no preconditioner, rtol 1e-8): period 4 took
-            3,081 iterations against 3,003 and 0.75 s against 1.03 s; with ILU, where a
-            solve takes a few cycles and the preconditioner dominates, period 1 is faster.
+            ``benchmarks/bench_gcrodr_options.py`` measures the trade-off: a longer period
+            pays when the preconditioner is cheap and solves take many cycles; with ILU,
+            where a solve takes a few cycles, period 1 is faster.
 
     Returns ``(x, reason, info)``; ``info`` holds ``recycle_dim`` (after the solve),
-    ``recycle_reset`` and ``reason_reset``, ``recycle_slowness`` (None unless a stored space
-    was re-established for a new operator),
+    ``recycle_reset`` and ``reason_reset``, ``recycle_slowness`` and ``recycle_growth`` (None
+    unless a stored space was re-established for a new operator),
     ``projection_reduction`` (‖r‖ after ÷ before the initial projection),
     ``recycle_matvecs`` (products spent on the stored space and solutions, part of
     ``matvecs``), ``cycles``, ``recycle_updates`` (harmonic Ritz refreshes) and
@@ -1047,13 +1048,16 @@ def rcg(op, b, x, pc, monitor, k: int = 10, ell: Optional[int] = None,
             memory ``2 ℓ n``). More directions give better Ritz vectors: on a 2-D diffusion
             sequence ℓ = 2k came within 10% of deflating exact eigenvectors.
         recycle: a :class:`RecycleSpace`; ``None`` deflates nothing.
-        stale_threshold: drop a stored ``W`` whose slowness under the new ``M A`` exceeds
-            this (default 0.7; see the module docstring).
+        stale_threshold: a stored ``W`` whose slowness under the new ``M A`` exceeds this
+            (default 0.7) is dropped if the new ``A`` also stretches it more than
+            :data:`STALE_GROWTH` times as much as the old one did (the growth is measured
+            under ``A``, whose old images are stored: a change of preconditioner alone never
+            drops the space). See the module docstring.
 
     A non-positive ``pᴴAp`` (or a ``WᴴAW`` with a negative eigenvalue) ends with
     DIVERGED_INDEFINITE_MAT, a non-positive ``rᴴ M r`` with DIVERGED_INDEFINITE_PC.
     ``info``: ``recycle_dim``, ``recycle_reset``, ``reason_reset``, ``recycle_slowness``,
-    ``projection_reduction``, ``recycle_matvecs``.
+    ``recycle_growth``, ``projection_reduction``, ``recycle_matvecs``.
     """
     space, carried = _within_solve(monitor, _check_recycle(recycle), private=False)
     x, reason, info = _rcg(op, b, x, pc, monitor, k, ell, space, stale_threshold)
@@ -1342,7 +1346,9 @@ class RecyclingSolver:
             ...; built afresh from each matrix), a Preconditioner, a matrix or a callable.
         side: ``"right"`` (default) or ``"left"`` preconditioning for GCRO-DR.
         stale_threshold: the space is dropped when its slowness under a new operator exceeds
-            this (default 0.7; see the module docstring); ``info["recycle_reset"]`` then says so.
+            this (default 0.7) and that operator stretches it more than :data:`STALE_GROWTH`
+            times as much as the old one (see the module docstring); ``info["recycle_reset"]``
+            then says so.
         solutions: how many previous solutions join the initial projection (default 4, one
             product each per solve; 0 for GCRO-DR / deflated CG alone). See :class:`RecycleSpace`.
         **options: further options of :func:`solve` (``pc_*`` options of a named
@@ -1350,7 +1356,8 @@ class RecyclingSolver:
 
     ``solve(A, b)`` returns a :class:`SolveResult` whose ``info`` adds ``recycle_dim`` (the
     dimension the next solve starts from), ``recycle_reset``, ``reason_reset``,
-    ``recycle_slowness``, ``projection_reduction``, ``solves`` and ``resets`` (counts so far).
+    ``recycle_slowness``, ``recycle_growth``, ``projection_reduction`` (and GCRO-DR's
+    ``cycles`` and ``recycle_updates``), ``solves`` and ``resets`` (counts so far).
     When ``A`` and ``M`` are the very objects of the previous call, the stored images are
     reused after a one-product check instead of ``k`` products; a matrix changed in place is
     caught by that check.

@@ -785,9 +785,11 @@ class GcrodrKSP(_RecyclingKSP):
         restart: ``m``, the search space of a cycle (recycled + new), >= 2; default 40.
         k: recycled dimension, ``0 <= k < restart``; default 20.
         side: ``"right"`` (default; flexible, monitors the true residual norm) or ``"left"``.
-        stale_threshold: drop a stored space whose slowness exceeds this (default 0.7).
+        stale_threshold: drop a stored space whose slowness exceeds this (default 0.7) and
+            that the new operator stretches more than twice as much as the old one.
         solutions: previous solutions joining the initial projection (default 4).
         reorthogonalize: ``"ifneeded"`` (default), ``"always"`` or ``"never"``.
+        update_period: refresh the recycled space every this many cycles (default 1).
 
     Raises:
         ValueError: an option out of range.
@@ -797,8 +799,9 @@ class GcrodrKSP(_RecyclingKSP):
 
     def __init__(self, restart: int = _DEFAULT_RESTART, k: int = 20, side: str = "right",
                  stale_threshold: float = 0.7, solutions: int = 4,
-                 reorthogonalize: str = "ifneeded"):
+                 reorthogonalize: str = "ifneeded", update_period: int = 1):
         self.restart = _check_int("restart", restart, 1)
+        self.update_period = _check_int("update_period", update_period, 1)
         self.k = _check_int("k", k, 0)
         if self.k >= self.restart:
             raise ValueError(f"k: must be smaller than restart={self.restart}, got k={self.k}")
@@ -817,7 +820,7 @@ class GcrodrKSP(_RecyclingKSP):
     def _run(self, op, b, x, pc, monitor):
         return gcrodr(op, b, x, pc, monitor, restart=self.restart, k=self.k, recycle=self.space,
                       side=self.side, stale_threshold=self.stale_threshold,
-                      reorthogonalize=self.reorthogonalize)
+                      reorthogonalize=self.reorthogonalize, update_period=self.update_period)
 
 
 class RecyclingCGKSP(_RecyclingKSP):
@@ -856,7 +859,7 @@ def _no_count(*args: Any) -> int:
 
 
 _METHODS["gcrodr"] = _Method("python", ("restart", "k", "side", "stale_threshold", "reorthogonalize",
-                                        "solutions"), ("right", "left"), True,
+                                        "update_period", "solutions"), ("right", "left"), True,
                              {"right": _U, "left": _P}, _no_count, _no_count,
                              python_context=GcrodrKSP)
 _METHODS["rcg"] = _Method("python", ("k", "ell", "stale_threshold", "solutions"), ("left",), False,

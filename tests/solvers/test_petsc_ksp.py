@@ -109,6 +109,22 @@ def test_api_solve_with_backend_petsc_and_a_named_pc():
     assert rcg_result.converged and relative_residual(A, b, rcg_result.x) <= 1e-9
 
 
+def test_petsc_gcrodr_update_period_matches_the_numpy_method():
+    """The python KSP passes update_period through: the refresh count equals NumPy's."""
+    A = diffusion(16, 0.3)
+    b = rhs(256)
+    runs = {backend: solve(A, b, method="gcrodr", backend=backend, M="jacobi", rtol=1e-9,
+                           restart=12, k=4, update_period=3)
+            for backend in ("numpy", "petsc")}
+    for result in runs.values():
+        assert result.converged and relative_residual(A, b, result.x) <= 1e-9
+    numpy_info, petsc_info = runs["numpy"].info, runs["petsc"].info
+    assert petsc_info["cycles"] == numpy_info["cycles"] >= 4
+    assert petsc_info["recycle_updates"] == numpy_info["recycle_updates"] < numpy_info["cycles"]
+    with pytest.raises(ValueError, match="update_period"):
+        solve(A, b, method="gcrodr", backend="petsc", update_period=0)
+
+
 def test_same_matrix_again_checks_the_stored_space_with_one_product():
     A = diffusion(16, 0.2)
     b = rhs(256)
