@@ -629,6 +629,7 @@ class Burgers1D(_TimeDependentFamily):
     """
 
     name = "burgers"
+    batch_solves = False  # pseudo-spectral, explicit: its batched stepping solves nothing
     spd = False
     defaults = {"nu": 0.1, "final_time": 1.0, "record_interval": 0.1, "dt": None, "cfl": 0.4,
                 "alpha": 2.0, "tau": 5.0, "sigma": 25.0}
@@ -791,6 +792,7 @@ class NavierStokes2D(_TimeDependentFamily):
     """
 
     name = "navier-stokes"
+    batch_solves = False  # pseudo-spectral: its batched stepping solves nothing
     spd = False
     defaults = {"nu": 1e-3, "final_time": 20.0, "record_interval": 1.0, "dt": 1e-4, "forcing_amplitude": 0.1,
                 "alpha": 2.5, "tau": 7.0, "sigma": None}

@@ -69,9 +69,20 @@ class PDEFamily(abc.ABC):
             :meth:`setup` may set it per instance, e.g. from the resolution.
         batch_invariant: True (default) when :meth:`simulate_batch` returns, bit for bit, the
             trajectory :meth:`simulate` returns for each sample alone, whatever the other
-            samples of the batch. A subclass whose batched arrays depend on the batch's
+            samples of the batch. The solver it is given may keep state from one solve to the
+            next (in generation, a recycle space and a tuner shared by the whole batch), so a
+            batch-invariant family must issue its linear solves sample by sample, in order:
+            all of sample 0's, then all of sample 1's, ... (as the default
+            :meth:`simulate_batch` does); solves interleaved across samples make the arrays
+            depend on the batch. A subclass whose batched arrays depend on the batch's
             composition sets it False; generation then makes ``batch_size`` part of the run
             configuration, so that a resumed run cannot mix blocks of different batch sizes.
+            Generation does so too, whatever this flag says, for an overriding
+            :meth:`simulate_batch` of a family with ``batch_solves = True`` while the solver
+            keeps state, since it cannot check the order of the solves.
+        batch_solves: True (default) when :meth:`simulate_batch` makes linear solves through
+            its ``solve`` argument; a family whose batched stepping makes none (a spectral or
+            explicit scheme) sets it False.
 
     Args:
         resolution: points per axis of a grid family, or cells per unit length of an FE family
@@ -89,6 +100,7 @@ class PDEFamily(abc.ABC):
     min_resolution: ClassVar[int] = 3
     default_batch_size: int = 1  # a class default; setup() may set it per instance
     batch_invariant: ClassVar[bool] = True
+    batch_solves: ClassVar[bool] = True
 
     def __init__(self, resolution: int = 64, **config: Any) -> None:
         if isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral):
@@ -162,6 +174,15 @@ class PDEFamily(abc.ABC):
         and NumPy call overhead overrides it to step all samples together on arrays with a
         leading batch axis (see ``NavierStokes2D``), and then sets ``default_batch_size`` and,
         if its arrays depend on the batch, ``batch_invariant = False``.
+
+        Linear solves: ``solve`` may keep state between calls (a recycle space, a tuner), so
+        for a batch-invariant family (``batch_invariant = True``) the solves must be issued
+        sample by sample, in order (every solve of sample 0, then of sample 1, ...), never
+        interleaved across the samples, e.g. one implicit step of every sample, then the next
+        step. An override that steps the samples together with solves interleaves them: it
+        must set ``batch_invariant = False``. (Dataset generation puts ``batch_size`` into
+        the run configuration for any override that reads ``solve`` when its solver keeps
+        state; an override that never reads ``solve`` stays batch-size free.)
 
         Args:
             params_list: ``B`` dicts from :meth:`sample`.

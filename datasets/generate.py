@@ -56,7 +56,11 @@ consecutive samples of one block (the block stays the atomic unit of writing and
 so it is a function of the plan only. A family that steps a batch together (``navier-stokes``)
 returns bitwise what it returns sample by sample (``family.batch_invariant``), so
 ``batch_size`` changes the speed, not the arrays; for a family that declares otherwise, the
-batch size becomes part of the run configuration. Default batch size:
+batch size becomes part of the run configuration. So it does, to be safe, for a family whose
+own ``simulate_batch`` uses its ``solve`` argument when the solver keeps state (recycling or a
+tuner): the samples of a batch share that solver, and solves interleaved across them would
+make the arrays depend on the batch (see :func:`_batch_size_may_change_arrays`; families with
+no linear solves, and the default sample-by-sample loop, are unaffected). Default batch size:
 ``family.default_batch_size`` (1 for families that only loop), cut so that a batch's
 trajectories stay within 256 MiB of float32.
 """
@@ -228,10 +232,13 @@ def resolve_tune_config(tune: Union[str, Mapping[str, Any]], solver_config: Mapp
       (``method="sor"``/``"ssor"``; it gets ``omega``). Values in (0, 2); default the grid
       of the paper, 20 values in [1, 1.95] (:func:`~pdesuite.solvers.tuning.omega_grid`).
     - ``"k"``: the recycled dimension of the RecyclingSolver (``"rcg"``/``"gcrodr"``), which
-      may change from one system to the next (a smaller k keeps the leading vectors of the
-      space). Integers in [0, m); default ``0, m/8, ..., 6m/8`` (7 values; 0, 5, ..., 30 for
-      m = 40). The cost a tuner sees is the iteration count, not the time, so it does not
-      charge a larger k for its dearer iterations: it tends to the largest k that pays.
+      may change from one system to the next (a smaller k >= 1 keeps the leading vectors of
+      the space). Integers in [1, m); default ``m/8, 2m/8, ..., 6m/8`` rounded (6 values; 5,
+      10, ..., 30 for m = 40). k = 0 is refused: the solver then discards the recycled space
+      altogether, so one play of it would also cost the next solve, whatever arm that plays,
+      its recycled start (a bandit would charge that cost to the wrong arm). The cost a tuner
+      sees is the iteration count, not the time, so it does not charge a larger k for its
+      dearer iterations: it tends to the largest k that pays.
 
     Args:
         tune: the option name (``"omega"`` or ``"k"``: Tsallis-INF over the default values),
@@ -308,14 +315,22 @@ def resolve_tune_config(tune: Union[str, Mapping[str, Any]], solver_config: Mapp
                              "configuration; drop one of them")
         target = "k"
         m = int(solver_config["m"])
-        default_values = sorted({int(round(v)) for v in np.linspace(0, 0.75 * m, 7)} - {m})
+        # From m/8 up, never 0: k = 0 would drop the recycle space (see the docstring).
+        default_values = sorted({max(1, int(round(eighths * m / 8))) for eighths in range(1, 7)}
+                                & set(range(1, m)))
+        if not default_values:
+            raise ValueError(f"solver: tune option 'k' needs m >= 2 (k in [1, m)), got m={m}")
 
     if tuner == "fixed":
         if "values" in spec:
             raise ValueError("solver: tune tuner 'fixed' takes 'value' (one value), not 'values'")
         if "value" not in spec:
             raise ValueError("solver: tune tuner 'fixed' needs 'value'")
-        raw_values: Any = [spec.pop("value")]
+        value = spec.pop("value")
+        if isinstance(value, (list, tuple, np.ndarray)):
+            raise ValueError(f"solver: tune tuner 'fixed' takes one value, got {len(value)}: "
+                             f"{list(np.asarray(value).ravel().tolist())!r}")
+        raw_values: Any = [value]
     else:
         if "value" in spec:
             raise ValueError(f"solver: tune 'value' is for tuner 'fixed'; tuner {tuner!r} takes 'values'")
@@ -376,7 +391,11 @@ def _tune_values(option: str, raw_values: Any, solver_config: Mapping[str, Any])
     for value in items:
         integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
         if isinstance(value, bool) or not integral or not 0 <= value < m:
-            raise ValueError(f"solver: tune values of k must be integers in [0, m={m}), got {value!r}")
+            raise ValueError(f"solver: tune values of k must be integers in [1, m={m}), got {value!r}")
+        if value == 0:
+            raise ValueError(f"solver: tune values of k must not contain 0 (got {items!r}): at k = 0 "
+                             "the recycling solver discards its recycled space, so the solves after "
+                             f"it, whatever k they play, start without one; use values in [1, m={m})")
     return [int(value) for value in items]
 
 
@@ -1005,8 +1024,10 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
             ``family.default_batch_size`` (8 for ``navier-stokes`` at 64², 32 for
             ``burgers`` at 256 points, 1 for families that simulate one sample at a time). Cut so that one batch's trajectories take at
             most :data:`MAX_BATCH_BYTES` (256 MiB) of float32. It changes the speed and the
-            memory, not the arrays, unless the family sets ``batch_invariant = False``; then
-            it is part of the configuration. The progress bar advances per batch.
+            memory, not the arrays, unless the family sets ``batch_invariant = False``, or
+            overrides ``simulate_batch`` with one that uses its ``solve`` argument while the
+            solver keeps state (recycling or tuning); then it is part of the configuration.
+            The progress bar advances per batch.
         progress: show a tqdm progress bar (rate and ETA) on stderr.
         compression: of the final file: ``"gzip"`` (default), ``"lzf"`` or None.
         overwrite: replace an existing ``out`` or partial run of another configuration.
@@ -1067,8 +1088,8 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         "solver": solver_config, "backend": backend, "chunk_size": chunk_size,
         "kind": "time-dependent" if time_dependent else "steady",
     }
-    if time_dependent and not bool(getattr(family, "batch_invariant", True)):
-        # Its arrays depend on which samples share a batch: a resume must batch alike.
+    if time_dependent and _batch_size_may_change_arrays(family, solver_config):
+        # Its arrays may depend on which samples share a batch: a resume must batch alike.
         run_config["batch_size"] = batch_size
     run_hash = _hash(run_config)
     out = Path(out)
@@ -1250,6 +1271,33 @@ def _progress_bar(total: int, description: str, enabled: bool):
                 file=sys.stderr)
 
 
+def _batch_size_may_change_arrays(family: Any, solver_config: Mapping[str, Any]) -> bool:
+    """Whether a time-dependent run's arrays may depend on its batch size (it then joins the hash).
+
+    True when the family says so (``batch_invariant = False``), and also when its own
+    ``simulate_batch`` makes linear solves (``batch_solves``, default True) while the run's
+    solver keeps state from one solve to the next (``mode == "recycle"`` or a tuner): every
+    sample of a batch shares that solver, so solves interleaved across the samples of a batch
+    would see a recycle space or tuner history that depends on the batch, whatever
+    ``batch_invariant`` says. Generation cannot watch the order of the solves before it runs
+    them, so it assumes the worst. Not for the default
+    :meth:`~pdesuite.datasets.family.PDEFamily.simulate_batch` (sample by sample, in order), a
+    stateless solver (``"independent"`` without a tuner), or a family that declares
+    ``batch_solves = False`` (``navier-stokes``, ``burgers``), whose hashes stay what they were.
+    """
+    if not bool(getattr(family, "batch_invariant", True)):
+        return True
+    stateful = solver_config["mode"] == "recycle" or "tune" in solver_config
+    if not stateful:
+        return False
+    from pdesuite.datasets.family import PDEFamily
+
+    simulate_batch = getattr(type(family), "simulate_batch", None)
+    if simulate_batch is None or simulate_batch is PDEFamily.simulate_batch:
+        return False  # generation loops over simulate(), or the default loop: in order
+    return bool(getattr(family, "batch_solves", True))
+
+
 def _effective_batch_size(family: Any, batch_size: Optional[int]) -> int:
     """``batch_size`` (or the family's ``default_batch_size``), cut to :data:`MAX_BATCH_BYTES`."""
     if batch_size is None:
@@ -1304,7 +1352,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tuner of --tune (default tsallis)")
     parser.add_argument("--tune-values", default=None, metavar="V1,V2,...",
                         help="candidate values of --tune (default: 20 omegas in [1, 1.95]; "
-                             "k = 0, m/8, ..., 6m/8)")
+                             "k = m/8, ..., 6m/8); one value for --tuner fixed")
     parser.add_argument("--backend", default="numpy", choices=("numpy", "petsc"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -1389,8 +1437,14 @@ def _cli_tune(args: argparse.Namespace) -> Optional[dict[str, Any]]:
             parsed = [float(item) for item in values.split(",") if item.strip()]
         except ValueError:
             raise ValueError(f"--tune-values: expected comma-separated numbers, got {values!r}") from None
-        tune["value" if tune.get("tuner") == "fixed" else "values"] = \
-            parsed[0] if tune.get("tuner") == "fixed" and len(parsed) == 1 else parsed
+        if tune.get("tuner") == "fixed":
+            if len(parsed) != 1:
+                raise ValueError(f"--tune-values: the fixed tuner takes one value, got {len(parsed)} "
+                                 f"({values!r}); give one value, or another --tuner to choose "
+                                 "among several")
+            tune["value"] = parsed[0]
+        else:
+            tune["values"] = parsed
     return tune
 
 

@@ -9,7 +9,8 @@ of the last layer's channels (the output weights of the network, as in the paper
 
 from __future__ import annotations
 
-from typing import Sequence
+import numbers
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +65,19 @@ class VCycle(nn.Module):
 
         reference:   k a b (2 n_S - 1)    + (J - 1)(k a^2 + k b^2 + q b^2)
         correction:  k a b (n_S + n_A)    + (J - 1)(k a^2 + q b^2),   n_A = (J - 1) + [pre[J-1] >= 2]
+
+    Args:
+        in_channels, out_channels: ``c_in`` and ``c_out``, ints >= 1.
+        pre_smoothing: ``J`` ints >= 1, the smoothing steps of each level on the way down.
+        post_smoothing: ``J - 1`` ints >= 0 (the coarsest level has no way up).
+        padding_mode: one of :data:`PADDING_MODES`.
+        ndim: spatial axes, 1, 2 or 3.
+        cycle: one of :data:`CYCLES`. Default ``"reference"``.
+        prolongation_kernel: 3 or 4 (an int). Default 4.
+
+    Raises:
+        ValueError: an argument of the wrong type or value (a float or bool where an int is
+            expected included), naming the argument.
     """
 
     def __init__(
@@ -78,12 +92,21 @@ class VCycle(nn.Module):
         prolongation_kernel: int = 4,
     ) -> None:
         super().__init__()
+        in_channels = _check_int(in_channels, "in_channels", minimum=1)
+        out_channels = _check_int(out_channels, "out_channels", minimum=1)
+        ndim = _check_int_choice(ndim, "ndim", tuple(_CONV))
+        if isinstance(pre_smoothing, (str, bytes)) or not isinstance(pre_smoothing, Sequence) or not pre_smoothing:
+            raise ValueError(f"pre_smoothing: expected a non-empty sequence of ints (one per level), "
+                             f"got {pre_smoothing!r}")
+        levels = len(pre_smoothing)
+        pre_smoothing = _counts(pre_smoothing, levels, "pre_smoothing", minimum=1)
+        post_smoothing = _counts(post_smoothing, levels - 1, "post_smoothing", minimum=0)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}")
         if cycle not in CYCLES:
             raise ValueError(f"cycle: expected one of {CYCLES}, got {cycle!r}")
-        if prolongation_kernel not in PROLONGATION_KERNELS:
-            raise ValueError(f"prolongation_kernel: expected one of {PROLONGATION_KERNELS}, got {prolongation_kernel!r}")
+        prolongation_kernel = _check_int_choice(prolongation_kernel, "prolongation_kernel", PROLONGATION_KERNELS)
         conv = _CONV[ndim]
-        levels = len(pre_smoothing)
         self.pre_smoothing, self.post_smoothing = tuple(pre_smoothing), tuple(post_smoothing)
         self.padding_mode, self.ndim, self.cycle = padding_mode, ndim, cycle
 
@@ -263,27 +286,28 @@ class MgNO(GridOperator):
         prolongation_kernel: int = 4,
     ) -> None:
         super().__init__()
-        if ndim not in _CONV:
-            raise ValueError(f"ndim: expected 1, 2 or 3, got {ndim!r}")
-        for argument, value in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width),
-                                ("layers", layers), ("levels", levels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{argument}: expected a positive int, got {value!r}")
+        # Integers are checked as such, not by equality: 4.0 == 4 and True == 1 would pass a
+        # membership test and then fail inside torch, or be stored as a float in the config.
+        ndim = _check_int_choice(ndim, "ndim", tuple(_CONV))
+        in_channels = _check_int(in_channels, "in_channels", minimum=1)
+        out_channels = _check_int(out_channels, "out_channels", minimum=1)
+        width = _check_int(width, "width", minimum=1)
+        layers = _check_int(layers, "layers", minimum=1)
+        levels = _check_int(levels, "levels", minimum=1)
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}")
         if cycle not in CYCLES:
             raise ValueError(f"cycle: expected one of {CYCLES}, got {cycle!r}")
-        if isinstance(prolongation_kernel, bool) or prolongation_kernel not in PROLONGATION_KERNELS:
-            raise ValueError(f"prolongation_kernel: expected one of {PROLONGATION_KERNELS}, got {prolongation_kernel!r}")
+        prolongation_kernel = _check_int_choice(prolongation_kernel, "prolongation_kernel", PROLONGATION_KERNELS)
         if pre_smoothing is None:
             pre = (1,) * max(levels - 2, 0) + (2,) * min(levels, 2)
         else:
             pre = _counts(pre_smoothing, levels, "pre_smoothing", minimum=1)
         post = _counts(post_smoothing, levels - 1, "post_smoothing", minimum=0)
         self._store_config(in_channels=in_channels, out_channels=out_channels, ndim=ndim, width=width,
-                           layers=layers, levels=levels, pre_smoothing=pre_smoothing,
-                           post_smoothing=post_smoothing, padding_mode=padding_mode, cycle=cycle,
-                           prolongation_kernel=prolongation_kernel)
+                           layers=layers, levels=levels, pre_smoothing=_as_given(pre_smoothing, pre),
+                           post_smoothing=_as_given(post_smoothing, post), padding_mode=padding_mode,
+                           cycle=cycle, prolongation_kernel=prolongation_kernel)
         self.in_channels, self.out_channels, self.ndim, self.levels = in_channels, out_channels, ndim, levels
         self.pre_smoothing, self.post_smoothing = pre, post
         channels = [in_channels] + [width] * layers
@@ -313,10 +337,41 @@ class MgNO(GridOperator):
         return self.output(x)                                                # [B, C_out, *S]
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_int(value: Any, argument: str, minimum: int) -> int:
+    """``value`` as an int ``>= minimum`` (bool and floats such as 4.0 refused); ValueError naming ``argument``."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{argument}: expected an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_int_choice(value: Any, argument: str, choices: tuple[int, ...]) -> int:
+    """``value`` as an int among ``choices`` (bool and floats refused); ValueError naming ``argument``."""
+    if not _is_int(value) or int(value) not in choices:
+        raise ValueError(f"{argument}: expected one of {choices} (an int), got {value!r}")
+    return int(value)
+
+
 def _counts(value: int | Sequence[int], length: int, argument: str, minimum: int) -> tuple[int, ...]:
-    counts = (value,) * length if isinstance(value, int) else tuple(value)
-    if len(counts) != length or not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+    """Smoothing steps per level: an int for every level, or ``length`` ints; as a tuple of ints."""
+    if _is_int(value):
+        counts: tuple[Any, ...] = (value,) * length
+    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        counts = tuple(value)
+    else:
+        raise ValueError(f"{argument}: expected an int or {length} ints, got {value!r}")
+    if len(counts) != length or not all(_is_int(c) for c in counts):
         raise ValueError(f"{argument}: expected an int or {length} ints, got {value!r}")
     if counts and min(counts) < minimum:
         raise ValueError(f"{argument}: every entry must be >= {minimum}, got {value!r}")
-    return counts
+    return tuple(int(c) for c in counts)
+
+
+def _as_given(value: Any, counts: tuple[int, ...]) -> Any:
+    """The config entry of a smoothing argument: None, an int or a list, in the form given."""
+    if value is None:
+        return None
+    return int(value) if _is_int(value) else list(counts)

@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from pdesuite.datasets.family import FAMILIES, PDEFamily
+from pdesuite.datasets.family import FAMILIES, PDEFamily, batch_solves
 from pdesuite.datasets.generate import cli_generate, generate, resolve_solver_config
 from pdesuite.datasets.storage import SOLVER_STATS, open_dataset
 from pdesuite.discretization import Grid, fd
@@ -271,6 +271,80 @@ def test_batches_of_a_looping_family_keep_per_sample_statistics(tmp_path):
         assert handle.attrs["run_hash"] != default_hash
     with open_dataset(generate(dependent, 3, tmp_path / "d2b.h5", batch_size=2, progress=False)) as handle:
         assert handle.attrs["run_hash"] == default_hash
+
+
+class TinyHeatLockstep(TinyHeat):
+    """TinyHeat stepping its batch in lockstep: step 1 of every sample, then step 2, ...
+
+    Its solves interleave across the samples of a batch, so with a stateful solver (recycling,
+    a tuner) its arrays depend on the batch size although it keeps ``batch_invariant = True``.
+    """
+
+    name = "test-tiny-heat-lockstep"
+    default_batch_size = 2
+
+    def sample(self, rng):
+        # White noise, not two eigenmodes: CG needs many iterations, so recycling shows.
+        return {"initial_condition": rng.standard_normal(self.grid.shape)}
+
+    def simulate_batch(self, params_list, solve=None):
+        solves = batch_solves(solve, len(params_list))
+        states = [params["initial_condition"].ravel()[self.free] for params in params_list]
+        frames = [[params["initial_condition"]] for params in params_list]
+        for _ in range(self.options["steps"]):
+            for sample, sample_solve in enumerate(solves):
+                states[sample] = sample_solve(self.step, states[sample], states[sample]).x
+                full = np.zeros(self.grid.size)
+                full[self.free] = states[sample]
+                frames[sample].append(full.reshape(self.grid.shape))
+        return np.array(frames, dtype=np.float32)[:, :, None], [[] for _ in params_list]
+
+
+def _run_hash(path):
+    with open_dataset(path) as handle:
+        return str(handle.attrs["run_hash"])
+
+
+def test_an_overriding_simulate_batch_with_solves_puts_batch_size_into_the_run(tmp_path):
+    family = TinyHeatLockstep(10)
+    # Recycling across interleaved solves: the batch size changes the solves (the defect the
+    # hash must reflect; measured iterations 22, 50, 30, 30 alone, 38, 37, 31, 30 in pairs),
+    # so it is part of the run configuration.
+    paths = {size: generate(family, 4, tmp_path / f"r{size}.h5", chunk_size=4, batch_size=size,
+                            order="given", progress=False) for size in (1, 2)}
+    assert _run_hash(paths[1]) != _run_hash(paths[2])
+    batched, single = _arrays(paths[2]), _arrays(paths[1])
+    assert not np.array_equal(batched["solver/iterations"], single["solver/iterations"])
+    # With a tuner too, even on independent solves.
+    tuned = {"method": "cg", "M": "ssor", "tune": {"option": "omega", "values": [1.0, 1.5]}}
+    tuned_hashes = {_run_hash(generate(family, 2, tmp_path / f"t{size}.h5", batch_size=size, solver=tuned,
+                                       progress=False)) for size in (1, 2)}
+    assert len(tuned_hashes) == 2
+    # Stateless independent solves: the batch cannot matter, and the hash leaves it out.
+    independent = {size: generate(family, 4, tmp_path / f"i{size}.h5", chunk_size=4, batch_size=size,
+                                  solver="independent", progress=False) for size in (1, 2)}
+    assert _run_hash(independent[1]) == _run_hash(independent[2])
+    _assert_bitwise_equal(_arrays(independent[1]), _arrays(independent[2]))
+
+
+def test_families_without_solves_keep_batch_size_out_of_the_run():
+    from pdesuite.datasets import get_family
+    from pdesuite.datasets.generate import _batch_size_may_change_arrays
+
+    for name in ("navier-stokes", "burgers"):
+        family = get_family(name, resolution=16)
+        for solver in ("recycle", {"method": "gmres", "tune": {"option": "omega", "tuner": "fixed",
+                                                               "value": 1.0}, "M": "sor"}):
+            assert not _batch_size_may_change_arrays(family, resolve_solver_config(solver, spd=False))
+    recycle = resolve_solver_config("recycle", spd=True)
+    assert _batch_size_may_change_arrays(TinyHeatLockstep(6), recycle)
+    assert not _batch_size_may_change_arrays(TinyHeat(6), recycle)  # the default loop: in order
+    assert _batch_size_may_change_arrays(TinyHeatBatchDependent(6), resolve_solver_config("independent", spd=True))
+
+    # a batched family that declares no solves
+    no_solves = TinyHeatLockstep(6)
+    no_solves.batch_solves = False
+    assert not _batch_size_may_change_arrays(no_solves, recycle)
 
 
 def test_batch_size_is_checked_and_capped_by_memory(tmp_path):

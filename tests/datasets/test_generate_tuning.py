@@ -142,8 +142,8 @@ def test_tuned_recycled_dimension(tmp_path):
     arrays = _arrays(path)
     with open_dataset(path) as handle:
         config = json.loads(handle.attrs["solver_config"])
-    assert config["k"] is None and config["tune"]["values"] == [0, 2, 4, 6, 8, 10, 12]
-    assert set(arrays["solver/k"].tolist()) <= {0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0}
+    assert config["k"] is None and config["tune"]["values"] == [2, 4, 6, 8, 10, 12]
+    assert set(arrays["solver/k"].tolist()) <= {2.0, 4.0, 6.0, 8.0, 10.0, 12.0}
     assert arrays["solver/converged"].all() and np.all(arrays["solver/residual"] <= RTOL)
     # A fixed tuner at k = 6 is the plain run with k = 6.
     fixed = _arrays(_generate(family, 8, tmp_path / "kf.h5", {
@@ -199,7 +199,8 @@ def test_relaxation_method_omega(tmp_path):
     ({"method": "cg", "M": "ssor", "pc_omega": 1.2, "tune": "omega"}, "conflicts"),
     ({"method": "cg", "tune": "k"}, "RecyclingSolver"),
     ({"method": "rcg", "k": 10, "tune": "k"}, "conflicts"),
-    ({"method": "rcg", "m": 16, "tune": {"option": "k", "values": [4, 16]}}, r"\[0, m=16\)"),
+    ({"method": "rcg", "m": 16, "tune": {"option": "k", "values": [4, 16]}}, r"\[1, m=16\)"),
+    ({"method": "rcg", "m": 16, "tune": {"option": "k", "values": [-1]}}, r"\[1, m=16\)"),
     ({"method": "rcg", "tune": {"option": "k", "values": [2.5]}}, "integers"),
     ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "tuner": "fixed"}}, "needs 'value'"),
     ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "seed": 3}}, "unknown key"),
@@ -214,6 +215,42 @@ def test_relaxation_method_omega(tmp_path):
 def test_bad_tune_configuration(solver, message):
     with pytest.raises(ValueError, match=message):
         resolve_solver_config(solver, spd=True)
+
+
+@pytest.mark.parametrize("m, expected", [(40, [5, 10, 15, 20, 25, 30]), (16, [2, 4, 6, 8, 10, 12]),
+                                         (8, [1, 2, 3, 4, 5, 6]), (4, [1, 2, 3]), (2, [1])])
+def test_default_k_grid_starts_at_m_over_8_without_0(m, expected):
+    tune = resolve_solver_config({"method": "gcrodr", "m": m, "tune": "k"}, spd=False)["tune"]
+    assert tune["values"] == expected and 0 not in tune["values"]
+
+
+@pytest.mark.parametrize("tune", [
+    {"option": "k", "values": [0, 5, 10]},
+    {"option": "k", "values": [10, 0.0]},
+    {"option": "k", "tuner": "fixed", "value": 0},
+])
+@pytest.mark.parametrize("method", ["rcg", "gcrodr"])
+def test_k_zero_is_refused_because_it_discards_the_recycled_space(tune, method):
+    with pytest.raises(ValueError, match="must not contain 0.*discards its recycled space"):
+        resolve_solver_config({"method": method, "tune": tune}, spd=True)
+
+
+def test_k_tuning_needs_room_for_k_at_least_1():
+    with pytest.raises(ValueError, match="m >= 2"):
+        resolve_solver_config({"method": "rcg", "m": 1, "tune": "k"}, spd=True)
+
+
+def test_fixed_tuner_takes_one_value(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"tuner 'fixed' takes one value, got 2: \[1.2, 1.5\]"):
+        resolve_solver_config({"method": "cg", "M": "ssor",
+                               "tune": {"option": "omega", "tuner": "fixed", "value": [1.2, 1.5]}}, spd=True)
+    capsys.readouterr()
+    code = cli_generate(["darcy", "--n", "2", "--resolution", "8", "--out", str(tmp_path / "f.h5"),
+                         "--no-progress", "--solver", "independent", "--pc", "ssor", "--tune", "omega",
+                         "--tuner", "fixed", "--tune-values", "1.2,1.5"])
+    error = capsys.readouterr().err
+    assert code == 1 and "the fixed tuner takes one value, got 2" in error and "(0, 2)" not in error
+    assert not (tmp_path / "f.h5").exists()
 
 
 def test_bad_context_parameter_is_named_at_the_first_solve(tmp_path):

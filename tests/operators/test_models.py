@@ -660,3 +660,49 @@ def test_mgno_rejects_a_grid_too_small_for_its_levels():
 def test_bad_constructor_arguments(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+@pytest.mark.parametrize("factory, match", [
+    # floats equal to a valid int, and bools, used to pass a membership test and fail in torch
+    (lambda: MgNO(prolongation_kernel=4.0), r"prolongation_kernel: expected one of \(3, 4\) \(an int\), got 4.0"),
+    (lambda: MgNO(prolongation_kernel=True), "prolongation_kernel"),
+    (lambda: MgNO(ndim=2.0), "ndim"),
+    (lambda: MgNO(ndim=True), "ndim"),
+    (lambda: MgNO(in_channels=1.0), "in_channels"),
+    (lambda: MgNO(out_channels=True), "out_channels"),
+    (lambda: MgNO(width=8.0), "width"),
+    (lambda: MgNO(layers=True), "layers"),
+    (lambda: MgNO(levels=3.0), "levels"),
+    (lambda: MgNO(levels=3, pre_smoothing=1.0), "pre_smoothing"),
+    (lambda: MgNO(levels=3, pre_smoothing=(1, 1, 2.0)), "pre_smoothing"),
+    (lambda: MgNO(levels=3, post_smoothing=(1.0, 0)), "post_smoothing"),
+    (lambda: MgNO(levels=3, post_smoothing=False), "post_smoothing"),
+    (lambda: VCycle(2, 3, (1, 1), (0,), "zeros", 2, prolongation_kernel=4.0), "prolongation_kernel"),
+    (lambda: VCycle(2, 3, (1, 1), (0,), "zeros", 2, prolongation_kernel=True), "prolongation_kernel"),
+    (lambda: VCycle(2.0, 3, (1, 1), (0,), "zeros", 2), "in_channels"),
+    (lambda: VCycle(2, 3.0, (1, 1), (0,), "zeros", 2), "out_channels"),
+    (lambda: VCycle(2, 3, (1, 1), (0,), "zeros", 2.0), "ndim"),
+    (lambda: VCycle(2, 3, (1, 1), (0,), "zeros", True), "ndim"),
+    (lambda: VCycle(2, 3, (1, 1.0), (0,), "zeros", 2), "pre_smoothing"),
+    (lambda: VCycle(2, 3, (), (), "zeros", 2), "pre_smoothing"),
+    (lambda: VCycle(2, 3, (1, 1), (0, 0), "zeros", 2), "post_smoothing"),
+    (lambda: VCycle(2, 3, (1, 1), (0,), "mirror", 2), "padding_mode"),
+])
+def test_mgno_int_options_refuse_floats_and_bools(factory, match):
+    with pytest.raises(ValueError, match=match):
+        factory()
+
+
+def test_mgno_stores_numpy_ints_as_ints_and_rebuilds():
+    model = MgNO(ndim=np.int64(2), width=np.int64(4), layers=np.int32(1), levels=np.int64(3),
+                 pre_smoothing=np.int64(2), post_smoothing=(np.int64(1), 0), prolongation_kernel=np.int64(3))
+    config = model.to_config()
+    for key in ("ndim", "width", "layers", "levels", "pre_smoothing", "prolongation_kernel"):
+        assert type(config[key]) is int, key
+    assert config["post_smoothing"] == [1, 0] and all(type(c) is int for c in config["post_smoothing"])
+    assert json.loads(json.dumps(config)) == config
+    rebuilt = model_from_config(config)
+    assert rebuilt.to_config() == config
+    # the 3-wide prolongation: q = 3**2 per weight pair, as the formula counts it
+    assert rebuilt.parameter_count() == model.parameter_count() == _mgno_formula(1, 1, 2, 4, 1, (2, 2, 2), (1, 0),
+                                                                                   kernel=3)
