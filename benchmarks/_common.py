@@ -8,10 +8,21 @@ import platform
 import re
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+def load_average() -> Optional[list[float]]:
+    """``os.getloadavg()`` (1, 5, 15 minutes), rounded, or None where the platform has none.
+
+    Recorded beside timings: the machines these run on are shared.
+    """
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def machine() -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """Shared pieces of the two *Learning to Relax* benchmarks (``bench_relax_shifted.py``,
-``bench_relax_heat.py``): cost-table replay of tuners, the load average, plots.
+``bench_relax_heat.py``): cost-table replay of tuners, plots.
 
 Cost-table replay. A tuner learns only from the cost of the value it chose, so once the cost
 of every candidate on every instance is known (a ``[T, K]`` table), feeding the tuner
@@ -10,24 +10,11 @@ order and draws the same random numbers. Each benchmark checks this on real solv
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from pdesuite.solvers.tuning import Tuner
-
-
-def load_average() -> Optional[list[float]]:
-    """``os.getloadavg()`` (1, 5, 15 minutes) as a list, or None where it does not exist.
-
-    Recorded next to every timing: the machine is shared, and timings under load 4 on two
-    cores mean something else than under load 0.
-    """
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def arm_lookup(values: Sequence[float]) -> Callable[[Any], int]:

@@ -30,7 +30,7 @@ from typing import Any, Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from _common import markdown_table, update_readme_section, write_results  # noqa: E402
+from _common import load_average, markdown_table, update_readme_section, write_results  # noqa: E402
 from pdesuite.datasets import get_family  # noqa: E402
 from pdesuite.solvers import RecyclingSolver, solve  # noqa: E402
 
@@ -41,12 +41,6 @@ SETTINGS = tuple({"update_period": p, "reorthogonalize": r}
                  for r in ("ifneeded", "never") for p in (1, 2, 4))
 RTOL = 1e-8
 
-
-def load_average() -> Optional[list[float]]:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def timed(run) -> dict[str, Any]:

@@ -60,7 +60,7 @@ import h5py
 import numpy as np
 import scipy
 
-from _common import machine, markdown_table, update_readme_section, write_results
+from _common import load_average, machine, markdown_table, update_readme_section, write_results
 from pdesuite.datasets import generate, get_family
 from pdesuite.solvers.tuning import omega_grid
 
@@ -89,13 +89,6 @@ QUICK = {
     "batch_sizes": [1, 4],
 }
 
-
-def load_average() -> Optional[list[float]]:
-    """``os.getloadavg()`` (1, 5, 15 minutes), rounded, or None where the platform lacks it."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, Optional, Sequence  # noqa: E402
 
-from _common import ROOT, markdown_table, update_readme_section, write_results  # noqa: E402
+from _common import ROOT, load_average, markdown_table, update_readme_section, write_results  # noqa: E402
 
 MODEL_NAMES = ("fno", "lsm", "mgno")
 DISPLAY_NAMES = {"fno": "FNO", "lsm": "LSM", "mgno": "MgNO"}
@@ -389,12 +389,6 @@ def _time_training_steps(model, inputs, outputs, batch_size: int, steps: int, wa
     return seconds, cpu_seconds
 
 
-def _load_average() -> Optional[list[float]]:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
 
 def fno_throughput(inputs, outputs, device, batch_size: int, steps: int, warmup: int,
                    repeats: int, seed: int, fno_overrides: Optional[dict[str, Any]] = None) -> dict[str, Any]:
@@ -471,7 +465,7 @@ def fno_throughput(inputs, outputs, device, batch_size: int, steps: int, warmup:
     if result["neuralop_version"] != NEURALOP_VERSION:
         result["neuralop_version_note"] = (f"the mapping was written against neuraloperator {NEURALOP_VERSION} "
                                            "(make bench-deps); parameter counts were checked, defaults may differ")
-    result["load_average_before"] = _load_average()
+    result["load_average_before"] = load_average()
     for amp in amp_modes:
         seconds: dict[str, list[float]] = {label: [] for label, _ in models}
         cpu_seconds: dict[str, list[float]] = {label: [] for label, _ in models}
@@ -518,7 +512,7 @@ def fno_throughput(inputs, outputs, device, batch_size: int, steps: int, warmup:
         run["ours_samples_per_second"] = ours_rate
         run["neuralop_samples_per_second"] = run["models"].get("neuralop", {}).get("samples_per_second")
         result["runs"].append(run)
-    result["load_average_after"] = _load_average()
+    result["load_average_after"] = load_average()
     return result
 
 

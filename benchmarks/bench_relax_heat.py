@@ -51,7 +51,8 @@ driving the choice of ω through suggest/observe.
     python benchmarks/bench_relax_heat.py [--quick] [--sizes 25 50 100 200] [--steps N]
                                           [--table-every K] [--no-petsc] [--readme]
 
-Writes benchmarks/results/relax_heat.json, relax_heat.png, and with ``--readme`` the table
+Writes benchmarks/results/relax_heat.json, relax_heat.png (``relax_heat_quick.*`` with
+``--quick``, so that a smoke run keeps the real results), and with ``--readme`` the table
 between the ``bench-relax-heat`` markers of README.md. The machine's load average is recorded
 around every timed run. ``--quick``: n_x = 20, 200 steps from t = 0.45 (u = 0 there), across
 the onset of the stiff half-period; well under a minute.
@@ -74,8 +75,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 import scipy.sparse as sp
 
-from _common import RESULTS, markdown_table, update_readme_section, write_results
-from _relax_common import arm_lookup, load_average, matplotlib_pyplot, replay
+from _common import RESULTS, load_average, markdown_table, update_readme_section, write_results
+from _relax_common import arm_lookup, matplotlib_pyplot, replay
 from pdesuite.solvers import solve
 from pdesuite.solvers.tuning import ChebCB, ContextualTsallisINF, TsallisINF, Tuner, omega_grid
 
@@ -397,7 +398,7 @@ ORDER = ("CG", "SSOR-CG omega=1", "SSOR-CG omega=1.5", "SSOR-CG best fixed omega
          "SSOR-CG instance-optimal omega", "TsallisINF", "ChebCB")
 
 
-def plot(results: list[dict[str, Any]]) -> str:
+def plot(results: list[dict[str, Any]], stem: str) -> str:
     plt = matplotlib_pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(17, 5))
     speed, per_step, chosen = axes
@@ -443,7 +444,7 @@ def plot(results: list[dict[str, Any]]) -> str:
     chosen.legend(fontsize=7, markerscale=4)
     fig.tight_layout()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "relax_heat.png"
+    path = RESULTS / f"{stem}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path.name
@@ -507,7 +508,8 @@ def main() -> None:
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace, started: float, complete: bool) -> str:
     """Write relax_heat.json and relax_heat.png for the sizes done so far; return the table."""
-    image = plot(results)
+    stem = "relax_heat_quick" if args.quick else "relax_heat"  # a smoke run keeps the real results
+    image = plot(results, stem)
     text = markdown(results)
     payload = {
         "benchmark": "Learning to Relax, heat equation (SSOR-preconditioned CG)",
@@ -519,7 +521,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, started: flo
         "sizes": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
         "plot": image, "markdown": text, "runtime_s": round(time.perf_counter() - started, 1),
     }
-    path = write_results("relax_heat", payload)
+    path = write_results(stem, payload)
     print(f"wrote {path} and {RESULTS / image} ({payload['runtime_s']} s)", flush=True)
     return text
 

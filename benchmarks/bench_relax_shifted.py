@@ -43,7 +43,8 @@ a library solve.
     python benchmarks/bench_relax_shifted.py [--quick] [--trials 10] [--steps 5000]
                                              [--workers 1] [--readme]
 
-Writes benchmarks/results/relax_shifted.json, relax_shifted_low.png, relax_shifted_high.png,
+Writes benchmarks/results/relax_shifted.json, relax_shifted_low.png, relax_shifted_high.png
+(``relax_shifted_quick*`` with ``--quick``),
 and with ``--readme`` the table between the ``bench-relax-shifted`` markers of README.md.
 ``--quick`` (300 instances, 2 trials, shorter checks) is a smoke run of well under a minute.
 """
@@ -65,8 +66,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from _common import RESULTS, markdown_table, update_readme_section, write_results
-from _relax_common import (arm_lookup, load_average, matplotlib_pyplot, mean_std_curves,
+from _common import RESULTS, load_average, markdown_table, update_readme_section, write_results
+from _relax_common import (arm_lookup, matplotlib_pyplot, mean_std_curves,
                            plot_band, replay)
 from pdesuite.solvers import solve
 from pdesuite.solvers.relaxation import young_omega
@@ -416,7 +417,7 @@ def summarise(trials: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def plot(distribution: str, summary: dict[str, Any], steps: int, trials: int) -> str:
+def plot(distribution: str, summary: dict[str, Any], steps: int, trials: int, stem: str) -> str:
     plt = matplotlib_pyplot()
     cumulative = summary["_cumulative"]
     t = np.arange(1, steps + 1)
@@ -434,7 +435,7 @@ def plot(distribution: str, summary: dict[str, Any], steps: int, trials: int) ->
     left.legend(fontsize=8)
     right.legend(fontsize=8)
     fig.tight_layout()
-    path = RESULTS / f"relax_shifted_{distribution}.png"
+    path = RESULTS / f"{stem}_{distribution}.png"
     RESULTS.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -452,6 +453,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.trials, args.steps = 2, 300
+    stem = "relax_shifted_quick" if args.quick else "relax_shifted"  # a smoke run keeps the real results
     check_instances = 3 if args.quick else 10
     check_steps = 30 if args.quick else 100
     if args.trials < 1 or args.steps < max(check_instances, check_steps):
@@ -488,7 +490,7 @@ def main() -> None:
     for d in DISTRIBUTIONS:
         trials = [o for o in outcomes if o["distribution"] == d]
         summary = summarise(trials)
-        summary["plot"] = plot(d, summary, args.steps, args.trials)
+        summary["plot"] = plot(d, summary, args.steps, args.trials, stem)
         summary["checks"] = next(o["checks"] for o in trials if o["trial"] == 0)
         summaries[d] = summary
         payload["distributions"][d] = {k: v for k, v in summary.items() if not k.startswith("_")}
@@ -511,7 +513,7 @@ def main() -> None:
     payload["markdown"] = table + "\n\n" + note
     payload["runtime_s"] = round(time.perf_counter() - started, 1)
     payload["load_average_end"] = load_average()
-    path = write_results("relax_shifted", payload)
+    path = write_results(stem, payload)
     print(table + "\n\n" + note)
     print(f"\nwrote {path} and the plots in {RESULTS} ({payload['runtime_s']} s)")
     if args.readme:

@@ -69,7 +69,7 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import scipy.sparse.linalg as spla  # noqa: E402
 
-from _common import RESULTS, markdown_table, update_readme_section, write_results  # noqa: E402
+from _common import RESULTS, load_average, markdown_table, update_readme_section, write_results  # noqa: E402
 from pdesuite.datasets import generate, get_family, sort_order  # noqa: E402
 from pdesuite.solvers import RecyclingSolver, solve  # noqa: E402
 
@@ -108,13 +108,6 @@ def gcrodr_defaults() -> dict[str, Any]:
     parameters = inspect.signature(gcrodr).parameters
     return {name: parameters[name].default for name in ("reorthogonalize", "update_period", "side")}
 
-
-def load_average() -> Optional[list[float]]:
-    """``os.getloadavg()`` (1, 5, 15 min), or None where the platform has none."""
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 # ----------------------------------------------------------------------------- preconditioners
