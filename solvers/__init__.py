@@ -4,8 +4,8 @@ The solvers know nothing of PDEs: they take matrices, vectors, LinearOperator-li
 callables. ``solve`` is the one entry point; ``METHODS`` lists the NumPy-backend methods.
 """
 
-from pdesuite.solvers.api import BACKENDS, DEFAULT_MAXITER, solve
-from pdesuite.solvers.gcrodr import RecycleSpace, RecyclingSolver
+from pdesuite.solvers.api import BACKENDS, solve
+from pdesuite.solvers.recycling import RecycleSpace, RecyclingSolver
 from pdesuite.solvers.preconditioner import (
     BasePreconditioner,
     FunctionPreconditioner,
@@ -21,6 +21,7 @@ from pdesuite.solvers.preconditioner import (
 from pdesuite.solvers.registry import METHODS
 from pdesuite.solvers.relaxation import RelaxationPreconditioner, young_omega
 from pdesuite.solvers.result import ConvergedReason, SolveResult, SolverError
+from pdesuite.solvers.vocabulary import DEFAULT_ATOL, DEFAULT_MAXITER, DEFAULT_RESTART, DEFAULT_RTOL
 from pdesuite.solvers.tuning import (
     ChebCB,
     ContextualTsallisINF,
@@ -34,10 +35,14 @@ from pdesuite.solvers.tuning import (
 
 # The method modules register themselves in METHODS on import.
 from pdesuite.solvers import krylov as _krylov  # noqa: E402,F401  (after the names they use)
+from pdesuite.solvers import recycling as _recycling  # noqa: E402,F401
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_ATOL",
     "DEFAULT_MAXITER",
+    "DEFAULT_RESTART",
+    "DEFAULT_RTOL",
     "METHODS",
     "NAMED_PRECONDITIONERS",
     "BasePreconditioner",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from typing import Any, Callable, Optional
@@ -9,25 +10,25 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from pdesuite.solvers.linear_operator import as_operator
-from pdesuite.solvers.monitor import ConvergenceMonitor
+from pdesuite.solvers.monitor import ConvergenceMonitor, confirm_on_true_residual
 from pdesuite.solvers.preconditioner import CountingPreconditioner, make_preconditioner
 from pdesuite.solvers.registry import METHODS
 from pdesuite.solvers.result import ConvergedReason, SolveResult, SolverError
+from pdesuite.solvers.validation import (
+    check_known_options,
+    check_tolerances,
+    split_preconditioner_options,
+)
+from pdesuite.solvers.vocabulary import DEFAULT_ATOL, DEFAULT_RTOL
 
 BACKENDS = ("numpy", "petsc", "torch")
-DEFAULT_MAXITER = 10_000
-#: Options that configure a named preconditioner rather than the method.
-PRECONDITIONER_OPTION_PREFIX = "pc_"
-#: How often a claimed convergence whose true residual misses the target is retried from the
-#: current iterate before the solve is declared stagnant.
-_TRUE_RESIDUAL_RETRIES = 3
 #: Methods whose theory needs a symmetric positive definite preconditioner.
 _NEEDS_SPD_PRECONDITIONER = ("cg", "minres", "rcg")
 
 
 def _load_methods() -> None:
     # Importing the modules registers their methods.
-    from pdesuite.solvers import krylov, relaxation, gcrodr  # noqa: F401
+    from pdesuite.solvers import krylov, relaxation, recycling  # noqa: F401
 
 
 def detect_backend(A: Any) -> str:
@@ -44,29 +45,14 @@ def _is_tuner(value: Any) -> bool:
     return hasattr(value, "suggest") and hasattr(value, "observe")
 
 
-def validate_tolerances(rtol: float, atol: float, maxiter: Optional[int]) -> int:
-    """Check the stopping parameters shared by every backend; return the effective maxiter."""
-    if not np.isfinite(rtol) or rtol < 0:
-        raise ValueError(f"rtol: must be a finite number >= 0, got {rtol}")
-    if not np.isfinite(atol) or atol < 0:
-        raise ValueError(f"atol: must be a finite number >= 0, got {atol}")
-    if rtol == 0 and atol == 0:
-        raise ValueError("rtol: must be > 0 unless atol > 0 (a zero tolerance cannot be met)")
-    if maxiter is None:
-        return DEFAULT_MAXITER
-    if int(maxiter) != maxiter or maxiter < 1:
-        raise ValueError(f"maxiter: must be an integer >= 1, got {maxiter}")
-    return int(maxiter)
-
-
 def solve(
     A: Any,
     b: Any,
     method: str = "gmres",
     M: Any = None,
     x0: Any = None,
-    rtol: float = 1e-5,
-    atol: float = 0.0,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
     maxiter: Optional[int] = None,
     callback: Optional[Callable[[int, float], None]] = None,
     *,
@@ -89,7 +75,7 @@ def solve(
             (``pc_omega=1.5``).
         x0: ``[n]`` initial guess (default zero).
         rtol, atol: converged when ``‖b − A x‖ ≤ max(rtol·‖b‖, atol)`` on the true residual.
-            Defaults 1e-5 and 0.
+            Defaults 1e-8 and 0 (:mod:`pdesuite.solvers.vocabulary`).
         maxiter: cap on iterations (Krylov steps, or relaxation sweeps); default 10,000.
             Restarted methods count inner steps, as PETSc does, not restart cycles.
         callback: called as ``callback(iteration, residual_norm)`` after every iteration.
@@ -146,13 +132,11 @@ def _solve_numpy(A, b, method, M, x0, rtol, atol, maxiter, callback, options) ->
     if key not in METHODS:
         raise ValueError(f"method: unknown method {method!r}; choose from {sorted(METHODS)}")
     spec = METHODS[key]
-    maxiter = validate_tolerances(rtol, atol, maxiter)
-    pc_options = {k[len(PRECONDITIONER_OPTION_PREFIX):]: v for k, v in options.items()
-                  if k.startswith(PRECONDITIONER_OPTION_PREFIX)}
-    method_options = {k: v for k, v in options.items() if not k.startswith(PRECONDITIONER_OPTION_PREFIX)}
-    unknown = set(method_options) - set(spec.options)
-    if unknown:
-        raise TypeError(f"method {key!r}: unknown option(s) {sorted(unknown)}; it takes {list(spec.options)}")
+    rtol, atol, maxiter = check_tolerances(rtol, atol, maxiter)
+    method_options, pc_options = split_preconditioner_options(options)
+    check_known_options(key, method_options, spec.options, "numpy")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
 
     op, b = as_operator(A, b)
     if x0 is None:
@@ -162,11 +146,11 @@ def _solve_numpy(A, b, method, M, x0, rtol, atol, maxiter, callback, options) ->
         if x0.shape != (op.n,):
             raise ValueError(f"x0: expected shape ({op.n},), got {x0.shape}")
         if not np.all(np.isfinite(x0)):
-            raise ValueError("x0 contains NaN or Inf entries")
+            raise ValueError("x0: contains NaN or Inf entries")
         x = x0.astype(op.dtype, copy=True)
 
     start = time.perf_counter()
-    pc = CountingPreconditioner(make_preconditioner(M, op, **pc_options))
+    pc = CountingPreconditioner(make_preconditioner(M, op, **pc_options), op.n)
     if isinstance(M, str) and key in _NEEDS_SPD_PRECONDITIONER and not pc.symmetric:
         warnings.warn(
             f"M={M!r} is not symmetric, but method {key!r} needs a symmetric positive definite "
@@ -189,21 +173,80 @@ def _solve_numpy(A, b, method, M, x0, rtol, atol, maxiter, callback, options) ->
         x = np.zeros(op.n, dtype=op.dtype)
         monitor.start(0.0)
         reason = ConvergedReason.CONVERGED_ATOL
+    elif spec.needs_hermitian and op.matrix is not None and not _is_hermitian(op.matrix):
+        monitor.start(float(np.linalg.norm(b - op.matvec(x))))
+        reason = ConvergedReason.DIVERGED_NONSYMMETRIC
     else:
-        for attempt in range(_TRUE_RESIDUAL_RETRIES + 1):
-            x, reason, info = spec.function(op, b, x, pc, monitor, **method_options)
-            if not reason.converged:
-                break
-            true_norm = float(np.linalg.norm(b - op.matvec(x)))
-            if monitor.is_converged(true_norm):
-                break
-            # The recurrence's residual drifted from the true one: continue from x.
-            if monitor.remaining <= 0:
-                reason = ConvergedReason.DIVERGED_MAX_ITERATIONS
-                break
-        else:
-            reason = ConvergedReason.DIVERGED_STAGNATION
+        x, reason = _solve_keeping_the_best(spec, op, b, x, pc, monitor, method_options, info)
     elapsed = time.perf_counter() - start
     return SolveResult(x=x, reason=reason, iterations=monitor.iterations, matvecs=op.matvecs,
                        precond_applies=pc.applies, residuals=monitor.history(), time=elapsed,
                        method=key, backend="numpy", info=info)
+
+
+def _solve_keeping_the_best(spec, op, b, x, pc, monitor, method_options, info):
+    """Run the method under the true-residual policy; a failure returns the best iterate seen.
+
+    The candidates are the initial guess and the iterate of every attempt (each attempt's
+    true residual is computed anyway to confirm or refute its convergence), so a failed solve
+    is never worse than ``x0`` and never NaN. ``info["returned_iterate"]`` says when the
+    returned x is not the last one: ``"initial"`` (x0) or ``"earlier"`` (an earlier attempt).
+    """
+    x_start = x.copy()
+    state = {"x": x, "best": None, "best_norm": math.inf}
+
+    def attempt() -> ConvergedReason:
+        monitor.true_residual = None  # the method may change x in place
+        state["x"], reason, details = spec.function(op, b, state["x"], pc, monitor,
+                                                    **method_options)
+        info.update(details)
+        return reason
+
+    def confirmed() -> bool:
+        norm = _true_norm(op, b, state["x"], monitor)
+        if norm < state["best_norm"]:
+            state["best"], state["best_norm"] = state["x"].copy(), norm
+        return monitor.is_converged(norm)
+
+    reason = confirm_on_true_residual(attempt, confirmed, lambda: monitor.remaining)
+    x = state["x"]
+    if reason.converged:
+        return x, reason
+    last_norm = _true_norm(op, b, x, monitor)
+    if last_norm <= state["best_norm"]:
+        state["best"], state["best_norm"] = x, last_norm
+    start_norm = float(np.linalg.norm(b - op.matvec(x_start)))
+    if not state["best_norm"] <= start_norm:
+        info["returned_iterate"] = "initial"
+        return x_start, reason
+    if state["best"] is not x:
+        info["returned_iterate"] = "earlier"
+    return state["best"], reason
+
+
+def _true_norm(op, b: np.ndarray, x: np.ndarray, monitor: ConvergenceMonitor) -> float:
+    """``‖b − A x‖``, reusing the value a method confirmed for this very ``x``."""
+    if monitor.true_residual is not None and monitor.true_residual[0] is x:
+        return monitor.true_residual[1]
+    if not np.all(np.isfinite(x)):
+        return float("nan")
+    norm = float(np.linalg.norm(b - op.matvec(x)))
+    monitor.true_residual = (x, norm)
+    return norm
+
+
+def _is_hermitian(matrix) -> bool:
+    """Whether an explicit matrix looks Hermitian to a probe: ``vᴴ(A u) = (A v)ᴴ u``.
+
+    Two products with fixed random ``u, v``, much cheaper than forming ``A − Aᴴ``; a matrix
+    that is not Hermitian fails the probe with probability 1. The tolerance, ``100·√eps`` of the
+    products' scale, passes the round-off of assembly and of float32 and fails any asymmetry
+    large enough to derail CG.
+    """
+    n = matrix.shape[0]
+    rng = np.random.default_rng(20061)
+    u, v = rng.standard_normal((2, n)).astype(matrix.dtype, copy=False)
+    au, av = matrix @ u, matrix @ v
+    scale = np.linalg.norm(au) * np.linalg.norm(v) + np.linalg.norm(av) * np.linalg.norm(u)
+    tolerance = 100.0 * math.sqrt(np.finfo(matrix.dtype).eps)
+    return bool(abs(np.vdot(v, au) - np.vdot(av, u)) <= tolerance * scale)

@@ -9,7 +9,8 @@ theory allows (CG and MINRES need a Hermitian matrix).
 
 Speed: the loops update vectors in place through BLAS (``axpy``, ``gemv``), allocate only
 what the matvec and the preconditioner return, and GMRES orthogonalises a new vector against
-its whole basis with two matrix–vector products instead of a Python loop over the basis.
+its whole basis with two matrix–vector products instead of a Python loop over the basis
+(:mod:`pdesuite.solvers.arnoldi`, shared with GCRO-DR).
 """
 
 from __future__ import annotations
@@ -18,27 +19,19 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.linalg import blas, solve_triangular
+from scipy.linalg import blas
 
+from pdesuite.solvers.arnoldi import STAGNATION_FACTOR, ArnoldiCycle, check_reorthogonalize
 from pdesuite.solvers.linear_operator import Operator
 from pdesuite.solvers.monitor import ConvergenceMonitor
 from pdesuite.solvers.preconditioner import CountingPreconditioner
 from pdesuite.solvers.registry import register_method
 from pdesuite.solvers.result import ConvergedReason
+from pdesuite.solvers.validation import check_choice, check_int
+from pdesuite.solvers.vocabulary import DEFAULT_RESTART, SIDES
 
 Reason = ConvergedReason
 MethodReturn = tuple[np.ndarray, ConvergedReason, dict[str, Any]]
-
-#: A GMRES restart cycle must shrink the norm it minimises below this factor of the norm at
-#: the cycle's start, or the solve stops with DIVERGED_STAGNATION.
-STAGNATION_FACTOR = 1.0 - 1e-12
-#: Reorthogonalise a new Krylov vector when Gram–Schmidt cancelled more than this fraction of
-#: its norm (the Daniel–Gragg–Kaufman–Stewart criterion, 1/√2).
-REORTHOGONALISATION_THRESHOLD = 1.0 / math.sqrt(2.0)
-#: GMRES orthogonalisation choices: "cgs" (one classical Gram–Schmidt pass, PETSc's default;
-#: ours too) and "cgs2" (reorthogonalised when needed).
-ORTHOGONALIZATIONS = ("cgs2", "cgs")
-
 
 # --------------------------------------------------------------------------------------------
 # Vector kernels
@@ -54,9 +47,7 @@ class _Kernels:
         self.eps = float(np.finfo(self.dtype).eps)
         self.has_blas = self.dtype.char in "fdFD"
         if self.has_blas:
-            self._axpy, self._gemv = blas.get_blas_funcs(("axpy", "gemv"), dtype=self.dtype)
-            # trans=2 is the conjugate transpose for complex gemv, the transpose for real.
-            self._trans_h = 2 if self.complex else 1
+            self._axpy = blas.get_blas_funcs("axpy", dtype=self.dtype)
 
     def axpy(self, a: complex, x: np.ndarray, y: np.ndarray) -> None:
         """``y += a·x`` in place."""
@@ -79,35 +70,6 @@ class _Kernels:
             return math.sqrt(float(np.vdot(x, x).real))
         return math.sqrt(float(np.dot(x, x)))
 
-    def project(self, basis: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """``basisᴴ-coefficients``: ``[k]`` array ``h_i = basis[i]ᴴ w`` for a ``[k, n]`` basis."""
-        if self.has_blas:
-            # basis is C-ordered [k, n], so basis.T is an F-ordered [n, k] matrix: no copy.
-            return self._gemv(1.0, basis.T, w, trans=self._trans_h)
-        if self.complex:
-            return np.conj(basis @ np.conj(w))
-        return basis @ w
-
-    def subtract_combination(self, basis: np.ndarray, h: np.ndarray, w: np.ndarray) -> None:
-        """``w -= basisᵀ h`` in place for a ``[k, n]`` basis and ``[k]`` coefficients."""
-        if self.has_blas:
-            self._gemv(-1.0, basis.T, h, beta=1.0, y=w, overwrite_y=1)
-        else:
-            w -= h @ basis
-
-    def add_combination(self, basis: np.ndarray, h: np.ndarray, x: np.ndarray) -> None:
-        """``x += basisᵀ h`` in place."""
-        if self.has_blas:
-            self._gemv(1.0, basis.T, h, beta=1.0, y=x, overwrite_y=1)
-        else:
-            x += h @ basis
-
-    def combination(self, basis: np.ndarray, h: np.ndarray) -> np.ndarray:
-        """A new vector ``basisᵀ h``."""
-        if self.has_blas:
-            return self._gemv(1.0, basis.T, h)
-        return h @ basis
-
 
 def _as_dtype(v: Any, dtype: np.dtype) -> np.ndarray:
     v = np.asarray(v).reshape(-1)
@@ -128,15 +90,18 @@ def _residual(op: Operator, b: np.ndarray, x: np.ndarray) -> np.ndarray:
     return b - _matvec(op, x)
 
 
+def _start(op: Operator, b: np.ndarray, x: np.ndarray,
+           monitor: ConvergenceMonitor) -> tuple[_Kernels, np.ndarray, float, Reason | None]:
+    """The kernels, the initial residual and its norm, and the monitor's verdict on it."""
+    k = _Kernels(op.dtype)
+    r = _residual(op, b, x)
+    rnorm = k.norm(r)
+    return k, r, rnorm, monitor.start(rnorm)
+
+
 def _not_finite_or(reason: Reason, *values: float) -> Reason:
     """NaN/Inf when any of ``values`` is not finite, else ``reason``."""
     return reason if all(math.isfinite(abs(v)) for v in values) else Reason.DIVERGED_NAN_OR_INF
-
-
-def _check_int_option(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,7 +109,7 @@ def _check_int_option(name: str, value: Any, minimum: int) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-@register_method("cg", options=())
+@register_method("cg", needs_hermitian=True, options=())
 def conjugate_gradient(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditioner,
                        monitor: ConvergenceMonitor) -> MethodReturn:
     """Preconditioned conjugate gradients for Hermitian positive definite A (and M).
@@ -154,10 +119,7 @@ def conjugate_gradient(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingP
     (A is not positive definite, or singular along p) and DIVERGED_INDEFINITE_PC when
     ``rᴴMr ≤ 0``. With ``pc.is_identity`` it is plain CG and ``rᴴr = ‖r‖²`` saves a product.
     """
-    k = _Kernels(op.dtype)
-    r = _residual(op, b, x)
-    rnorm = k.norm(r)
-    reason = monitor.start(rnorm)
+    k, r, rnorm, reason = _start(op, b, x, monitor)
     if reason is not None:
         return x, reason, {}
     plain = pc.is_identity
@@ -191,7 +153,7 @@ def conjugate_gradient(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingP
         p += z
 
 
-@register_method("fcg", flexible=True, options=("mmax",))
+@register_method("fcg", flexible=True, needs_hermitian=True, options=("mmax",))
 def flexible_conjugate_gradient(op: Operator, b: np.ndarray, x: np.ndarray,
                                 pc: CountingPreconditioner, monitor: ConvergenceMonitor,
                                 mmax: int = 1) -> MethodReturn:
@@ -208,11 +170,8 @@ def flexible_conjugate_gradient(op: Operator, b: np.ndarray, x: np.ndarray,
     Options:
         mmax: number of earlier directions kept for the orthogonalisation (integer ≥ 1).
     """
-    mmax = _check_int_option("mmax", mmax, 1)
-    k = _Kernels(op.dtype)
-    r = _residual(op, b, x)
-    rnorm = k.norm(r)
-    reason = monitor.start(rnorm)
+    mmax = check_int("mmax", mmax, 1)
+    k, r, rnorm, reason = _start(op, b, x, monitor)
     if reason is not None:
         return x, reason, {}
     slots = mmax + 1  # the newest direction must not overwrite one it is orthogonalised against
@@ -251,131 +210,29 @@ def flexible_conjugate_gradient(op: Operator, b: np.ndarray, x: np.ndarray,
 # --------------------------------------------------------------------------------------------
 
 
-class _Arnoldi:
-    """One GMRES(m) cycle: the Arnoldi basis, Givens rotations and the least-squares problem.
-
-    Orthogonalisation is classical Gram–Schmidt as two BLAS gemv over the whole basis
-    (``h = Vᴴw``, ``w −= V h``) instead of a Python loop over its vectors. With
-    ``reorthogonalise`` (the default of the methods) a second pass runs whenever the first
-    cancelled more than ``1 − 1/√2`` of ``‖w‖`` (the Daniel–Gragg–Kaufman–Stewart test, PETSc's
-    ``refine_ifneeded``), which keeps the basis orthogonal to working precision; without it,
-    one pass as PETSc's default GMRES does.
-
-    Arrays: ``basis`` is C-ordered ``[m+1, n]``, so its first ``j+1`` rows form an F-ordered
-    ``[n, j+1]`` matrix that gemv reads without a copy; ``triangle`` ``[m, m]`` is the
-    rotated Hessenberg matrix R; ``rhs`` the rotated ``β e₁``.
-    """
-
-    def __init__(self, kernels: _Kernels, m: int, n: int, reorthogonalise: bool):
-        self.k = kernels
-        self.m = m
-        self.basis = np.empty((m + 1, n), dtype=kernels.dtype)
-        self.triangle = np.zeros((m, m), dtype=kernels.dtype)
-        self.cosines: list[float] = [0.0] * m
-        self.sines: list[complex] = [0.0] * m
-        self.rhs: list[complex] = [0.0] * (m + 1)
-        self.threshold = REORTHOGONALISATION_THRESHOLD if reorthogonalise else 0.0
-        self.happy_tol = 16.0 * kernels.eps
-        self.reorthogonalisations = 0
-
-    def begin(self, v0: np.ndarray, beta: float) -> None:
-        np.multiply(v0, 1.0 / beta, out=self.basis[0])
-        self.rhs[0] = beta
-
-    def extend(self, j: int, w: np.ndarray) -> tuple[float, bool]:
-        """Orthogonalise ``w`` (the operator applied to ``basis[j]``; overwritten) against
-        ``basis[:j+1]``, store the result as ``basis[j+1]``, rotate the new Hessenberg column
-        into R, and return the residual estimate after j+1 steps and whether the Krylov space
-        became invariant (a happy breakdown)."""
-        k = self.k
-        V = self.basis[: j + 1]
-        h = k.project(V, w)
-        k.subtract_combination(V, h, w)
-        h_next = k.norm(w)
-        # ‖w‖² = ‖h‖² + ‖w − Vh‖² for an orthonormal V, which spares a pass over w.
-        projected = k.norm(h)
-        w_norm = math.hypot(projected, h_next)
-        if h_next < self.threshold * w_norm:
-            correction = k.project(V, w)
-            k.subtract_combination(V, correction, w)
-            h += correction
-            h_next = k.norm(w)
-            self.reorthogonalisations += 1
-        happy = h_next <= self.happy_tol * w_norm
-        if not happy:
-            np.multiply(w, 1.0 / h_next, out=self.basis[j + 1])
-        else:
-            h_next = 0.0
-
-        column = h.tolist()
-        column.append(h_next)
-        cosines, sines = self.cosines, self.sines
-        for i in range(j):
-            upper, lower = column[i], column[i + 1]
-            c, s = cosines[i], sines[i]
-            column[i] = c * upper + s * lower
-            column[i + 1] = c * lower - s.conjugate() * upper
-        diagonal = column[j]
-        radius = math.hypot(abs(diagonal), h_next)
-        if radius == 0.0:
-            c, s = 0.0, 1.0
-        elif diagonal == 0:
-            c, s, column[j] = 0.0, 1.0, h_next
-        else:
-            phase = diagonal / abs(diagonal)
-            c, s, column[j] = abs(diagonal) / radius, phase * h_next / radius, phase * radius
-        cosines[j], sines[j] = c, s
-        self.triangle[: j + 1, j] = column[: j + 1]
-        g = self.rhs[j]
-        self.rhs[j] = c * g
-        self.rhs[j + 1] = -s.conjugate() * g
-        return abs(self.rhs[j + 1]), happy
-
-    def coefficients(self, steps: int) -> np.ndarray:
-        """``y`` minimising ``‖β e₁ − H y‖`` over the first ``steps`` columns."""
-        R = self.triangle[:steps, :steps]
-        g = np.asarray(self.rhs[:steps], dtype=self.k.dtype)
-        diagonal = np.abs(np.diag(R))
-        if np.all(diagonal > self.k.eps * max(float(diagonal.max()), 1e-300)):
-            return solve_triangular(R, g, check_finite=False)
-        # A singular A (a rank-deficient R) leaves a least-squares problem.
-        return np.linalg.lstsq(R, g, rcond=None)[0].astype(self.k.dtype, copy=False)
-
-
-def _check_restart(restart: Any) -> int:
-    return _check_int_option("restart", restart, 1)
-
-
-def _check_orthogonalization(orthogonalization: Any) -> bool:
-    """True when a second Gram–Schmidt pass is allowed."""
-    if orthogonalization not in ORTHOGONALIZATIONS:
-        raise ValueError(f"orthogonalization: must be one of {ORTHOGONALIZATIONS}, "
-                         f"got {orthogonalization!r}")
-    return orthogonalization == "cgs2"
-
-
 def _gmres_cycles(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditioner,
                   monitor: ConvergenceMonitor, restart: int, variant: str,
-                  reorthogonalise: bool) -> MethodReturn:
+                  reorthogonalize: str) -> MethodReturn:
     """Restarted GMRES; ``variant`` is "left", "right" or "flexible" (right with stored M v)."""
     k = _Kernels(op.dtype)
     dtype = op.dtype
     r = _residual(op, b, x)
     true_norm = k.norm(r)
     info: dict[str, Any] = {"side": "left" if variant == "left" else "right", "cycles": 0,
-                            "reorthogonalisations": 0}
+                            "reorthogonalizations": 0}
     reason = monitor.start(true_norm)
     if reason is not None:
         return x, reason, info
     m = max(1, min(restart, op.n, monitor.remaining))
     identity = pc.is_identity
     flexible = variant == "flexible" and not identity
-    arnoldi = _Arnoldi(k, m, op.n, reorthogonalise)
+    cycle = ArnoldiCycle(m, op.n, dtype, reorthogonalize)
     directions = np.empty((m, op.n), dtype=dtype) if flexible else None
     previous_beta = math.inf
+    x_start = np.empty_like(x)
 
     def finish(x: np.ndarray, reason: Reason) -> MethodReturn:
-        info["reorthogonalisations"] = arnoldi.reorthogonalisations
+        info["reorthogonalizations"] = cycle.reorthogonalizations
         return x, reason, info
 
     while True:
@@ -394,12 +251,12 @@ def _gmres_cycles(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPrecon
         # Left preconditioning minimises ‖M r‖; its ratio to ‖r‖ at the cycle's start turns
         # the estimate into one of the true residual, so that the monitor's target applies.
         scale = true_norm / beta
-        arnoldi.begin(z, beta)
+        cycle.begin(z, beta)
         info["cycles"] += 1
-        steps = 0
         reason = None
+        breakdown = False
         for j in range(min(m, monitor.remaining)):
-            v = arnoldi.basis[j]
+            v = cycle.vector(j)
             if identity:
                 w = _matvec(op, v)
             elif variant == "left":
@@ -409,28 +266,38 @@ def _gmres_cycles(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPrecon
                 w = _matvec(op, directions[j])
             else:
                 w = _matvec(op, _precondition(pc, v, dtype))
-            if np.may_share_memory(w, arnoldi.basis):
+            if np.may_share_memory(w, cycle.basis):
                 w = w.copy()  # an operator that returned its input: the basis must stay intact
-            estimate, happy = arnoldi.extend(j, w)
-            steps = j + 1
+            estimate, breakdown = cycle.extend(w)
             reason = monitor.step(estimate * scale)
-            if reason is not None or happy:
+            if reason is not None or breakdown:
                 break
         if reason is Reason.DIVERGED_NAN_OR_INF:
             return finish(x, reason)  # the update would be garbage; keep the last x
-        y = arnoldi.coefficients(steps)
+        steps = cycle.steps
+        y = cycle.coefficients()
+        x_start[...] = x
         if flexible:
-            k.add_combination(directions[:steps], y, x)
+            cycle.add_combination(directions[:steps], y, x)
         elif variant == "left" or identity:
-            k.add_combination(arnoldi.basis[:steps], y, x)
+            cycle.add_combination(cycle.basis[:steps], y, x)
         else:
-            k.axpy(1.0, _precondition(pc, k.combination(arnoldi.basis[:steps], y), dtype), x)
+            k.axpy(1.0, _precondition(pc, y @ cycle.basis[:steps], dtype), x)
         r = _residual(op, b, x)
-        true_norm = k.norm(r)
+        new_norm = k.norm(r)
+        if variant != "left" and not new_norm <= true_norm:
+            # GMRES minimises this very norm, so a cycle that made it worse turned round-off
+            # into its update (a singular M or A): return the iterate it started from. (Left
+            # preconditioning minimises ‖M r‖, which may fall while ‖r‖ grows.)
+            x[...] = x_start
+            monitor.true_residual = (x, true_norm)
+            failure = reason if reason is not None and not reason.converged else (
+                Reason.DIVERGED_BREAKDOWN if breakdown else Reason.DIVERGED_STAGNATION)
+            return finish(x, failure)
+        true_norm = new_norm
+        monitor.true_residual = (x, true_norm)
         if monitor.is_converged(true_norm):
             return finish(x, monitor.converged_reason())
-        if not math.isfinite(true_norm):
-            return finish(x, Reason.DIVERGED_NAN_OR_INF)
         if reason is not None and not reason.converged:
             return finish(x, reason)
         if monitor.remaining <= 0:
@@ -439,19 +306,17 @@ def _gmres_cycles(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPrecon
         # that the true residual did not confirm: restart from the true residual.
 
 
-@register_method("gmres", options=("restart", "side", "orthogonalization"))
+@register_method("gmres", options=("restart", "side", "reorthogonalize"))
 def gmres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditioner,
-          monitor: ConvergenceMonitor, restart: int = 40, side: str = "left",
-          orthogonalization: str = "cgs") -> MethodReturn:
-    """Restarted GMRES(m) with left (default, as SKR's baseline) or right preconditioning.
+          monitor: ConvergenceMonitor, restart: int = DEFAULT_RESTART, side: str = "left",
+          reorthogonalize: str = "never") -> MethodReturn:
+    """Restarted GMRES(m) with left (default, as PETSc's) or right preconditioning.
 
-    Arnoldi with classical Gram–Schmidt as BLAS gemv over a preallocated ``[m+1, n]`` basis
-    (two gemv per pass) and one reorthogonalisation pass when needed (see
-    :class:`_Arnoldi`), complex Givens rotations for the least-squares problem, a residual
-    estimate every step, and a happy breakdown when the Krylov space becomes invariant.
-    ``iterations`` counts inner steps and ``maxiter`` caps them; each restart costs one
-    extra matvec for the true residual. ``info``: ``side``, ``cycles``,
-    ``reorthogonalisations``.
+    The cycles run on :class:`~pdesuite.solvers.arnoldi.ArnoldiCycle` (classical Gram–Schmidt
+    as BLAS-2 products over a preallocated ``[m+1, n]`` basis, complex Givens rotations, a
+    residual estimate every step, a happy breakdown when the Krylov space becomes invariant).
+    ``iterations`` counts inner steps and ``maxiter`` caps them; each restart costs one extra
+    matvec for the true residual. ``info``: ``side``, ``cycles``, ``reorthogonalizations``.
 
     Stopping, exactly:
 
@@ -467,29 +332,30 @@ def gmres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditioner
       the solve has converged (whatever the estimate said); if the monitor had stopped with a
       failure, that failure is returned; otherwise (an estimate the true residual did not
       confirm, or a full cycle) a new cycle starts from the true residual with a fresh ρ.
+    - with right or no preconditioning, a cycle that leaves a larger true residual than it
+      started from is undone, and the solve ends with DIVERGED_BREAKDOWN (after a happy
+      breakdown: A or M is singular on the Krylov space) or DIVERGED_STAGNATION.
     - DIVERGED_STAGNATION when a whole cycle reduces the minimised norm (``‖M r‖`` left,
       ``‖r‖`` right) by less than a factor ``1 − 1e-12``.
 
     Options:
         restart: the cycle length m (integer ≥ 1, default 40; capped at n).
         side: "left" (default) or "right".
-        orthogonalization: "cgs" (default: one classical Gram–Schmidt pass, PETSc's default;
-            half the memory traffic per step, and the basis of a 40-step cycle stays orthogonal
-            enough on PDE matrices) or "cgs2" (a second pass when the first cancelled most of
-            the vector, as PETSc's ``refine_ifneeded``: for ill-conditioned or long cycles).
-            Either way convergence is decided on the true residual.
+        reorthogonalize: "never" (default: one classical Gram–Schmidt pass, PETSc's default;
+            half the memory traffic per step), "ifneeded" (a second pass when the first
+            cancelled most of the vector, PETSc's ``refine_ifneeded``: for ill-conditioned or
+            long cycles) or "always". Either way convergence is decided on the true residual.
     """
-    restart = _check_restart(restart)
-    if side not in ("left", "right"):
-        raise ValueError(f"side: must be 'left' or 'right', got {side!r}")
-    reorthogonalise = _check_orthogonalization(orthogonalization)
-    return _gmres_cycles(op, b, x, pc, monitor, restart, side, reorthogonalise)
+    restart = check_int("restart", restart, 1)
+    side = check_choice("side", side, SIDES)
+    reorthogonalize = check_reorthogonalize(reorthogonalize)
+    return _gmres_cycles(op, b, x, pc, monitor, restart, side, reorthogonalize)
 
 
-@register_method("fgmres", flexible=True, options=("restart", "orthogonalization"))
+@register_method("fgmres", flexible=True, options=("restart", "reorthogonalize"))
 def fgmres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditioner,
-           monitor: ConvergenceMonitor, restart: int = 40,
-           orthogonalization: str = "cgs") -> MethodReturn:
+           monitor: ConvergenceMonitor, restart: int = DEFAULT_RESTART,
+           reorthogonalize: str = "never") -> MethodReturn:
     """Flexible GMRES(m) (Saad 1993): right preconditioning that stores ``zⱼ = M vⱼ``.
 
     The update ``x += Z y`` uses the stored ``zⱼ``, so the preconditioner may change from
@@ -499,11 +365,11 @@ def fgmres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditione
 
     Options:
         restart: the cycle length m (integer ≥ 1, default 40; capped at n).
-        orthogonalization: "cgs" (default) or "cgs2", as for :func:`gmres`.
+        reorthogonalize: "never" (default), "ifneeded" or "always", as for :func:`gmres`.
     """
-    restart = _check_restart(restart)
-    reorthogonalise = _check_orthogonalization(orthogonalization)
-    return _gmres_cycles(op, b, x, pc, monitor, restart, "flexible", reorthogonalise)
+    restart = check_int("restart", restart, 1)
+    reorthogonalize = check_reorthogonalize(reorthogonalize)
+    return _gmres_cycles(op, b, x, pc, monitor, restart, "flexible", reorthogonalize)
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,17 +384,15 @@ def bicgstab(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditio
 
     Two matvecs and two preconditioner applications per iteration; the monitored norm is the
     2-norm of the recurrence residual, and a half step that already meets the target ends
-    the solve. DIVERGED_BREAKDOWN when ``ρ = r̂ᴴr`` vanishes (``|ρ| ≤ ε‖r̂‖‖r‖``), when
-    ``r̂ᴴv = 0`` (α undefined), or when ω = 0 (the next β undefined); x is then the last
-    valid iterate, never one computed through the division by zero.
+    the solve. DIVERGED_BREAKDOWN when ``ρ = r̂ᴴr`` vanishes (``|ρ| ≤ ε²‖r̂‖‖r‖``: a ρ at the
+    level of round-off, ``ε‖r̂‖‖r‖``, is no breakdown, and the iteration recovers from it as
+    SciPy's does), when ``r̂ᴴv = 0`` or α is not finite, or when ω = 0 (the next β
+    undefined); x is then the last valid iterate, never one computed through the division.
     """
-    k = _Kernels(op.dtype)
-    dtype = op.dtype
-    r = _residual(op, b, x)
-    rnorm = k.norm(r)
-    reason = monitor.start(rnorm)
+    k, r, rnorm, reason = _start(op, b, x, monitor)
     if reason is not None:
         return x, reason, {}
+    dtype = op.dtype
     shadow = r.copy()
     shadow_norm = rnorm
     p = np.empty_like(r)
@@ -536,7 +400,7 @@ def bicgstab(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditio
     first = True
     while True:
         rho = k.dot(shadow, r)
-        if not abs(rho) > k.eps * shadow_norm * rnorm:
+        if not abs(rho) > k.eps * k.eps * shadow_norm * rnorm:
             return x, _not_finite_or(Reason.DIVERGED_BREAKDOWN, rho), {}
         if first:
             p[...] = r
@@ -552,6 +416,8 @@ def bicgstab(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditio
         if shadow_v == 0 or not math.isfinite(abs(shadow_v)):
             return x, _not_finite_or(Reason.DIVERGED_BREAKDOWN, shadow_v), {}
         alpha = rho / shadow_v
+        if not math.isfinite(abs(alpha)):
+            return x, Reason.DIVERGED_BREAKDOWN, {}  # r̂ᴴv underflowed (a denormal A)
         k.axpy(-alpha, v, r)  # r now holds s = r − αv
         s_norm = k.norm(r)
         if monitor.is_converged(s_norm):
@@ -561,6 +427,8 @@ def bicgstab(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditio
         t = _matvec(op, s_hat)
         tt = k.rdot(t, t)
         omega = k.dot(t, r) / tt if tt > 0 else 0.0
+        if not math.isfinite(abs(omega)):
+            return x, Reason.DIVERGED_BREAKDOWN, {}
         k.axpy(alpha, p_hat, x)
         k.axpy(omega, s_hat, x)
         k.axpy(-omega, t, r)
@@ -578,7 +446,7 @@ def bicgstab(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditio
 # --------------------------------------------------------------------------------------------
 
 
-@register_method("minres", options=())
+@register_method("minres", needs_hermitian=True, options=())
 def minres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditioner,
            monitor: ConvergenceMonitor) -> MethodReturn:
     """Preconditioned MINRES (Paige & Saunders 1975) for Hermitian, possibly indefinite A.
@@ -588,17 +456,19 @@ def minres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditione
     minimises ``‖b − A x‖_M = sqrt(rᴴMr)``; that norm, multiplied by ``‖r₀‖ / ‖r₀‖_M``, is
     what goes to ``monitor.step`` (for no preconditioner it is the 2-norm itself). A
     convergence that the true residual does not confirm is continued by ``solve``. One
-    matvec and one preconditioner application per iteration. DIVERGED_BREAKDOWN when the
-    projected tridiagonal matrix becomes singular before convergence (a singular,
-    inconsistent system).
+    matvec and one preconditioner application per iteration.
+
+    A singular, inconsistent system (b not in the range of A) has no solution; MINRES then
+    ends with DIVERGED_BREAKDOWN at a least-squares solution, as soon as either the Krylov
+    space becomes invariant (``β_{k+1} ≤ 16 ε ‖T‖``, with ``‖T‖`` the Frobenius norm of the
+    tridiagonal matrix so far, an estimate of ``‖A‖``) or the residual lies in the null space
+    to working precision (``‖A r‖ ≤ 10 ε ‖T‖ ‖r‖``, the test of SciPy's ``minres``, estimated
+    from the rotations without a product).
     """
-    k = _Kernels(op.dtype)
-    dtype = op.dtype
-    r = _residual(op, b, x)
-    rnorm = k.norm(r)
-    reason = monitor.start(rnorm)
+    k, r, rnorm, reason = _start(op, b, x, monitor)
     if reason is not None:
         return x, reason, {}
+    dtype = op.dtype
     plain = pc.is_identity
     # Lanczos vectors live in residual space: u_k = β_k q_k with q_k M-orthonormal, and
     # y_k = M u_k; the search space is spanned by v_k = y_k/β_k.
@@ -617,6 +487,7 @@ def minres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditione
     v = np.empty_like(r)
     w_prev2 = np.zeros_like(r)
     w_prev = np.zeros_like(r)
+    t_norm_sq = 0.0  # ‖T_k‖_F², the estimate of ‖A‖²
     while True:
         np.multiply(y, 1.0 / beta, out=v)
         p = _matvec(op, v)
@@ -633,12 +504,19 @@ def minres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditione
         if not math.isfinite(beta_next_sq) or not math.isfinite(alpha):
             return x, Reason.DIVERGED_NAN_OR_INF, {}
         beta_next = math.sqrt(beta_next_sq)
+        t_norm_sq += alpha * alpha + beta * beta + beta_next_sq
+        t_norm = math.sqrt(t_norm_sq)
         # Column k of the tridiagonal matrix is (β_k, α_k, β_{k+1}) in rows k−1, k, k+1;
         # apply the two previous rotations, then make the one that zeroes β_{k+1}.
         epsilon = s_prev2 * beta
         top = c_prev2 * beta
         delta = c_prev * top + s_prev * alpha
         gamma_bar = c_prev * alpha - s_prev * top
+        # ‖A r_{k−1}‖ / ‖r_{k−1}‖ from the rotations (SciPy's "root").
+        null_space_ratio = math.hypot(gamma_bar, c_prev * beta_next)
+        invariant = beta_next <= 16.0 * k.eps * t_norm
+        if invariant:
+            beta_next = 0.0
         gamma = math.hypot(gamma_bar, beta_next)
         if gamma == 0.0:
             return x, Reason.DIVERGED_BREAKDOWN, {}
@@ -656,9 +534,10 @@ def minres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditione
         reason = monitor.step(abs(phi_bar) * scale)
         if reason is not None:
             return x, reason, {}
-        if beta_next == 0.0:
-            # The Krylov space is invariant: x is the minimiser over all of it.
-            return x, Reason.DIVERGED_BREAKDOWN, {}
+        if invariant or null_space_ratio <= 10.0 * k.eps * t_norm:
+            # The Krylov space is invariant, or r is in the null space: x is a least-squares
+            # solution and b is not in the range of A.
+            return x, Reason.DIVERGED_BREAKDOWN, {"least_squares": True}
         beta_prev, beta = beta, beta_next
 
 
@@ -682,9 +561,7 @@ def richardson(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPrecondit
     if isinstance(omega, bool) or not isinstance(omega, (int, float, complex, np.number)) \
             or not np.isfinite(omega) or omega == 0:
         raise ValueError(f"omega: must be a finite non-zero number, got {omega!r}")
-    k = _Kernels(op.dtype)
-    r = _residual(op, b, x)
-    reason = monitor.start(k.norm(r))
+    k, r, _, reason = _start(op, b, x, monitor)
     if reason is not None:
         return x, reason, {}
     while True:

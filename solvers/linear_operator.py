@@ -48,6 +48,40 @@ class Operator:
         return self.matrix
 
 
+def as_csr(A: Any, copy: bool = False) -> sp.csr_array:
+    """A square CSR matrix in canonical form (sorted, unique indices) of a real or complex dtype.
+
+    The one conversion of a user's explicit matrix: SciPy sparse of any format or a dense
+    array. Integer entries become float64. ``copy=False`` returns ``A`` itself when it already
+    is a canonical float/complex CSR array, so that its arrays can be shared (with PETSc).
+
+    Raises:
+        TypeError: ``A`` is not a sparse matrix or a dense array, or has non-numeric entries.
+        ValueError: ``A`` is not square or has NaN or Inf entries.
+    """
+    if isinstance(A, np.ndarray):
+        if A.ndim != 2:
+            raise ValueError(f"A: expected a square 2-D array, got shape {A.shape}")
+        matrix = sp.csr_array(A)
+    elif sp.issparse(A):
+        matrix = sp.csr_array(A, copy=copy) if (A.format != "csr" or not isinstance(A, sp.sparray)
+                                                or copy) else A
+    else:
+        raise TypeError(f"A: expected a SciPy sparse matrix or a dense array, got {type(A).__name__}")
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"A: expected a square matrix, got shape {matrix.shape}")
+    if matrix.dtype.kind in "biu":
+        matrix = matrix.astype(np.float64)
+    elif matrix.dtype.kind not in "fc":
+        raise TypeError(f"A: expected real or complex entries, got dtype {matrix.dtype}")
+    if not matrix.has_canonical_format:
+        if matrix is A:
+            matrix = matrix.copy()
+        matrix.sum_duplicates()
+    _check_finite_matrix(matrix.data)
+    return matrix
+
+
 def _check_finite_matrix(values: np.ndarray) -> None:
     if values.size and not np.all(np.isfinite(values)):
         raise ValueError("A contains NaN or Inf entries")

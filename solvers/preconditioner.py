@@ -165,6 +165,9 @@ def make_preconditioner(M: Any, op: Operator, **options: Any) -> Preconditioner 
     LinearOperator approximating ``A⁻¹``, or a callable ``r -> z``.
     """
     if M is None:
+        if options:
+            raise TypeError(f"M: options {sorted('pc_' + name for name in options)} configure a "
+                            "preconditioner given by name, but M is None")
         return None
     if isinstance(M, str):
         key = M.lower()
@@ -172,7 +175,8 @@ def make_preconditioner(M: Any, op: Operator, **options: Any) -> Preconditioner 
             raise ValueError(f"M: unknown preconditioner {M!r}; known: {sorted(NAMED_PRECONDITIONERS)}")
         return NAMED_PRECONDITIONERS[key](op.require_matrix(f"M={M!r}"), **options)
     if options:
-        raise TypeError(f"M: options {sorted(options)} are only for preconditioners given by name")
+        raise TypeError(f"M: options {sorted('pc_' + name for name in options)} are only for "
+                        "preconditioners given by name")
     if isinstance(M, Preconditioner):
         return M
     if sp.issparse(M) or isinstance(M, np.ndarray) or hasattr(M, "matvec"):
@@ -185,10 +189,12 @@ def make_preconditioner(M: Any, op: Operator, **options: Any) -> Preconditioner 
 
 
 class CountingPreconditioner:
-    """Wraps a preconditioner to count its applications and keep its attributes visible."""
+    """Wraps a preconditioner to count its applications, keep its attributes visible, and check
+    that it returns a vector of the residual's size ``n`` (when given)."""
 
-    def __init__(self, inner: Preconditioner | None):
+    def __init__(self, inner: Preconditioner | None, n: int | None = None):
         self.inner = inner
+        self.n = n
         self.applies = 0
         self.linear = getattr(inner, "linear", True)
         self.symmetric = getattr(inner, "symmetric", inner is None)
@@ -201,7 +207,11 @@ class CountingPreconditioner:
         if self.inner is None:
             return r
         self.applies += 1
-        return np.asarray(self.inner.apply(r)).reshape(-1)
+        z = np.asarray(self.inner.apply(r))
+        if z.size != r.size:
+            raise ValueError(f"M: the preconditioner returned shape {z.shape} for a residual of "
+                             f"shape {r.shape}; it must return a vector of the same size")
+        return z.reshape(-1)
 
     __call__ = apply
 

@@ -46,7 +46,6 @@ initial residual of a nonzero ``x0``, the final check, and every Jacobi sweep).
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Optional
 
 import numpy as np
@@ -55,8 +54,10 @@ import scipy.sparse as sp
 import scipy.sparse.csgraph as csgraph
 import scipy.sparse.linalg as spla
 
+from pdesuite.solvers.linear_operator import as_csr
 from pdesuite.solvers.preconditioner import BasePreconditioner
 from pdesuite.solvers.registry import register_method
+from pdesuite.solvers.validation import check_choice, check_int, check_real
 
 __all__ = [
     "DIRECTIONS",
@@ -80,45 +81,8 @@ _HERMITIAN_RTOL = 1e-13
 # validation helpers
 
 
-def _validate_omega(omega: Any) -> float:
-    if isinstance(omega, bool) or not isinstance(omega, numbers.Real):
-        raise TypeError(f"omega: expected a real number in (0, 2), got {type(omega).__name__}")
-    omega = float(omega)
-    # `not (0 < omega < 2)` also rejects NaN.
-    if not (0.0 < omega < 2.0):
-        raise ValueError(f"omega: relaxation factor must lie in the open interval (0, 2), got {omega}")
-    return omega
-
-
-def _validate_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value.lower() not in allowed:
-        raise ValueError(f"{name}: unknown value {value!r}; choose from {allowed}")
-    return value.lower()
-
-
-def _validate_sweeps(sweeps: Any) -> int:
-    if isinstance(sweeps, bool) or not isinstance(sweeps, numbers.Integral) or sweeps < 1:
-        raise ValueError(f"sweeps: expected an integer >= 1, got {sweeps!r}")
-    return int(sweeps)
-
-
-def _as_csr(A: Any) -> sp.csr_array:
-    """A square CSR copy with sorted indices and no duplicates; dense arrays accepted."""
-    if sp.issparse(A):
-        matrix = sp.csr_array(A, copy=True)
-    elif isinstance(A, np.ndarray):
-        matrix = sp.csr_array(A)
-    else:
-        raise TypeError(f"A: relaxation needs the entries of A (sparse or dense), got {type(A).__name__}")
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"A: expected a square matrix, got shape {matrix.shape}")
-    if matrix.dtype.kind in "biu":
-        matrix = matrix.astype(np.float64)
-    elif matrix.dtype.kind not in "fc":
-        raise TypeError(f"A: expected real or complex entries, got dtype {matrix.dtype}")
-    matrix.sum_duplicates()
-    matrix.sort_indices()
-    return matrix
+def _check_omega(omega: Any) -> float:
+    return check_real("omega", omega, low=0.0, high=2.0, open_low=True, open_high=True)
 
 
 def _checked_diagonal(A: sp.csr_array) -> np.ndarray:
@@ -161,7 +125,7 @@ def red_black_ordering(A: Any) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         ValueError: if the graph has an odd cycle (e.g. a 9-point stencil).
     """
-    matrix = _as_csr(A)
+    matrix = as_csr(A, copy=True)
     n = matrix.shape[0]
     coo = sp.coo_array(matrix)
     off = coo.row != coo.col
@@ -245,9 +209,9 @@ class SORSplitting:
     """
 
     def __init__(self, A: Any, omega: float = 1.0, ordering: str = "natural"):
-        self.omega = _validate_omega(omega)
-        self.ordering = _validate_choice("ordering", ordering, ORDERINGS)
-        matrix = _as_csr(A)
+        self.omega = _check_omega(omega)
+        self.ordering = check_choice("ordering", ordering, ORDERINGS)
+        matrix = as_csr(A, copy=True)
         self.n = matrix.shape[0]
         self.dtype = matrix.dtype
         diag = _checked_diagonal(matrix)
@@ -380,7 +344,7 @@ class SORSplitting:
 
         ``direction``: ``"forward"``, ``"backward"`` or ``"symmetric"`` (forward then backward).
         """
-        direction = _validate_choice("direction", direction, DIRECTIONS)
+        direction = check_choice("direction", direction, DIRECTIONS)
         b_in, x_in = self._cast(self.to_internal(b)), self._cast(self.to_internal(x))
         if direction in ("forward", "symmetric"):
             x_in = self.forward_solve(self.forward_rhs(b_in, x_in))
@@ -430,15 +394,15 @@ class RelaxationPreconditioner(BasePreconditioner):
 
     def __init__(self, A: Any, kind: str = "sor", omega: float = 1.0, sweeps: int = 1,
                  direction: Optional[str] = None, ordering: str = "natural"):
-        self.kind = _validate_choice("kind", kind, KINDS)
-        self.omega = _validate_omega(omega)
-        self.sweeps = _validate_sweeps(sweeps)
-        self.ordering = _validate_choice("ordering", ordering, ORDERINGS)
+        self.kind = check_choice("kind", kind, KINDS)
+        self.omega = _check_omega(omega)
+        self.sweeps = check_int("sweeps", sweeps, 1)
+        self.ordering = check_choice("ordering", ordering, ORDERINGS)
         self.direction = _resolve_direction(self.kind, direction)
         if self.kind == "gauss-seidel" and self.omega != 1.0:
             raise ValueError(f"omega: kind='gauss-seidel' is SOR with omega=1, got omega={self.omega}; "
                              "use kind='sor' for another relaxation factor")
-        matrix = _as_csr(A)
+        matrix = as_csr(A, copy=True)
         diag = _checked_diagonal(matrix)
         self.n = matrix.shape[0]
         self.dtype = matrix.dtype
@@ -486,7 +450,7 @@ class RelaxationPreconditioner(BasePreconditioner):
 def _resolve_direction(kind: str, direction: Optional[str]) -> str:
     if direction is None:
         return "symmetric" if kind == "ssor" else "forward"
-    direction = _validate_choice("direction", direction, DIRECTIONS)
+    direction = check_choice("direction", direction, DIRECTIONS)
     if kind == "ssor" and direction != "symmetric":
         raise ValueError(f"direction: kind='ssor' is the symmetric sweep, got direction={direction!r}; "
                          "use kind='sor' for a one-directional sweep")
@@ -501,9 +465,9 @@ def _relaxation_solve(kind: str, op, b, x, pc, monitor, omega: float = 1.0,
                       direction: Optional[str] = None, ordering: str = "natural"):
     if not pc.is_identity:
         raise ValueError(f"M: method {kind!r} is itself a relaxation and takes no preconditioner")
-    omega = _validate_omega(omega)
+    omega = _check_omega(omega)
     direction = _resolve_direction(kind, direction)
-    ordering = _validate_choice("ordering", ordering, ORDERINGS)
+    ordering = check_choice("ordering", ordering, ORDERINGS)
     matrix = op.require_matrix(f"method={kind!r}")
     info: dict[str, Any] = {"omega": omega}
     if kind != "jacobi":
@@ -625,7 +589,7 @@ def jacobi_spectral_radius(A: Any, *, tol: float = 1e-6, dense_limit: int = 256,
     Raises:
         RuntimeError: if the iteration does not reach ``tol`` within ``maxiter``.
     """
-    matrix = _as_csr(A)
+    matrix = as_csr(A, copy=True)
     n = matrix.shape[0]
     diag = _checked_diagonal(matrix)
     hermitian = _positive_real(diag) and _is_hermitian(matrix)

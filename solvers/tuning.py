@@ -58,6 +58,8 @@ from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
 import numpy as np
 
+from pdesuite.solvers.validation import check_real
+
 __all__ = [
     "ChebCB",
     "ContextualTsallisINF",
@@ -195,12 +197,6 @@ def _validate_scale(scale: Any) -> ScaleLike:
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale: must be one of {_SCALE_MODES} or a finite number > 0, got {scale!r}")
     return float(scale)
-
-
-def _validate_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}: must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _validate_context_range(context_range: Any) -> tuple[float, float]:
@@ -494,7 +490,7 @@ class TsallisINF(Tuner):
         super().__init__(seed)
         self.values = _validate_values(values)
         self.scale = _validate_scale(scale)
-        self.learning_rate = _validate_positive("learning_rate", learning_rate)
+        self.learning_rate = check_real("learning_rate", learning_rate, low=0.0, open_low=True)
         self._normaliser = _RunningScale(self.scale)
         # Per arm: Σ clipped cost / p and Σ 1/p over the rounds that played it, so that
         # L̂_i = (Σ cost/p − offset Σ 1/p) / width for the current scale.
@@ -685,8 +681,8 @@ class ChebCB(Tuner):
         if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 0:
             raise ValueError(f"degree: must be an integer >= 0, got {degree!r}")
         self.degree = int(degree)
-        self.gamma = _validate_positive("gamma", gamma)
-        self.ridge = _validate_positive("ridge", ridge)
+        self.gamma = check_real("gamma", gamma, low=0.0, open_low=True)
+        self.ridge = check_real("ridge", ridge, low=0.0, open_low=True)
         self.scale = _validate_scale(scale)
         self._normaliser = _RunningScale(self.scale)
         arms, features = len(self.values), self.degree + 1

@@ -46,7 +46,7 @@ SUITED = (
     + [(("minres", ()), name) for name in SYMMETRIC]
     + [(("gmres", (("side", "left"),)), name) for name in NONSINGULAR]
     + [(("gmres", (("side", "right"),)), name) for name in NONSINGULAR]
-    + [(("gmres", (("orthogonalization", "cgs"),)), name) for name in NONSINGULAR]
+    + [(("gmres", (("reorthogonalize", "ifneeded"),)), name) for name in NONSINGULAR]
     + [(("fgmres", ()), name) for name in NONSINGULAR]
     + [(("bicgstab", ()), name) for name in NONSINGULAR]
     + [(("richardson", (("M", "jacobi"),)), name) for name in RICHARDSON]
@@ -129,10 +129,10 @@ def test_fcg_equals_cg_for_a_fixed_spd_preconditioner():
 
 def test_gmres_orthogonalizations_agree():
     case = CASES["diffusion2d"]
-    cgs2 = solve(case.A, case.b, method="gmres", rtol=1e-8, orthogonalization="cgs2")
-    cgs = solve(case.A, case.b, method="gmres", rtol=1e-8, orthogonalization="cgs")
-    assert cgs2.info["reorthogonalisations"] > 0
-    assert cgs.info["reorthogonalisations"] == 0
+    cgs2 = solve(case.A, case.b, method="gmres", rtol=1e-8, reorthogonalize="ifneeded")
+    cgs = solve(case.A, case.b, method="gmres", rtol=1e-8, reorthogonalize="never")
+    assert cgs2.info["reorthogonalizations"] > 0
+    assert cgs.info["reorthogonalizations"] == 0
     assert abs(cgs2.iterations - cgs.iterations) <= 1
 
 
@@ -354,8 +354,8 @@ def test_gmres_warns_about_a_nonlinear_preconditioner():
 
 def test_the_methods_are_registered_with_their_options():
     expected = {"cg": (False, ()), "fcg": (True, ("mmax",)),
-                "gmres": (False, ("restart", "side", "orthogonalization")),
-                "fgmres": (True, ("restart", "orthogonalization")), "bicgstab": (False, ()),
+                "gmres": (False, ("restart", "side", "reorthogonalize")),
+                "fgmres": (True, ("restart", "reorthogonalize")), "bicgstab": (False, ()),
                 "minres": (False, ()), "richardson": (False, ("omega",))}
     for name, (flexible, options) in expected.items():
         assert METHODS[name].flexible is flexible
@@ -410,7 +410,7 @@ def test_callback_sees_every_iteration():
         (dict(method="gmres", restart=0), ValueError, "restart"),
         (dict(method="fgmres", restart=2.5), ValueError, "restart"),
         (dict(method="gmres", side="up"), ValueError, "side"),
-        (dict(method="gmres", orthogonalization="householder"), ValueError, "orthogonalization"),
+        (dict(method="gmres", reorthogonalize="householder"), ValueError, "reorthogonalize"),
         (dict(method="richardson", omega=0.0), ValueError, "omega"),
         (dict(method="richardson", omega=float("inf")), ValueError, "omega"),
         (dict(method="fcg", mmax=0), ValueError, "mmax"),

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from pdesuite.solvers import FunctionPreconditioner, solve
-from pdesuite.solvers.gcrodr import RecycleSpace, RecyclingSolver
+from pdesuite.solvers.recycling import RecycleSpace, RecyclingSolver
 from tests.solvers.matrix_registry import (
     advection_diffusion_2d,
     laplacian_2d,
@@ -225,8 +225,8 @@ def test_darcy_sequence_against_gmres_and_gcrotmk(sequence):
             total += result.matvecs
         return total
 
-    ours = run(RecyclingSolver(m=40, k=20, rtol=rtol))
-    alone = run(RecyclingSolver(m=40, k=20, rtol=rtol, solutions=0))
+    ours = run(RecyclingSolver(restart=40, k=20, rtol=rtol))
+    alone = run(RecyclingSolver(restart=40, k=20, rtol=rtol, solutions=0))
     theirs = _scipy_gcrotmk_matvecs(sequence, [b] * len(sequence), rtol)
     assert 3 * ours <= gmres_total
     assert ours <= 1.1 * theirs
@@ -237,7 +237,7 @@ def test_darcy_sequence_against_gmres_and_gcrotmk(sequence):
 def test_short_sequence_recycles(sequence):
     """Fast version: 8 systems; the recycled solves need far fewer products than the first."""
     b = np.ones(sequence[0].shape[0])
-    solver = RecyclingSolver(m=40, k=20, rtol=1e-8, solutions=0)
+    solver = RecyclingSolver(restart=40, k=20, rtol=1e-8, solutions=0)
     results = [solver.solve(A, b) for A in sequence[:8]]
     assert all(r.converged for r in results)
     assert results[0].info["recycle_slowness"] is None
@@ -260,7 +260,7 @@ def test_update_period_skips_refreshes_and_stays_exact(sequence):
     b = np.ones(sequence[0].shape[0])
     runs = {}
     for period in (1, 4):
-        solver = RecyclingSolver(m=40, k=20, rtol=1e-8, solutions=0, update_period=period)
+        solver = RecyclingSolver(restart=40, k=20, rtol=1e-8, solutions=0, update_period=period)
         results = [solver.solve(A, b) for A in sequence[:8]]
         assert all(r.converged for r in results)
         for A, r in zip(sequence[:8], results):
@@ -286,8 +286,8 @@ def test_space_kept_under_a_strong_preconditioner(sequence, method):
     independent solves take 25.
     """
     b = np.ones(sequence[0].shape[0])
-    solver = RecyclingSolver(method=method, m=40, k=20, rtol=1e-8, M="ssor", pc_omega=1.6,
-                             solutions=0)
+    solver = RecyclingSolver(method=method, k=20, rtol=1e-8, M="ssor", pc_omega=1.6,
+                             solutions=0, **({"restart": 40} if method == "gcrodr" else {"ell": 40}))
     results = [solver.solve(A, b) for A in sequence[:6]]
     assert all(r.converged for r in results)
     later = results[1:]
@@ -311,7 +311,7 @@ def test_default_orthogonalisation_survives_the_fe_poisson_ilu_sequence():
     family = get_family("poisson-fe", resolution=57)
     params = [family.sample(np.random.default_rng([0, i])) for i in range(200)]
     order = sort_order(np.stack([family.sort_key(p) for p in params]), method="greedy")
-    solver = RecyclingSolver("gcrodr", m=40, k=20, rtol=1e-5, maxiter=300)
+    solver = RecyclingSolver("gcrodr", restart=40, k=20, rtol=1e-5, maxiter=300)
     iterations = []
     for index in order[:3]:
         system = family.assemble(params[index])
@@ -325,7 +325,8 @@ def test_stale_space_is_reset(sequence):
     """A renumbered matrix (P A Pᵀ) makes the old space useless: reset, and still converge."""
     b = np.ones(sequence[0].shape[0])
     for method in ("gcrodr", "rcg"):
-        solver = RecyclingSolver(method=method, m=40, k=20, rtol=1e-8)
+        solver = RecyclingSolver(method=method, k=20, rtol=1e-8,
+                                 **({"restart": 40} if method == "gcrodr" else {"ell": 40}))
         for A in sequence[:4]:
             assert not solver.solve(A, b).info["recycle_reset"]
         perm = np.random.default_rng(1).permutation(b.size)
@@ -346,7 +347,7 @@ def test_same_matrix_reuses_the_images(sequence):
     """Same A object: one probe product instead of k; an in-place change is caught."""
     A = sequence[0].copy()
     rng = np.random.default_rng(2)
-    solver = RecyclingSolver(m=30, k=10, rtol=1e-9, solutions=0)
+    solver = RecyclingSolver(restart=30, k=10, rtol=1e-9, solutions=0)
     solver.solve(A, rng.standard_normal(A.shape[0]))
     second = solver.solve(A, rng.standard_normal(A.shape[0]))
     assert second.converged and second.info["recycle_matvecs"] == 1
@@ -369,7 +370,7 @@ def test_stored_solutions_speed_up_the_sequence(sequence):
     b = np.ones(sequence[0].shape[0])
     totals = {}
     for solutions in (0, 4):
-        solver = RecyclingSolver(m=40, k=20, rtol=1e-8, solutions=solutions)
+        solver = RecyclingSolver(restart=40, k=20, rtol=1e-8, solutions=solutions)
         results = [solver.solve(A, b) for A in sequence[:8]]
         assert all(r.converged for r in results)
         totals[solutions] = sum(r.matvecs for r in results)
@@ -382,7 +383,7 @@ def test_complex_sequence():
     """Complex shifted Laplacians −Δ + (σ_t + 0.5i) I with a slowly moving shift."""
     L = laplacian_2d(16).astype(complex)
     b = np.random.default_rng(4).standard_normal(256) + 0j
-    solver = RecyclingSolver(m=30, k=10, rtol=1e-10, solutions=0)
+    solver = RecyclingSolver(restart=30, k=10, rtol=1e-10, solutions=0)
     recycled = plain = 0
     for shift in np.linspace(0.0, 0.2, 6):
         A = sp.csr_array(L + (shift + 0.5j) * sp.eye_array(256))
@@ -399,7 +400,7 @@ def test_k_may_be_a_tuner(sequence):
 
     b = np.ones(sequence[0].shape[0])
     tuner = TsallisINF([5, 10, 20], seed=0)
-    solver = RecyclingSolver(m=40, k=tuner, rtol=1e-8, solutions=0)
+    solver = RecyclingSolver(restart=40, k=tuner, rtol=1e-8, solutions=0)
     chosen = []
     for A in sequence[:6]:
         result = solver.solve(A, b)
@@ -419,7 +420,7 @@ def test_rcg_needs_fewer_iterations_than_cg(sequence, M):
     b = np.ones(sequence[0].shape[0])
     rtol = 1e-8
     cg_total = rcg_total = 0
-    solver = RecyclingSolver(method="rcg", m=40, k=20, rtol=rtol, M=M, solutions=0)
+    solver = RecyclingSolver(method="rcg", ell=40, k=20, rtol=rtol, M=M, solutions=0)
     for A in sequence[:20]:
         cg = solve(A, b, method="cg", M=M, rtol=rtol)
         assert cg.converged
@@ -461,7 +462,7 @@ def test_rcg_complex_hermitian():
     A = sp.csr_array(laplacian_2d(10).astype(complex) + sp.diags_array(
         [0.3j * np.ones(99), -0.3j * np.ones(99)], offsets=[1, -1], shape=(100, 100)))
     b = np.random.default_rng(3).standard_normal(100) + 1j
-    solver = RecyclingSolver(method="rcg", m=20, k=5, rtol=1e-10)
+    solver = RecyclingSolver(method="rcg", ell=20, k=5, rtol=1e-10)
     for _ in range(3):
         result = solver.solve(A, b)
         assert result.converged
@@ -472,12 +473,12 @@ def test_rcg_complex_hermitian():
 
 
 @pytest.mark.parametrize("kwargs, name", [
-    ({"m": 20, "k": 20}, "k"),
-    ({"m": 20, "k": 30}, "k"),
+    ({"restart": 20, "k": 20}, "k"),
+    ({"restart": 20, "k": 30}, "k"),
     ({"k": -1}, "k"),
     ({"method": "gmres"}, "method"),
     ({"method": "nope"}, "method"),
-    ({"m": 0}, "m"),
+    ({"restart": 0}, "restart"),
     ({"side": "up"}, "side"),
     ({"stale_threshold": -1.0}, "stale_threshold"),
     ({"rtol": -1.0}, "rtol"),
@@ -488,25 +489,31 @@ def test_recycling_solver_rejects_bad_input(kwargs, name):
         RecyclingSolver(**kwargs)
 
 
+def test_recycling_solver_takes_the_methods_option_names():
+    with pytest.raises(TypeError, match="restart"):
+        RecyclingSolver(m=40)  # the old name: gone, not aliased
+    assert RecyclingSolver().k == 20 and RecyclingSolver("rcg", k=5).k == 5
+
+
 def test_method_options_are_checked():
     case = CASES["poisson2d"]
     with pytest.raises(ValueError, match="k"):
         solve(case.A, case.b, method="gcrodr", restart=10, k=10)
     with pytest.raises(ValueError, match="restart"):
         solve(case.A, case.b, method="gcrodr", restart=0, k=0)
-    with pytest.raises(TypeError, match="recycle"):
+    with pytest.raises(ValueError, match="recycle"):
         solve(case.A, case.b, method="gcrodr", recycle="yes")
     with pytest.raises(ValueError, match="reorthogonalize"):
         solve(case.A, case.b, method="gcrodr", reorthogonalize="sometimes")
     with pytest.raises(ValueError, match="update_period"):
         solve(case.A, case.b, method="gcrodr", update_period=0)
-    with pytest.raises(TypeError, match="k"):
+    with pytest.raises(ValueError, match="k"):
         solve(case.A, case.b, method="rcg", k="ten")
 
 
 def test_reset_and_size_change(sequence):
     b = np.ones(sequence[0].shape[0])
-    solver = RecyclingSolver(m=30, k=10, rtol=1e-8)
+    solver = RecyclingSolver(restart=30, k=10, rtol=1e-8)
     solver.solve(sequence[0], b)
     assert solver.recycle_dim == 10
     small = CASES["poisson2d"]
@@ -520,7 +527,7 @@ def test_reset_and_size_change(sequence):
 def test_left_preconditioned_sequence_converges_on_the_true_residual():
     # Regression: the monitor's ‖M r‖ scale is measured at the current iterate, so the api's
     # true-residual retry makes progress instead of stopping at the same claim three times.
-    solver = RecyclingSolver(method="gcrodr", m=40, k=20, rtol=1e-8, M="jacobi", side="left")
+    solver = RecyclingSolver(method="gcrodr", restart=40, k=20, rtol=1e-8, M="jacobi", side="left")
     b = np.ones(1024)
     for seed in range(3):
         A = variable_diffusion_2d(32, seed=seed, contrast=3.0)
