@@ -1,4 +1,4 @@
-"""GCRO-DR's cost options on SKR's families: refresh period and re-orthogonalisation.
+"""GCRO-DR's cost options on SKR's families: refresh period and reorthogonalization.
 
 A GCRO-DR(40, 20) cycle is ``m − k = 20`` Arnoldi steps against ``k + j`` vectors, then a
 harmonic Ritz refresh of the recycled space that combines about ``3k`` long vectors; with a
@@ -8,7 +8,7 @@ chooses between one classical Gram–Schmidt pass (``"never"``, as GMRES here an
 a second pass when the first removed most of the vector (``"ifneeded"``, the default).
 
 For each cell (family, preconditioner) the same ``N`` systems (drawn order, rtol 1e-8) are
-solved by GMRES(40) and by one ``RecyclingSolver("gcrodr", m=40, k=20)`` per setting, each
+solved by GMRES(40) and by one ``RecyclingSolver("gcrodr", restart=40, k=20)`` per setting, each
 setting's pass timed as a whole (wall and CPU time), one BLAS thread.
 
     python benchmarks/bench_gcrodr_options.py [--n 10] [--readme]
@@ -61,7 +61,7 @@ def run_cell(family_name: str, pc: str, n: int, seed: int) -> dict[str, Any]:
                                          maxiter=10_000) for s in systems])
     cell["gcrodr"] = []
     for setting in SETTINGS:
-        solver = RecyclingSolver("gcrodr", m=40, k=20, rtol=RTOL, maxiter=10_000, M=M, **setting)
+        solver = RecyclingSolver("gcrodr", restart=40, k=20, rtol=RTOL, maxiter=10_000, M=M, **setting)
         cell["gcrodr"].append({**setting, **timed(lambda: [solver.solve(s.A, s.b) for s in systems])})
     cell["load_average_after"] = load_average()
     return cell

@@ -8,12 +8,12 @@ solved by five methods:
    and its (truncated) time still counts, so a speed-up against it is a lower bound.
 2. ``skr``: the systems in sorted order (greedy nearest-neighbour path by default,
    ``--sort fft`` for the released code's FFT/PCA/Gray-code binning), one
-   ``RecyclingSolver("gcrodr", m=40, k=20)`` carrying its recycle space along the order.
+   ``RecyclingSolver("gcrodr", restart=40, k=20)`` carrying its recycle space along the order.
 3. ``recycle-unsorted``: the same solver along the order in which the samples were drawn.
 4. ``pcg-warm`` (SPD families only): PCG with the symmetric counterpart of the preconditioner,
    in the sorted order, each solve starting from the previous solution: the strongest cheap
    baseline, which the paper did not run.
-5. ``rcg`` (SPD only): recycling (deflated) CG, ``RecyclingSolver("rcg", m=40, k=20)``, sorted.
+5. ``rcg`` (SPD only): recycling (deflated) CG, ``RecyclingSolver("rcg", ell=40, k=20)``, sorted.
 
 Preconditioners: ``none``, ``jacobi``, ``sor`` and ``ilu``. GMRES and GCRO-DR take them as
 named; CG needs a symmetric one, so ``sor`` becomes ``ssor`` and ``ilu`` becomes incomplete
@@ -87,7 +87,7 @@ QUICK_RESOLUTION = {"darcy": 34, "helmholtz": 34, "poisson-fe": 14, "thermal-fe"
 #: part. The family's default k0 = 20 puts about fifty eigenvalues below k², more than any
 #: recycle space of this size holds, and there every method mostly runs into the cap.
 FAMILY_OPTIONS: dict[str, dict[str, Any]] = {"helmholtz": {"k0": 10.0}}
-#: GCRO-DR options beyond m and k: none, the library's defaults. (One Gram–Schmidt pass,
+#: GCRO-DR options beyond restart and k: none, the library's defaults. (One Gram–Schmidt pass,
 #: ``{"reorthogonalize": "never"}``, as the GMRES baseline does, is 20–30% faster here, but
 #: it stalled on a FE Poisson/ILU system for 10⁴ iterations.)
 GCRODR_OPTIONS: dict[str, Any] = {}
@@ -100,13 +100,10 @@ SORTED_METHODS = ("skr", "pcg-warm", "rcg")
 
 
 def gcrodr_defaults() -> dict[str, Any]:
-    """The library's GCRO-DR defaults this run used (orthogonalisation, refresh period)."""
-    import inspect
+    """The library's GCRO-DR defaults this run used (reorthogonalization, refresh period, side)."""
+    from pdesuite.solvers.vocabulary import METHOD_DEFAULTS
 
-    from pdesuite.solvers.gcrodr import gcrodr
-
-    parameters = inspect.signature(gcrodr).parameters
-    return {name: parameters[name].default for name in ("reorthogonalize", "update_period", "side")}
+    return {name: METHOD_DEFAULTS["gcrodr"][name] for name in ("reorthogonalize", "update_period", "side")}
 
 
 
@@ -154,7 +151,7 @@ def make_runs(spd: bool, pc: str, tol: float, sorted_order: np.ndarray, n: int,
             A, b, method="gmres", restart=RESTART, M=general(A), rtol=tol, maxiter=MAXITER)))
     for name, order in (("skr", sorted_order), ("recycle-unsorted", given)):
         if name in methods:
-            solver = RecyclingSolver("gcrodr", m=RESTART, k=RECYCLE_K, rtol=tol, maxiter=MAXITER,
+            solver = RecyclingSolver("gcrodr", restart=RESTART, k=RECYCLE_K, rtol=tol, maxiter=MAXITER,
                                      solutions=solutions, **GCRODR_OPTIONS)
             runs.append(MethodRun(name, order, lambda A, b, solver=solver: solver.solve(A, b, M=general(A))))
     if spd and "pcg-warm" in methods:
@@ -167,7 +164,7 @@ def make_runs(spd: bool, pc: str, tol: float, sorted_order: np.ndarray, n: int,
 
         runs.append(MethodRun("pcg-warm", sorted_order, warm_pcg))
     if spd and "rcg" in methods:
-        solver = RecyclingSolver("rcg", m=RESTART, k=RECYCLE_K, rtol=tol, maxiter=MAXITER, solutions=solutions)
+        solver = RecyclingSolver("rcg", ell=RESTART, k=RECYCLE_K, rtol=tol, maxiter=MAXITER, solutions=solutions)
         runs.append(MethodRun("rcg", sorted_order, lambda A, b, solver=solver: solver.solve(A, b, M=symmetric(A))))
     return runs
 
@@ -318,7 +315,7 @@ def mpi_child(spec_json: str) -> None:
 
 def run_pipeline(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     spec = _pipeline_config(quick)
-    result: dict[str, Any] = {**spec, "solver": "recycle (rcg, m=40, k=20, rtol=1e-8), sorted (greedy)",
+    result: dict[str, Any] = {**spec, "solver": "recycle (rcg, k=20, ell=40, rtol=1e-8), sorted (greedy)",
                               "load_average_before": load_average(), "runs": {}}
     workdir = Path(tempfile.mkdtemp(prefix="bench_skr_"))
     try:
@@ -539,10 +536,10 @@ def main() -> None:
         "N": {f: n_family.get(f, n_default) for f in families}, "tolerances": tols, "preconditioners": pcs, "skipped_cells": sorted(skip),
         "symmetric_counterparts": SYMMETRIC_COUNTERPART, "sort": args.sort, "gmres_restart": RESTART,
         "family_options": {f: FAMILY_OPTIONS.get(f, {}) for f in families},
-        "gcrodr": {"m": RESTART, "k": RECYCLE_K, "solutions": args.solutions, **gcrodr_defaults(),
+        "gcrodr": {"restart": RESTART, "k": RECYCLE_K, "solutions": args.solutions, **gcrodr_defaults(),
                    **GCRODR_OPTIONS},
         "gmres_side": "left",
-        "rcg": {"m": RESTART, "k": RECYCLE_K},
+        "rcg": {"ell": RESTART, "k": RECYCLE_K},
         "maxiter": MAXITER, "seed": args.seed, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "timing": "wall (perf_counter) and CPU (process_time) per solve call, preconditioner set-up "
                   "included, assembly excluded, sort time added to the sorted methods",
@@ -623,7 +620,21 @@ COMPATIBLE_KEYS = ("quick", "tolerances", "preconditioners", "symmetric_counterp
                    "gmres_restart", "gmres_side", "gcrodr", "rcg", "maxiter", "seed")
 
 
+def _with_current_names(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` under the option names of :mod:`pdesuite.solvers.vocabulary`: results written
+    before it recorded GCRO-DR's ``restart`` and rcg's ``ell`` as ``m``."""
+    config = dict(config)
+    for method, name in (("gcrodr", "restart"), ("rcg", "ell")):
+        options = config.get(method)
+        if isinstance(options, dict) and "m" in options:
+            options = dict(options)
+            options[name] = options.pop("m")
+            config[method] = options
+    return config
+
+
 def _incompatible(config: dict[str, Any], other: dict[str, Any], keys=COMPATIBLE_KEYS) -> Optional[str]:
+    config, other = _with_current_names(config), _with_current_names(other)
     for key in keys:
         if config.get(key) != other.get(key):
             return f"{key}: {config.get(key)!r} here, {other.get(key)!r} there"

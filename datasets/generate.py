@@ -91,6 +91,7 @@ from pdesuite.datasets.storage import (
     create_dataset_file,
     schema_attrs,
 )
+from pdesuite.solvers.vocabulary import DEFAULT_MAXITER, DEFAULT_RTOL, METHOD_DEFAULTS
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -110,8 +111,6 @@ __all__ = [
 ORDERS = ("sorted", "given", "random")
 GENERATION_SORT_METHODS = ("greedy", "fft", "none")
 DEFAULT_CHUNK_SIZE = 256
-DEFAULT_RTOL = 1e-8
-DEFAULT_MAXITER = 10_000
 #: Upper bound on the float32 trajectories of one batch of a time-dependent family.
 MAX_BATCH_BYTES = 256 * 2**20
 #: ``solver/reason`` of a sample that needed no linear solve (explicit time stepping).
@@ -119,7 +118,16 @@ NO_SOLVE_REASON = 0
 _PLAN_FILE = "plan.json"
 _ORDER_FILE = "order.npy"
 _LOCK_FILE = "lock"
-_RECYCLE_KEYS = ("m", "k", "side", "stale_threshold", "solutions")
+#: The options of the recycling methods, under their names in :mod:`pdesuite.solvers.vocabulary`
+#: (GCRO-DR's ``restart``, ``k``, ``side``, ...; rcg's ``k``, ``ell``, ...) and RecyclingSolver's
+#: ``solutions``: kept at the top of a recycle configuration, the rest goes to ``options``.
+_RECYCLE_METHOD_KEYS = {method: tuple(name for name in METHOD_DEFAULTS[method] if name != "recycle")
+                        + ("solutions",) for method in ("gcrodr", "rcg")}
+_RECYCLE_KEYS = tuple(dict.fromkeys(_RECYCLE_METHOD_KEYS["gcrodr"] + _RECYCLE_METHOD_KEYS["rcg"]))
+#: The options a recycle configuration always records, with the method's defaults: the cycle
+#: length and recycled dimension of GCRO-DR, the recycled dimension and kept CG directions of rcg.
+_RECYCLE_DEFAULTS = {method: {name: METHOD_DEFAULTS[method][name] for name in names}
+                     for method, names in (("gcrodr", ("restart", "k")), ("rcg", ("k", "ell")))}
 #: Options a tuner may choose per solve: ``solver={"tune": "omega"}`` (see :func:`resolve_tune_config`).
 TUNABLE_OPTIONS = ("omega", "k")
 #: Tuners by name, the classes of :mod:`pdesuite.solvers.tuning`.
@@ -153,25 +161,36 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
     """The full, JSON-serialisable solver configuration a generation runs with.
 
     Args:
-        solver: ``"recycle"`` (a RecyclingSolver: ``"rcg"`` if ``spd`` else ``"gcrodr"``, m=40,
-            k=20), ``"independent"`` (``"cg"`` if ``spd`` else ``"gmres"`` with restart 40,
-            each sample from a zero guess), or a dict with ``method`` (``"gcrodr"``/``"rcg"``
+        solver: ``"recycle"`` (a RecyclingSolver: ``"rcg"`` if ``spd`` else ``"gcrodr"``, with
+            the method's defaults of :mod:`pdesuite.solvers.vocabulary`: GCRO-DR
+            ``restart=40, k=20``, rcg ``k=20, ell=None``, i.e. ``max(2k, 30)``),
+            ``"independent"`` (``"cg"`` if ``spd`` else ``"gmres"`` with restart 40, each
+            sample from a zero guess), or a dict with ``method`` (``"gcrodr"``/``"rcg"``
             recycle, any other method of :func:`pdesuite.solvers.solve` solves
             independently), and optionally ``M`` (a preconditioner *name*, e.g. ``"ilu"``),
-            ``rtol`` (default 1e-8), ``atol`` (0), ``maxiter`` (10,000), ``m``, ``k``,
-            ``side``, ``stale_threshold``, ``solutions`` (recycling), ``tune`` (a tuner that
-            chooses ω or k per solve; see :func:`resolve_tune_config`) and any further method
-            or ``pc_*`` option.
+            ``rtol`` (default ``DEFAULT_RTOL``, 1e-8), ``atol`` (0), ``maxiter``
+            (``DEFAULT_MAXITER``, 10,000), the recycling options under the method's names
+            (GCRO-DR ``restart``, ``k``, ``side``, ``stale_threshold``, ``reorthogonalize``,
+            ``update_period``; rcg ``k``, ``ell``, ``stale_threshold``; both ``solutions``),
+            ``tune`` (a tuner that chooses ω or k per solve; see :func:`resolve_tune_config`)
+            and any further method or ``pc_*`` option.
         spd: the family's matrices are symmetric positive definite.
 
     Returns:
         dict with ``mode`` (``"recycle"``/``"independent"``), ``method``, ``M``, ``rtol``,
-        ``atol``, ``maxiter``, ``options`` (the rest) and, when tuning, ``tune`` (the resolved
-        tune configuration; ``k`` is then None if k is the tuned option).
+        ``atol``, ``maxiter``, the recycling options (``restart`` and ``k`` of GCRO-DR, ``k``
+        and ``ell`` of rcg always, the others when given), ``options`` (the rest) and, when
+        tuning, ``tune`` (the resolved tune configuration; ``k`` is then None if k is the
+        tuned option).
+
+    Raises:
+        ValueError: ``m`` (no option of any method: GCRO-DR's cycle length is ``restart``,
+            rcg's number of kept CG directions ``ell``), a recycling option of the other
+            recycling method, ``rcg`` on a family that is not SPD, a bad ``tune``.
     """
     if isinstance(solver, str):
         if solver == "recycle":
-            config: dict[str, Any] = {"method": "rcg" if spd else "gcrodr", "m": 40, "k": 20}
+            config: dict[str, Any] = {"method": "rcg" if spd else "gcrodr"}
         elif solver == "independent":
             config = {"method": "cg"} if spd else {"method": "gmres", "restart": 40}
         else:
@@ -185,6 +204,10 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
     if not isinstance(method, str):
         raise ValueError(f"solver: 'method' must be a method name, got {method!r}")
     method = method.lower()
+    if "m" in config:
+        raise ValueError("solver: 'm' is not an option; use 'restart' for the cycle length of "
+                         "gcrodr (and gmres/fgmres) or 'ell' for the number of CG directions rcg "
+                         "keeps for its recycle update")
     preconditioner = config.pop("M", None)
     if preconditioner is not None and not isinstance(preconditioner, str):
         raise TypeError("solver: 'M' must be a preconditioner name (e.g. 'ilu', 'jacobi') or None, "
@@ -201,10 +224,14 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
     tune = config.pop("tune", None)
     explicit_k = "k" in config
     if resolved["mode"] == "recycle":
-        resolved.update({"m": 40, "k": 20})
+        resolved.update(_RECYCLE_DEFAULTS[method])
         for key in _RECYCLE_KEYS:
-            if key in config:
-                resolved[key] = config.pop(key)
+            if key not in config:
+                continue
+            if key not in _RECYCLE_METHOD_KEYS[method]:
+                raise ValueError(f"solver: {key!r} is not an option of method {method!r}; it takes "
+                                 f"{list(_RECYCLE_METHOD_KEYS[method])}")
+            resolved[key] = config.pop(key)
     resolved["options"] = dict(sorted(config.items()))
     try:
         json.dumps(resolved)
@@ -233,8 +260,10 @@ def resolve_tune_config(tune: Union[str, Mapping[str, Any]], solver_config: Mapp
       of the paper, 20 values in [1, 1.95] (:func:`~pdesuite.solvers.tuning.omega_grid`).
     - ``"k"``: the recycled dimension of the RecyclingSolver (``"rcg"``/``"gcrodr"``), which
       may change from one system to the next (a smaller k >= 1 keeps the leading vectors of
-      the space). Integers in [1, m); default ``m/8, 2m/8, ..., 6m/8`` rounded (6 values; 5,
-      10, ..., 30 for m = 40). k = 0 is refused: the solver then discards the recycled space
+      the space). Integers in [1, b), where the bound b is GCRO-DR's ``restart`` or rcg's
+      ``ell`` (when not given, its derived default ``max(2k, 30)`` at the default k = 20,
+      that is 40); default ``b/8, 2b/8, ..., 6b/8`` rounded (6 values; 5, 10, ..., 30 for
+      b = 40). k = 0 is refused: the solver then discards the recycled space
       altogether, so one play of it would also cost the next solve, whatever arm that plays,
       its recycled start (a bandit would charge that cost to the wrong arm). The cost a tuner
       sees is the iteration count, not the time, so it does not charge a larger k for its
@@ -250,7 +279,7 @@ def resolve_tune_config(tune: Union[str, Mapping[str, Any]], solver_config: Mapp
             ``context`` and ``context_range``. No ``seed``: every block's tuner is seeded
             from the dataset seed and the block index.
         solver_config: the resolved solver configuration (``mode``, ``method``, ``M``,
-            ``options``, ``m``) the tuner works in.
+            ``options``, ``restart`` or ``ell``) the tuner works in.
         explicit_k: the solver configuration set ``k`` itself (a conflict when tuning k).
 
     Contexts (contextual tuners only; a scalar per linear solve, clipped silently into
@@ -314,12 +343,13 @@ def resolve_tune_config(tune: Union[str, Mapping[str, Any]], solver_config: Mapp
             raise ValueError("solver: tune option 'k' conflicts with the fixed k of the solver "
                              "configuration; drop one of them")
         target = "k"
-        m = int(solver_config["m"])
-        # From m/8 up, never 0: k = 0 would drop the recycle space (see the docstring).
-        default_values = sorted({max(1, int(round(eighths * m / 8))) for eighths in range(1, 7)}
-                                & set(range(1, m)))
+        name, bound = _k_bound(solver_config)
+        # From bound/8 up, never 0: k = 0 would drop the recycle space (see the docstring).
+        default_values = sorted({max(1, int(round(eighths * bound / 8))) for eighths in range(1, 7)}
+                                & set(range(1, bound)))
         if not default_values:
-            raise ValueError(f"solver: tune option 'k' needs m >= 2 (k in [1, m)), got m={m}")
+            raise ValueError(f"solver: tune option 'k' needs {name} >= 2 (k in [1, {name})), "
+                             f"got {name}={bound}")
 
     if tuner == "fixed":
         if "values" in spec:
@@ -387,16 +417,33 @@ def _tune_values(option: str, raw_values: Any, solver_config: Mapping[str, Any])
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 2.0:
                 raise ValueError(f"solver: tune values of omega must lie in (0, 2), got {value!r}")
         return [float(value) for value in items]
-    m = int(solver_config["m"])
+    name, bound = _k_bound(solver_config)
     for value in items:
         integral = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        if isinstance(value, bool) or not integral or not 0 <= value < m:
-            raise ValueError(f"solver: tune values of k must be integers in [1, m={m}), got {value!r}")
+        if isinstance(value, bool) or not integral or not 0 <= value < bound:
+            raise ValueError(f"solver: tune values of k must be integers in [1, {name}={bound}), "
+                             f"got {value!r}")
         if value == 0:
             raise ValueError(f"solver: tune values of k must not contain 0 (got {items!r}): at k = 0 "
                              "the recycling solver discards its recycled space, so the solves after "
-                             f"it, whatever k they play, start without one; use values in [1, m={m})")
+                             f"it, whatever k they play, start without one; use values in "
+                             f"[1, {name}={bound})")
     return [int(value) for value in items]
+
+
+def _k_bound(solver_config: Mapping[str, Any]) -> tuple[str, int]:
+    """The option that bounds a tuned k, and its value: ``restart`` of GCRO-DR, ``ell`` of rcg.
+
+    rcg's ``ell`` left None is its derived default ``max(2k, 30)`` at the default k (40 for
+    k = 20), as :func:`pdesuite.solvers.recycling.rcg` derives it.
+    """
+    if solver_config["method"] == "gcrodr":
+        return "restart", int(solver_config["restart"])
+    ell = solver_config.get("ell")
+    if ell is None:
+        k = METHOD_DEFAULTS["rcg"]["k"]
+        ell = max(2 * k, 30)
+    return "ell", int(ell)
 
 
 def _check_context_name(context: Any) -> None:
@@ -528,7 +575,7 @@ def _make_solver(config: Mapping[str, Any], backend: str,
         if backend != "numpy":
             raise ValueError(f"backend: recycling runs on the 'numpy' backend, got {backend!r}; "
                              "use solver='independent' for another backend")
-        from pdesuite.solvers.gcrodr import RecyclingSolver
+        from pdesuite.solvers.recycling import RecyclingSolver
 
         kwargs = {key: config[key] for key in _RECYCLE_KEYS if key in config}
         if tuning is not None and tuning.target == "k":
@@ -1343,7 +1390,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pc", default=None, help="preconditioner name (jacobi, sor, ilu, ...)")
     parser.add_argument("--rtol", type=float, default=None)
     parser.add_argument("--maxiter", type=int, default=None)
-    parser.add_argument("--m", type=int, default=None, help="recycling: search space size")
+    parser.add_argument("--restart", type=int, default=None,
+                        help="cycle length of gcrodr, gmres and fgmres (default 40)")
+    parser.add_argument("--ell", type=int, default=None,
+                        help="rcg: CG directions kept for the recycle update (default max(2k, 30))")
     parser.add_argument("--k", type=int, default=None, help="recycling: recycled dimension")
     parser.add_argument("--tune", default=None, metavar="OPTION|JSON",
                         help="tune an option per solve: 'omega' (of --pc sor/ssor, or of --method "
@@ -1352,7 +1402,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tuner of --tune (default tsallis)")
     parser.add_argument("--tune-values", default=None, metavar="V1,V2,...",
                         help="candidate values of --tune (default: 20 omegas in [1, 1.95]; "
-                             "k = m/8, ..., 6m/8); one value for --tuner fixed")
+                             "k = b/8, ..., 6b/8 for b = --restart of gcrodr or --ell of rcg); "
+                             "one value for --tuner fixed")
     parser.add_argument("--backend", default="numpy", choices=("numpy", "petsc"))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -1374,7 +1425,8 @@ def run(args: argparse.Namespace) -> int:
         family_config["resolution"] = args.resolution
     overrides = {key: value for key, value in (("method", args.method), ("M", args.pc),
                                                ("rtol", args.rtol), ("maxiter", args.maxiter),
-                                               ("m", args.m), ("k", args.k)) if value is not None}
+                                               ("restart", args.restart), ("ell", args.ell),
+                                               ("k", args.k)) if value is not None}
     try:
         tune = _cli_tune(args)
         if tune is not None:

@@ -1,5 +1,6 @@
 """Dataset generation: storage at the draw index, determinism across workers, resumption."""
 
+import json
 import os
 import signal
 import subprocess
@@ -427,6 +428,49 @@ def test_bad_arguments(tmp_path):
         resolve_solver_config({"method": "rcg"}, spd=False)
     assert resolve_solver_config("recycle", spd=False)["method"] == "gcrodr"
     assert resolve_solver_config("independent", spd=True)["method"] == "cg"
+
+
+def test_recycle_configuration_uses_the_method_option_names():
+    from pdesuite.solvers.vocabulary import METHOD_DEFAULTS
+
+    gcrodr = resolve_solver_config("recycle", spd=False)
+    assert (gcrodr["restart"], gcrodr["k"]) == (METHOD_DEFAULTS["gcrodr"]["restart"],
+                                                METHOD_DEFAULTS["gcrodr"]["k"]) == (40, 20)
+    rcg = resolve_solver_config("recycle", spd=True)
+    assert (rcg["k"], rcg["ell"]) == (METHOD_DEFAULTS["rcg"]["k"], METHOD_DEFAULTS["rcg"]["ell"]) == (20, None)
+    assert "m" not in gcrodr and "m" not in rcg and "restart" not in rcg and "ell" not in gcrodr
+    config = resolve_solver_config({"method": "gcrodr", "restart": 30, "k": 10, "side": "left",
+                                    "reorthogonalize": "always", "update_period": 2, "solutions": 0},
+                                   spd=False)
+    assert (config["restart"], config["k"], config["side"], config["reorthogonalize"],
+            config["update_period"], config["solutions"], config["options"]) == (30, 10, "left", "always",
+                                                                                   2, 0, {})
+    assert resolve_solver_config({"method": "rcg", "ell": 24}, spd=True)["ell"] == 24
+    for method in ("gcrodr", "rcg", "gmres"):
+        with pytest.raises(ValueError, match=r"'m'.*'restart'.*gcrodr.*'ell'.*rcg"):
+            resolve_solver_config({"method": method, "m": 40}, spd=True)
+    with pytest.raises(ValueError, match="'ell' is not an option of method 'gcrodr'"):
+        resolve_solver_config({"method": "gcrodr", "ell": 40}, spd=False)
+    with pytest.raises(ValueError, match="'restart' is not an option of method 'rcg'"):
+        resolve_solver_config({"method": "rcg", "restart": 40}, spd=True)
+
+
+def test_cli_recycling_options(tmp_path, capsys):
+    FAMILIES[TinyDiffusion.name] = TinyDiffusion
+    try:
+        for method, option, value in (("gcrodr", "--restart", 12), ("rcg", "--ell", 12)):
+            out = tmp_path / f"{method}.h5"
+            assert cli_generate([TinyDiffusion.name, "--n", "3", "--resolution", "6", "--out", str(out),
+                                 "--no-progress", "--method", method, option, str(value), "--k", "4"]) == 0
+            with open_dataset(out) as handle:
+                config = json.loads(handle.attrs["solver_config"])
+            assert config["method"] == method and config[option[2:]] == value and config["k"] == 4
+        capsys.readouterr()
+        with pytest.raises(SystemExit):
+            cli_generate([TinyDiffusion.name, "--out", str(tmp_path / "m.h5"), "--no-progress", "--m", "12"])
+        assert "--m" in capsys.readouterr().err
+    finally:
+        del FAMILIES[TinyDiffusion.name]
 
 
 def test_cli_generate(tmp_path, capsys):

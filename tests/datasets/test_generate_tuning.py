@@ -137,7 +137,7 @@ def test_default_tuning_beats_omega_one_on_darcy(tmp_path):
 
 def test_tuned_recycled_dimension(tmp_path):
     family = _darcy(12)
-    path = _generate(family, 8, tmp_path / "k.h5", {"method": "rcg", "M": "jacobi", "m": 16, "tune": "k"},
+    path = _generate(family, 8, tmp_path / "k.h5", {"method": "rcg", "M": "jacobi", "ell": 16, "tune": "k"},
                      chunk_size=4)
     arrays = _arrays(path)
     with open_dataset(path) as handle:
@@ -147,9 +147,9 @@ def test_tuned_recycled_dimension(tmp_path):
     assert arrays["solver/converged"].all() and np.all(arrays["solver/residual"] <= RTOL)
     # A fixed tuner at k = 6 is the plain run with k = 6.
     fixed = _arrays(_generate(family, 8, tmp_path / "kf.h5", {
-        "method": "rcg", "M": "jacobi", "m": 16, "tune": {"option": "k", "tuner": "fixed", "value": 6}},
+        "method": "rcg", "M": "jacobi", "ell": 16, "tune": {"option": "k", "tuner": "fixed", "value": 6}},
         chunk_size=4))
-    plain = _arrays(_generate(family, 8, tmp_path / "kp.h5", {"method": "rcg", "M": "jacobi", "m": 16,
+    plain = _arrays(_generate(family, 8, tmp_path / "kp.h5", {"method": "rcg", "M": "jacobi", "ell": 16,
                                                               "k": 6}, chunk_size=4))
     assert np.all(fixed.pop("solver/k") == 6)
     _assert_bitwise_equal(fixed, plain)
@@ -199,8 +199,10 @@ def test_relaxation_method_omega(tmp_path):
     ({"method": "cg", "M": "ssor", "pc_omega": 1.2, "tune": "omega"}, "conflicts"),
     ({"method": "cg", "tune": "k"}, "RecyclingSolver"),
     ({"method": "rcg", "k": 10, "tune": "k"}, "conflicts"),
-    ({"method": "rcg", "m": 16, "tune": {"option": "k", "values": [4, 16]}}, r"\[1, m=16\)"),
-    ({"method": "rcg", "m": 16, "tune": {"option": "k", "values": [-1]}}, r"\[1, m=16\)"),
+    ({"method": "rcg", "ell": 16, "tune": {"option": "k", "values": [4, 16]}}, r"\[1, ell=16\)"),
+    ({"method": "rcg", "ell": 16, "tune": {"option": "k", "values": [-1]}}, r"\[1, ell=16\)"),
+    ({"method": "rcg", "tune": {"option": "k", "values": [4, 40]}}, r"\[1, ell=40\)"),  # max(2k, 30), k=20
+    ({"method": "gcrodr", "restart": 16, "tune": {"option": "k", "values": [4, 16]}}, r"\[1, restart=16\)"),
     ({"method": "rcg", "tune": {"option": "k", "values": [2.5]}}, "integers"),
     ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "tuner": "fixed"}}, "needs 'value'"),
     ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "seed": 3}}, "unknown key"),
@@ -217,11 +219,19 @@ def test_bad_tune_configuration(solver, message):
         resolve_solver_config(solver, spd=True)
 
 
-@pytest.mark.parametrize("m, expected", [(40, [5, 10, 15, 20, 25, 30]), (16, [2, 4, 6, 8, 10, 12]),
-                                         (8, [1, 2, 3, 4, 5, 6]), (4, [1, 2, 3]), (2, [1])])
-def test_default_k_grid_starts_at_m_over_8_without_0(m, expected):
-    tune = resolve_solver_config({"method": "gcrodr", "m": m, "tune": "k"}, spd=False)["tune"]
+@pytest.mark.parametrize("bound, expected", [(40, [5, 10, 15, 20, 25, 30]), (16, [2, 4, 6, 8, 10, 12]),
+                                             (8, [1, 2, 3, 4, 5, 6]), (4, [1, 2, 3]), (2, [1])])
+@pytest.mark.parametrize("method, option", [("gcrodr", "restart"), ("rcg", "ell")])
+def test_default_k_grid_starts_at_the_bound_over_8_without_0(bound, expected, method, option):
+    tune = resolve_solver_config({"method": method, option: bound, "tune": "k"}, spd=True)["tune"]
     assert tune["values"] == expected and 0 not in tune["values"]
+
+
+@pytest.mark.parametrize("method", ["gcrodr", "rcg"])
+def test_default_k_grid_of_the_default_configuration(method):
+    # GCRO-DR: restart = 40; rcg: ell = None, that is max(2k, 30) = 40 at the default k = 20.
+    tune = resolve_solver_config({"method": method, "tune": "k"}, spd=True)["tune"]
+    assert tune["values"] == [5, 10, 15, 20, 25, 30]
 
 
 @pytest.mark.parametrize("tune", [
@@ -235,9 +245,10 @@ def test_k_zero_is_refused_because_it_discards_the_recycled_space(tune, method):
         resolve_solver_config({"method": method, "tune": tune}, spd=True)
 
 
-def test_k_tuning_needs_room_for_k_at_least_1():
-    with pytest.raises(ValueError, match="m >= 2"):
-        resolve_solver_config({"method": "rcg", "m": 1, "tune": "k"}, spd=True)
+@pytest.mark.parametrize("method, option", [("gcrodr", "restart"), ("rcg", "ell")])
+def test_k_tuning_needs_room_for_k_at_least_1(method, option):
+    with pytest.raises(ValueError, match=f"{option} >= 2"):
+        resolve_solver_config({"method": method, option: 1, "tune": "k"}, spd=True)
 
 
 def test_fixed_tuner_takes_one_value(tmp_path, capsys):
