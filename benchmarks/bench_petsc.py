@@ -171,7 +171,7 @@ def fixed_overhead(repeats: int) -> dict[str, float]:
     mat, b_vec = to_petsc_mat(A), to_petsc_vec(b)
     ksp = native_ksp(mat, "cg", "jacobi", "left", 10_000, same_norm=True)
     x = mat.createVecs("right")
-    solver = PetscSolver("cg", pc="jacobi", rtol=RTOL)
+    solver = PetscSolver("cg", M="jacobi", rtol=RTOL)
     solver.solve(mat, b)
 
     def per_call(run: Callable[[], Any], calls: int = 2000) -> float:
@@ -239,7 +239,7 @@ def main() -> None:
             ksp_same = native_ksp(mat, method, pc, side, maxiter, same_norm=True)
             ksp_default = native_ksp(mat, method, pc, side, maxiter, same_norm=False)
             x = mat.createVecs("right")
-            solver = PetscSolver(method, pc=pc, rtol=RTOL, maxiter=maxiter,
+            solver = PetscSolver(method, M=pc, rtol=RTOL, maxiter=maxiter,
                                  **({"restart": 40, "side": side} if method == "gmres" else {}))
             solver.solve(mat, b)  # PC set-up outside the steady-state timings
 

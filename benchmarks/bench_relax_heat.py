@@ -43,7 +43,7 @@ the best fixed ω comes from that subsample, the instance-optimal ω gets no tim
 replays are not done. Every number in the output says on which steps it was taken.
 
 PETSc. Where petsc4py imports, the same steps run through ``PetscSolver(method="cg",
-pc="ssor", pc_omega=ω)`` (PETSc's own SOR, inodes off for ω ≠ 1; one solver per ω, the
+M="ssor", pc_omega=ω)`` (PETSc's own SOR, inodes off for ω ≠ 1; one solver per ω, the
 per-step matrix wrapped by ``to_petsc_mat`` inside the timed call), in the same lockstep:
 CG without a PC, SSOR-CG with ω = 1, the NumPy table's best fixed ω, and TsallisINF / ChebCB
 driving the choice of ω through suggest/observe.
@@ -248,8 +248,8 @@ def petsc_step_factory() -> Optional[Callable[..., StepFunction]]:
 
     def solver_for(omega: Optional[float]):
         if omega not in solvers:
-            solvers[omega] = (PetscSolver("cg", pc="none", rtol=RTOL, maxiter=MAXITER) if omega is None else
-                              PetscSolver("cg", pc="ssor", pc_omega=float(omega), rtol=RTOL, maxiter=MAXITER))
+            solvers[omega] = (PetscSolver("cg", M="none", rtol=RTOL, maxiter=MAXITER) if omega is None else
+                              PetscSolver("cg", M="ssor", pc_omega=float(omega), rtol=RTOL, maxiter=MAXITER))
         return solvers[omega]
 
     def make(omega: Any = None, context_of: Optional[Callable[[float], float]] = None) -> StepFunction:

@@ -139,7 +139,7 @@ def petsc_runs(method: str, A, b, maxiter: int):
         return its, converged
 
     def ours_petsc():
-        solver = PetscSolver(method=ksp_type, pc=pc_type, rtol=RTOL, maxiter=maxiter, **options)
+        solver = PetscSolver(method=ksp_type, M=pc_type, rtol=RTOL, maxiter=maxiter, **options)
         result = solver.solve(mat, b)
         solver.close()
         return result.iterations, result.converged

@@ -53,7 +53,7 @@ def main(m: int) -> None:
     b = A.createVecs("left")
     b.setArray(1.0 + np.sin(np.arange(start, end, dtype=float)))
 
-    solver = PetscSolver("cg", pc="jacobi", rtol=1e-8, comm=comm)
+    solver = PetscSolver("cg", M="jacobi", rtol=1e-8, comm=comm)
     result = solver.solve(A, b)
     residual = b.duplicate()
     A.mult(result.info["x_vec"], residual)
@@ -65,7 +65,7 @@ def main(m: int) -> None:
     A_global = global_laplacian(m)
     from_scipy = solver.solve(A_global, b_global)
     # A python PC built for the global matrix, fed the whole vector on every rank.
-    python_pc = PetscSolver("cg", pc=PythonPC(JacobiPreconditioner(A_global), gather=True),
+    python_pc = PetscSolver("cg", M=PythonPC(JacobiPreconditioner(A_global), gather=True),
                             rtol=1e-8, comm=comm)
     with_python_pc = python_pc.solve(A, b)
     if comm.getRank() == 0:

@@ -10,7 +10,7 @@ number of ranks. One :class:`PetscSolver` per method solves the whole sequence, 
 recycle space of its python KSP carries from one matrix to the next:
 
 - ``gcrodr`` (GCRO-DR(30, 10), right Jacobi), ``rcg`` (k = 8, ℓ = 30, Jacobi), rtol 1e-8;
-- ``gcrodr`` with ``pc="ilu"`` (block Jacobi/ILU(0) under MPI: its counts depend on the
+- ``gcrodr`` with ``M="ilu"`` (block Jacobi/ILU(0) under MPI: its counts depend on the
   number of ranks, so only convergence is reported).
 
 Rank 0 prints one line of ``key=value`` pairs; ``run_sequence`` returns the same numbers for
@@ -81,9 +81,9 @@ def run_sequence(m: int = 40, comm=None) -> dict:
     """Solve the sequence with each solver; returns iteration lists and residual checks."""
     comm = PETSc.COMM_WORLD if comm is None else comm
     solvers = {
-        "gcrodr": PetscSolver("gcrodr", pc="jacobi", rtol=1e-8, comm=comm, restart=30, k=10),
-        "rcg": PetscSolver("rcg", pc="jacobi", rtol=1e-8, comm=comm, k=8, ell=30),
-        "gcrodr_ilu": PetscSolver("gcrodr", pc="ilu", rtol=1e-8, comm=comm, restart=30, k=10),
+        "gcrodr": PetscSolver("gcrodr", M="jacobi", rtol=1e-8, comm=comm, restart=30, k=10),
+        "rcg": PetscSolver("rcg", M="jacobi", rtol=1e-8, comm=comm, k=8, ell=30),
+        "gcrodr_ilu": PetscSolver("gcrodr", M="ilu", rtol=1e-8, comm=comm, restart=30, k=10),
     }
     out: dict = {name: [] for name in solvers}
     worst = 0.0

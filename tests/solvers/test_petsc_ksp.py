@@ -21,7 +21,8 @@ PETSc = pytest.importorskip("petsc4py.PETSc")
 
 from pdesuite.solvers import ConvergedReason, solve  # noqa: E402
 from pdesuite.solvers import petsc_backend as pb  # noqa: E402
-from pdesuite.solvers.gcrodr import LOCAL_REDUCTION, RecyclingSolver  # noqa: E402
+from pdesuite.solvers.recycling import RecycleSpace, RecyclingSolver, gcrodr  # noqa: E402
+from pdesuite.solvers.reduction import LOCAL_REDUCTION, MPIReduction  # noqa: E402
 from tests.solvers.mpi_recycling import local_diffusion_rows, run_sequence  # noqa: E402
 
 pytestmark = pytest.mark.petsc
@@ -55,15 +56,15 @@ def test_assembled_rows_are_a_symmetric_positive_definite_diffusion_matrix():
 
 
 @pytest.mark.parametrize("method, pc, petsc_options, numpy_options", [
-    ("gcrodr", "jacobi", dict(restart=30, k=10), dict(m=30, k=10)),
-    ("gcrodr", None, dict(restart=25, k=8), dict(m=25, k=8)),
-    ("rcg", "jacobi", dict(k=8, ell=30), dict(m=30, k=8)),
+    ("gcrodr", "jacobi", dict(restart=30, k=10), dict(restart=30, k=10)),
+    ("gcrodr", None, dict(restart=25, k=8), dict(restart=25, k=8)),
+    ("rcg", "jacobi", dict(k=8, ell=30), dict(k=8, ell=30)),
 ])
 def test_serial_python_ksp_matches_the_numpy_backend_on_a_sequence(method, pc, petsc_options,
                                                                    numpy_options):
     m = 20
     b = rhs(m * m)
-    petsc_solver = pb.PetscSolver(method, pc=pc, rtol=1e-8, **petsc_options)
+    petsc_solver = pb.PetscSolver(method, M=pc, rtol=1e-8, **petsc_options)
     numpy_solver = RecyclingSolver(method, M=pc, rtol=1e-8, **numpy_options)
     for t in np.linspace(0.0, 1.0, 4):
         A = diffusion(m, t)
@@ -87,7 +88,7 @@ def test_recycling_beats_native_gmres_and_cg_over_ten_matrices():
                                   ("gmres", "gmres", dict(restart=30, side="right")),
                                   ("rcg", "rcg", dict(k=8)),
                                   ("cg", "cg", {})]:
-        solver = pb.PetscSolver(method, pc="jacobi", rtol=1e-8, **options)
+        solver = pb.PetscSolver(method, M="jacobi", rtol=1e-8, **options)
         results = [solver.solve(A, b) for A in matrices]
         assert all(r.converged for r in results)
         assert max(relative_residual(A, b, r.x) for A, r in zip(matrices, results)) <= 1e-8
@@ -128,7 +129,8 @@ def test_petsc_gcrodr_update_period_matches_the_numpy_method():
 def test_same_matrix_again_checks_the_stored_space_with_one_product():
     A = diffusion(16, 0.2)
     b = rhs(256)
-    solver = pb.PetscSolver("gcrodr", pc="jacobi", rtol=1e-10, restart=20, k=6, solutions=0)
+    solver = pb.PetscSolver("gcrodr", M="jacobi", rtol=1e-10, restart=20, k=6,
+                            recycle=RecycleSpace(solutions=0))
     mat = pb.to_petsc_mat(A)
     first = solver.solve(mat, b)
     second = solver.solve(mat, 2.0 * b + 1.0)
@@ -145,7 +147,7 @@ def test_a_renumbered_matrix_resets_the_stale_space():
     A = diffusion(16, 0.2)
     b = rhs(256)
     perm = np.random.default_rng(7).permutation(256)
-    solver = pb.PetscSolver("gcrodr", pc=None, rtol=1e-8, restart=20, k=6)
+    solver = pb.PetscSolver("gcrodr", M=None, rtol=1e-8, restart=20, k=6)
     solver.solve(A, b)
     result = solver.solve(sp.csr_array(A[perm][:, perm]), b[perm])
     assert result.converged
@@ -157,13 +159,13 @@ def test_a_renumbered_matrix_resets_the_stale_space():
 def test_reasons_reach_the_ksp_and_the_result():
     A = diffusion(16, 0.0)
     b = rhs(256)
-    capped = pb.PetscSolver("gcrodr", pc=None, rtol=1e-12, maxiter=7, restart=20, k=5)
+    capped = pb.PetscSolver("gcrodr", M=None, rtol=1e-12, maxiter=7, restart=20, k=5)
     result = capped.solve(A, b)
     assert result.reason is ConvergedReason.DIVERGED_MAX_ITERATIONS and result.iterations == 7
     assert result.info["petsc_reason"] == "DIVERGED_MAX_IT"
     capped.close()
     indefinite = sp.csr_array(A - 3.0 * sp.eye_array(256))
-    result = pb.PetscSolver("rcg", pc=None, rtol=1e-8, k=4).solve(indefinite, b)
+    result = pb.PetscSolver("rcg", M=None, rtol=1e-8, k=4).solve(indefinite, b)
     assert result.reason is ConvergedReason.DIVERGED_INDEFINITE_MAT
     assert result.info["petsc_reason"] == "DIVERGED_INDEFINITE_MAT"
 
@@ -196,7 +198,7 @@ def test_callback_sees_every_iteration_once():
     A = diffusion(12, 0.1)
     b = rhs(144)
     seen = []
-    result = pb.PetscSolver("gcrodr", pc="jacobi", rtol=1e-8, restart=10, k=3,
+    result = pb.PetscSolver("gcrodr", M="jacobi", rtol=1e-8, restart=10, k=3,
                             callback=lambda i, r: seen.append((i, r))).solve(A, b)
     assert [i for i, _ in seen] == list(range(1, result.iterations + 1))
     np.testing.assert_allclose([r for _, r in seen], result.residuals[1:])
@@ -214,7 +216,6 @@ def test_bad_options_raise_clear_errors():
 def test_mpi_reduction_on_one_rank_follows_the_local_one():
     """The MPI code path (Allreduce, TSQR) on COMM_SELF: the same iterations as serial."""
     MPI = pytest.importorskip("mpi4py.MPI")
-    from pdesuite.solvers.gcrodr import MPIReduction
 
     reduction = MPIReduction(MPI.COMM_SELF)
     rng = np.random.default_rng(3)
@@ -233,7 +234,6 @@ def test_mpi_reduction_on_one_rank_follows_the_local_one():
     np.testing.assert_allclose(np.abs(follow), np.abs(follow_ref), rtol=1e-9)
 
     from pdesuite.solvers.linear_operator import as_operator
-    from pdesuite.solvers.gcrodr import RecycleSpace, gcrodr
     from pdesuite.solvers.monitor import ConvergenceMonitor
     from pdesuite.solvers.preconditioner import CountingPreconditioner
 
@@ -284,11 +284,43 @@ def test_an_error_inside_the_python_ksp_surfaces_as_itself():
 
     A = diffusion(12, 0.1)
     nonlinear = FunctionPreconditioner(lambda r: np.tanh(r), linear=False)
-    solver = pb.PetscSolver("gcrodr", pc=nonlinear, side="left", restart=10, k=3)
+    solver = pb.PetscSolver("gcrodr", M=nonlinear, side="left", restart=10, k=3)
     with pytest.raises(ValueError, match="'left' needs a linear preconditioner"):
         solver.solve(A, rhs(144))
     # right preconditioning is flexible: the same nonlinear PC is accepted
-    result = pb.PetscSolver("gcrodr", pc=FunctionPreconditioner(lambda r: r / A.diagonal(),
+    result = pb.PetscSolver("gcrodr", M=FunctionPreconditioner(lambda r: r / A.diagonal(),
                                                                 linear=False),
                             rtol=1e-8, restart=10, k=3).solve(A, rhs(144))
     assert result.converged and relative_residual(A, rhs(144), result.x) <= 1e-8
+
+
+@pytest.mark.parametrize("method, options", [
+    ("gcrodr", dict(restart=10, k=3)), ("gcrodr", dict(restart=10, k=3, side="left")),
+    ("rcg", dict(k=3)),
+])
+def test_a_nan_preconditioner_ends_with_a_reason_and_the_initial_guess(method, options):
+    # PETSc refused the NaN residual norm the python KSP reported (KSPSetResidualNorm, error
+    # 63), which escaped as a raw PETSc.Error.
+    A = diffusion(12, 0.1)
+    b = rhs(144)
+    solver = pb.PetscSolver(method, M=lambda r: np.full_like(r, np.nan), rtol=1e-8, **options)
+    result = solver.solve(A, b)
+    assert result.reason in (ConvergedReason.DIVERGED_NAN_OR_INF, ConvergedReason.DIVERGED_PC_FAILED,
+                             # rcg's test rᴴMr > 0 fails on NaN first (the NumPy method's reason)
+                             *([ConvergedReason.DIVERGED_INDEFINITE_PC] if method == "rcg" else []))
+    assert np.all(np.isfinite(result.x)) and not np.any(result.x)
+    assert result.info["true_residual"] == pytest.approx(np.linalg.norm(b))
+    solver.close()
+
+
+def test_the_recycle_option_takes_a_space_of_the_callers():
+    space = RecycleSpace(solutions=0)
+    solver = pb.PetscSolver("gcrodr", M="jacobi", rtol=1e-8, restart=12, k=4, recycle=space)
+    assert solver.python_ksp.space is space
+    assert solver.solve(diffusion(12, 0.1), rhs(144)).converged
+    assert space.dim == 4 and space.solutions == []
+    with pytest.raises(ValueError, match="^recycle"):
+        pb.PetscSolver("gcrodr", recycle="yes")
+    with pytest.raises(TypeError, match="unknown option"):
+        pb.PetscSolver("gcrodr", solutions=0)
+    solver.close()

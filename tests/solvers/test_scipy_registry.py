@@ -266,6 +266,10 @@ def test_defective_preconditioner_breakdown(request, backend, method, options):
     "petsc": ["gmres", "fgmres", "gcrodr"],
 }))
 def test_nilpotent_matrix(request, backend, method):
+    if (backend, method) == ("petsc", "fgmres"):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "PETSc's FGMRES reaches the least-squares residual 1 but lets round-off grow the "
+            "null-space component e1 of x to ~1e17; we return its iterate as PETSc leaves it")))
     A = np.triu(np.ones((4, 4)), 1)
     b = np.ones(4)
     result, x = run(request, backend, A, b, method, rtol=1e-8, atol=0.0)
@@ -274,6 +278,9 @@ def test_nilpotent_matrix(request, backend, method):
     assert np.all(np.isfinite(x))
     assert norm(x) < 1e8, x
     assert residual <= norm(b) * (1 + 1e-12)
+    if backend != "petsc":
+        # The best iterate seen: GMRES's first cycle reaches the least-squares optimum 1.
+        assert residual <= 1.0 + 1e-8
 
 
 # d. Singular, inconsistent symmetric matrix (SciPy's test_defective_matrix_breakdown) -----
