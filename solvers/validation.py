@@ -12,6 +12,8 @@ import math
 import numbers
 from typing import Any, Iterable, Optional
 
+import numpy as np
+
 from pdesuite.solvers.vocabulary import DEFAULT_MAXITER
 
 
@@ -46,6 +48,13 @@ def check_real(name: str, value: Any, *, low: float = -math.inf, high: float = m
         extra = ", non-zero" if nonzero else ""
         raise ValueError(f"{name}: must be a finite number in {interval}{extra}, got {value!r}")
     return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is ``True`` or ``False`` (NumPy booleans included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:

@@ -207,7 +207,9 @@ def _deflated_cg(op, pc, monitor, x, r, w_rows, aw_rows, maw_rows, k, ell, dtype
     # rᴴz and (AW)ᴴz together: one reduction per step under MPI
     rho, g = red.dot_and_rows(r, z, aw_rows if kw else None, real)
     rho = float(np.real(rho))
-    if not rho > 0 or not math.isfinite(rho):
+    if not math.isfinite(rho):
+        return ConvergedReason.DIVERGED_NAN_OR_INF, w_rows, aw_rows
+    if not rho > 0:
         return ConvergedReason.DIVERGED_INDEFINITE_PC, w_rows, aw_rows
     if kw:
         p = z - g @ w_rows

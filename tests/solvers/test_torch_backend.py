@@ -1,7 +1,9 @@
-"""The torch backend: batched CG/PCG/FCG/GMRES/FGMRES against SciPy's solutions and iteration counts."""
+"""The torch backend: batched CG/FCG/GMRES/FGMRES against SciPy's solutions, iteration counts and
+breakdown cases."""
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 import warnings
@@ -13,9 +15,26 @@ import scipy.sparse.linalg as spla
 
 torch = pytest.importorskip("torch")
 
-from pdesuite.solvers import ILUPreconditioner, JacobiPreconditioner, solve as api_solve  # noqa: E402
+from pdesuite.solvers import (  # noqa: E402
+    FunctionPreconditioner,
+    ILUPreconditioner,
+    JacobiPreconditioner,
+    solve as api_solve,
+)
 from pdesuite.solvers.result import ConvergedReason, SolverError  # noqa: E402
-from pdesuite.solvers.torch_backend import solve, to_torch_sparse  # noqa: E402
+from pdesuite.solvers.torch_backend import (  # noqa: E402
+    METHODS,
+    option_defaults,
+    solve,
+    to_torch_sparse,
+)
+from pdesuite.solvers.vocabulary import (  # noqa: E402
+    BACKEND_OPTIONS,
+    DEFAULT_ATOL,
+    DEFAULT_RESTART,
+    DEFAULT_RTOL,
+    METHOD_DEFAULTS,
+)
 from tests.solvers.matrix_registry import (  # noqa: E402
     advection_diffusion_2d,
     helmholtz_2d,
@@ -72,13 +91,13 @@ def test_batched_cg_matches_spsolve_and_scipy_cg_iterations_per_column():
     assert result.matvecs == result.iterations + 1
 
 
-def test_pcg_with_callable_jacobi_cuts_iterations_and_matches_scipy_pcg():
+def test_preconditioned_cg_with_callable_jacobi_cuts_iterations_and_matches_scipy():
     A = variable_diffusion_2d(16, seed=1234, contrast=1.5)
     B = _rhs(A.shape[0], 4, seed=1)
     At, Bt = to_torch_sparse(A), torch.from_numpy(B)
     inv_diag = 1.0 / torch.from_numpy(A.diagonal())[:, None]
     plain = solve(At, Bt, method="cg", rtol=1e-8)
-    jacobi = solve(At, Bt, method="pcg", M=lambda R: R * inv_diag, rtol=1e-8)
+    jacobi = solve(At, Bt, method="cg", M=lambda R: R * inv_diag, rtol=1e-8)
     assert plain.converged and jacobi.converged
     assert max(jacobi.info["iterations_per_column"]) < 0.7 * min(plain.info["iterations_per_column"])
     scipy_M = sp.diags_array(1.0 / A.diagonal())
@@ -108,9 +127,12 @@ def test_cg_reports_indefinite_per_column_and_keeps_the_others():
 
 def test_cg_on_helmholtz_is_indefinite_not_a_crash():
     A = helmholtz_2d(16, k=7.0)
-    result = solve(to_torch_sparse(A), torch.from_numpy(_rhs(256, 3, seed=2)), method="cg")
+    B = _rhs(256, 3, seed=2)
+    result = solve(to_torch_sparse(A), torch.from_numpy(B), method="cg")
     assert all(r is ConvergedReason.DIVERGED_INDEFINITE_MAT for r in result.info["reasons"])
     assert torch.isfinite(result.x).all()
+    # The best iterate is returned: never worse than x0 = 0.
+    assert np.all(np.linalg.norm(B - A @ result.x.numpy(), axis=0) <= np.linalg.norm(B, axis=0))
 
 
 def test_zero_column_converges_at_once_and_leaves_the_others_unchanged():
@@ -216,6 +238,7 @@ def test_nan_in_one_column_is_reported_and_spares_the_others():
     assert result.info["reasons"][0].converged
     assert result.info["reasons"][1] is ConvergedReason.DIVERGED_NAN_OR_INF
     assert result.reason is ConvergedReason.DIVERGED_NAN_OR_INF
+    assert torch.isfinite(result.x).all()  # the failed column returns its x0, not NaN
 
 
 # ------------------------------------------------------------------------------------------
@@ -320,22 +343,22 @@ class _TinyNetwork:
         return R * self.inv_diag + 0.05 * self.w2 @ torch.tanh(self.w1 @ R)
 
 
-def test_fcg_equals_pcg_with_a_linear_preconditioner():
+def test_fcg_equals_preconditioned_cg_with_a_linear_preconditioner():
     A = variable_diffusion_2d(16, seed=1234, contrast=1.5)
     At, Bt = to_torch_sparse(A), torch.from_numpy(_rhs(256, 4, seed=13))
-    pcg = solve(At, Bt, method="cg", M="jacobi", rtol=1e-8)
-    for truncation in (1, 2):
-        fcg = solve(At, Bt, method="fcg", M="jacobi", rtol=1e-8, truncation=truncation)
+    cg = solve(At, Bt, method="cg", M="jacobi", rtol=1e-8)
+    for mmax in (1, 2):
+        fcg = solve(At, Bt, method="fcg", M="jacobi", rtol=1e-8, mmax=mmax)
         assert fcg.converged
-        for a, b in zip(fcg.info["iterations_per_column"], pcg.info["iterations_per_column"]):
+        for a, b in zip(fcg.info["iterations_per_column"], cg.info["iterations_per_column"]):
             assert abs(a - b) <= 1
-        torch.testing.assert_close(fcg.x, pcg.x, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(fcg.x, cg.x, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("make_pc", [_TanhJacobi, lambda A: _TinyNetwork(A, seed=0)],
                          ids=["tanh-jacobi", "tiny-mlp"])
-@pytest.mark.parametrize("truncation", [1, 2])
-def test_fcg_converges_with_a_nonlinear_preconditioner(make_pc, truncation):
+@pytest.mark.parametrize("mmax", [1, 2])
+def test_fcg_converges_with_a_nonlinear_preconditioner(make_pc, mmax):
     A = variable_diffusion_2d(16, seed=1234, contrast=1.5)
     B = _rhs(256, 4, seed=14)
     pc = make_pc(A)
@@ -343,7 +366,7 @@ def test_fcg_converges_with_a_nonlinear_preconditioner(make_pc, truncation):
         warnings.simplefilter("error", UserWarning)  # flexible: no warning about nonlinearity
         warnings.filterwarnings("ignore", "Sparse", UserWarning)
         result = solve(to_torch_sparse(A), torch.from_numpy(B), method="fcg", M=pc, rtol=1e-8,
-                       truncation=truncation, maxiter=500)
+                       mmax=mmax, maxiter=500)
     assert result.converged
     assert np.all(_relative_residuals(A, result.x.numpy(), B) <= 1e-8)
     # Unpreconditioned CG takes 94-97 iterations on these columns.
@@ -357,7 +380,7 @@ def test_dcdm_configuration_in_float32_with_a_network():
     network = _TinyNetwork(A, seed=1)
     network.inv_diag, network.w1, network.w2 = (t.float() for t in (network.inv_diag, network.w1, network.w2))
     result = solve(to_torch_sparse(A, dtype=torch.float32), torch.from_numpy(B).float(),
-                   method="fcg", M=network, rtol=1e-5, truncation=2, normalize_input=True,
+                   method="fcg", M=network, rtol=1e-5, mmax=2, normalize_input=True,
                    residual_replacement=1, maxiter=400)
     assert result.converged and result.x.dtype == torch.float32
     assert np.all(_relative_residuals(A, result.x.double().numpy(), B) <= 2e-5)
@@ -369,7 +392,7 @@ def test_flexible_methods_beat_rigid_ones_with_a_network_preconditioner():
     A = variable_diffusion_2d(16, seed=1234, contrast=1.5)
     At, Bt = to_torch_sparse(A), torch.from_numpy(_rhs(256, 4, seed=14))
     network = _TinyNetwork(A, seed=0)
-    for flexible, rigid, options in (("fcg", "cg", {"truncation": 2}), ("fgmres", "gmres", {})):
+    for flexible, rigid, options in (("fcg", "cg", {"mmax": 2}), ("fgmres", "gmres", {})):
         with pytest.warns(UserWarning, match="nonlinear"):
             rigid_result = solve(At, Bt, method=rigid, M=network, rtol=1e-8, maxiter=1000)
         flexible_result = solve(At, Bt, method=flexible, M=network, rtol=1e-8, **options)
@@ -391,7 +414,9 @@ def test_api_dispatches_torch_tensors_to_the_torch_backend():
 
 
 def test_importing_the_solvers_does_not_import_torch():
-    code = "import sys, pdesuite.solvers; sys.exit(1 if 'torch' in sys.modules else 0)"
+    # Nor does importing the torch backend, or asking it for its methods' options.
+    code = ("import sys, pdesuite.solvers, pdesuite.solvers.torch_backend as t; "
+            "t.option_defaults('fcg'); sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -420,8 +445,136 @@ def test_cuda_matches_cpu():
 
 
 # ------------------------------------------------------------------------------------------
+# One vocabulary: names and defaults
+# ------------------------------------------------------------------------------------------
+
+def test_option_defaults_are_those_of_the_vocabulary():
+    assert METHODS == ("cg", "fcg", "gmres", "fgmres")
+    for method in METHODS:
+        defaults = option_defaults(method)
+        vocabulary = {**METHOD_DEFAULTS[method], **BACKEND_OPTIONS["torch"]}
+        # A subset of the method's options, each with the vocabulary's default.
+        assert {name: vocabulary.get(name, "<absent>") for name in defaults} == defaults
+        assert set(BACKEND_OPTIONS["torch"]) <= set(defaults)
+    assert option_defaults("fcg") == {"mmax": 1, "normalize_input": True,
+                                      "residual_replacement": 0, "check_every": 1, "device": None}
+    assert option_defaults("gmres")["restart"] == option_defaults("fgmres")["restart"] == 40
+    parameters = inspect.signature(solve).parameters
+    assert parameters["rtol"].default == DEFAULT_RTOL == 1e-8
+    assert parameters["atol"].default == DEFAULT_ATOL
+    with pytest.raises(ValueError, match=r"^method:"):
+        option_defaults("pcg")
+
+
+def test_solves_use_the_default_restart_and_rtol():
+    A = advection_diffusion_2d(16)
+    B = _rhs(256, 2, seed=21)
+    result = solve(to_torch_sparse(A), torch.from_numpy(B))
+    assert result.method == "gmres" and result.info["restart"] == DEFAULT_RESTART == 40
+    assert result.converged
+    assert np.all(_relative_residuals(A, result.x.numpy(), B) <= DEFAULT_RTOL)
+    fcg = solve(to_torch_sparse(laplacian_2d(16)), torch.from_numpy(B), method="fcg")
+    assert (fcg.info["mmax"], fcg.info["normalize_input"], fcg.info["residual_replacement"]) \
+        == (1, True, 0)
+
+
+@pytest.mark.parametrize("rtol", [1.0, 2.5])
+def test_rtol_of_one_or_more_is_accepted_and_met_by_x0(rtol):
+    A = to_torch_sparse(laplacian_2d(16))
+    B = torch.from_numpy(_rhs(256, 2, seed=22))
+    for method in METHODS:
+        result = solve(A, B, method=method, rtol=rtol)
+        assert result.converged and result.iterations == 0
+        assert torch.count_nonzero(result.x) == 0
+
+
+# ------------------------------------------------------------------------------------------
+# Breakdowns and singular systems (SciPy's test_iterative.py cases): the best iterate, never
+# worse than x0, never NaN
+# ------------------------------------------------------------------------------------------
+
+def _true_norms(A: np.ndarray, X: np.ndarray, B: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(B - A @ X, axis=0)
+
+
+@pytest.mark.parametrize("method", ["cg", "fcg", "gmres", "fgmres"])
+def test_nilpotent_matrix_gives_the_best_iterate_not_a_blow_up(method):
+    # SciPy's test_breakdown_underdetermined: GMRES on a nilpotent A breaks down, and a
+    # triangular solve of its singular R returned ‖x‖ ≈ 1e16-1e18.
+    A = np.triu(np.ones((4, 4)), 1)
+    b = np.ones(4)
+    result = solve(torch.from_numpy(A), torch.from_numpy(b), method=method, maxiter=200)
+    x = result.x.numpy()
+    assert np.all(np.isfinite(x)) and np.linalg.norm(x) < 10.0
+    residual = np.linalg.norm(b - A @ x)
+    assert residual <= np.linalg.norm(b)
+    assert not result.converged
+    np.testing.assert_allclose(result.info["true_residual_norms"], residual, rtol=1e-12)
+    if method in ("gmres", "fgmres"):
+        # GMRES finds the least-squares solution over the Krylov space.
+        K = np.column_stack([np.linalg.matrix_power(A, k) @ b for k in range(4)])
+        y = np.linalg.lstsq(A @ K, b, rcond=None)[0]
+        optimum = np.linalg.norm(A @ K @ y - b)
+        np.testing.assert_allclose(residual, optimum, rtol=1e-10)
+        # It says so, early: a restart cycle that cannot shrink the residual is stagnation.
+        assert result.reason is ConvergedReason.DIVERGED_STAGNATION
+        assert result.iterations < 20
+
+
+@pytest.mark.parametrize("method", ["gmres", "fgmres"])
+def test_defective_preconditioner_ends_no_worse_than_x0(method):
+    # SciPy's test_defective_precond_breakdown: M = diag(1, 1, 0) is singular.
+    A = np.diag([2.0, 3.0, 4.0])
+    M = np.diag([1.0, 1.0, 0.0])
+    b = np.array([0.0, 1.0, 1.0])
+    x0 = np.array([1.0, 0.0, 0.0])
+    result = solve(torch.from_numpy(A), torch.from_numpy(b), method=method, M=M,
+                   x0=torch.from_numpy(x0), rtol=1e-15)
+    x = result.x.numpy()
+    assert np.all(np.isfinite(x))
+    assert np.linalg.norm(b - A @ x) <= np.linalg.norm(b - A @ x0)
+    assert not result.converged  # no false success: ‖b − A x‖ ≥ 1 whatever x
+    # Solved outside the null space of M, as SciPy checks.
+    np.testing.assert_allclose(M @ A @ x, M @ b, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["gmres", "fgmres"])
+def test_singular_system_reaches_the_least_squares_optimum(method):
+    A = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    b = np.array([1.0, 0.0, 1.0])
+    result = solve(torch.from_numpy(A), torch.from_numpy(b), method=method)
+    x = result.x.numpy()
+    assert np.all(np.isfinite(x))
+    # min ‖b − A x‖ = 1 (b's third entry is out of A's range), not x0's √2.
+    np.testing.assert_allclose(np.linalg.norm(b - A @ x), 1.0, rtol=1e-10)
+    assert not result.converged
+
+
+def test_a_batch_keeps_the_best_iterate_per_column():
+    # Column 0 is the nilpotent case, column 1 is solvable (A x = (1, 1, 1, 0) with x = e4 is
+    # out of the Krylov space from 0, but x0 = e4 + e1 already solves it).
+    A = np.triu(np.ones((4, 4)), 1)
+    B = np.column_stack([np.ones(4), [1.0, 1.0, 1.0, 0.0]])
+    X0 = np.zeros((4, 2))
+    X0[:, 1] = [1.0, 0.0, 0.0, 1.0]
+    for method in ("gmres", "fgmres"):
+        result = solve(torch.from_numpy(A), torch.from_numpy(B), method=method,
+                       x0=torch.from_numpy(X0), maxiter=200)
+        norms = _true_norms(A, result.x.numpy(), B)
+        assert result.info["reasons"][1].converged and result.info["iterations_per_column"][1] == 0
+        np.testing.assert_array_equal(result.x[:, 1].numpy(), X0[:, 1])
+        np.testing.assert_allclose(norms[0], 1.0, rtol=1e-10)
+        np.testing.assert_allclose(result.info["true_residual_norms"], norms, rtol=1e-12, atol=0)
+
+
+# ------------------------------------------------------------------------------------------
 # Bad input
 # ------------------------------------------------------------------------------------------
+
+class _WrongShape:
+    def apply(self, R):
+        return R[:, :0]
+
 
 def _bad_inputs():
     A = to_torch_sparse(laplacian_2d(4))
@@ -441,18 +594,38 @@ def _bad_inputs():
         ("A-bad-matvec", dict(A=lambda X: X[:-1], b=b), ValueError, r"^A:"),
         ("x0-shape", dict(A=A, b=b, x0=torch.zeros(16, 1)), ValueError, r"^x0:"),
         ("rtol", dict(A=A, b=b, rtol=-1.0), ValueError, r"^rtol:"),
+        ("rtol-nan", dict(A=A, b=b, rtol=float("nan")), ValueError, r"^rtol:"),
+        ("atol-none", dict(A=A, b=b, atol=None), ValueError, r"^atol:"),
+        ("atol-legacy", dict(A=A, b=b, atol="legacy"), ValueError, r"^atol:"),
+        ("atol-negative", dict(A=A, b=b, atol=-1e-3), ValueError, r"^atol:"),
         ("maxiter", dict(A=A, b=b, maxiter=0), ValueError, r"^maxiter:"),
         ("method", dict(A=A, b=b, method="bicgstab"), ValueError, r"^method:"),
         ("option", dict(A=A, b=b, method="cg", restart=5), TypeError, r"restart"),
         ("check_every", dict(A=A, b=b, check_every=0), ValueError, r"^check_every:"),
         ("restart", dict(A=A, b=b, method="gmres", restart=0), ValueError, r"^restart:"),
-        ("truncation", dict(A=A, b=b, method="fcg", truncation=0), ValueError, r"^truncation:"),
+        ("mmax", dict(A=A, b=b, method="fcg", mmax=0), ValueError, r"^mmax:"),
+        ("normalize_input", dict(A=A, b=b, method="fcg", normalize_input="yes"), ValueError,
+         r"^normalize_input:"),
+        ("residual_replacement", dict(A=A, b=b, method="fcg", residual_replacement=-1),
+         ValueError, r"^residual_replacement:"),
+        # Old names are gone, not aliased.
+        ("truncation", dict(A=A, b=b, method="fcg", truncation=2), TypeError, r"truncation"),
+        ("pcg", dict(A=A, b=b, method="pcg"), ValueError, r"^method:"),
         ("device-name", dict(A=A, b=b, device="nowhere"), ValueError, r"^device:"),
         ("device-mismatch", dict(A=A, b=b, device="meta"), ValueError, r"^device:"),
         ("b-device", dict(A=A, b=b.to("meta")), ValueError, r"^b:"),
         ("M-name", dict(A=A, b=b, M="ilu"), ValueError, r"^M:"),
         ("M-type", dict(A=A, b=b, M=42), TypeError, r"^M:"),
         ("M-shape", dict(A=A, b=b, M=lambda R: R[:-1]), ValueError, r"^M:"),
+        ("M-apply-shape", dict(A=A, b=b, M=_WrongShape()), ValueError, r"^M:"),
+        ("M-host-shape", dict(A=A, b=b, M=FunctionPreconditioner(lambda r: r[:-1])),
+         ValueError, r"^M:"),
+        ("M-matrix-shape", dict(A=A, b=b, M=torch.eye(15, dtype=torch.float64)), ValueError,
+         r"^M:"),
+        ("pc-option-no-M", dict(A=A, b=b, pc_omega=1.5), TypeError, r"pc_omega"),
+        ("pc-option-callable-M", dict(A=A, b=b, M=lambda R: R, pc_omega=1.5), TypeError,
+         r"pc_omega"),
+        ("pc-option-jacobi", dict(A=A, b=b, M="jacobi", pc_omega=1.5), TypeError, r"pc_omega"),
         ("M-jacobi-matvec", dict(A=lambda X: X, b=b, M="jacobi"), TypeError, r"^M="),
     ]
 

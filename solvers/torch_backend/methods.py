@@ -1,0 +1,336 @@
+"""The Krylov methods of the torch backend on ``[n, B]`` blocks: CG, FCG, GMRES(m), FGMRES(m).
+
+Each method takes a :class:`Context`, the iterate ``X`` ``[n, B]`` (updated in place) and its
+residual ``R = B − A X``, and runs until the monitor stops it; it returns ``(X, R_true)``, where
+``R_true`` is the true residual of the returned X if the method computed it at the end (else
+None). A method's options are its keyword-only parameters; their defaults are the ones of
+:mod:`pdesuite.solvers.vocabulary`, and :func:`pdesuite.solvers.torch_backend.option_defaults`
+reads them from the signatures.
+
+Every column keeps its own scalars (step lengths, Givens rotations), so a column's iterates are
+those of the method run on that column alone; the columns share only the products with A and
+M. A column that is not active takes steps of length zero: its search directions must stay
+finite for that (0 · NaN is NaN), which is why divisions go through :func:`_safe` or
+``torch.where``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from pdesuite.solvers.arnoldi import BREAKDOWN_FACTOR, STAGNATION_FACTOR
+from pdesuite.solvers.result import ConvergedReason
+from pdesuite.solvers.torch_backend.convert import CountedOperator
+from pdesuite.solvers.torch_backend.monitor import (
+    ACTIVE,
+    BestIterate,
+    ColumnMonitor,
+    failure_codes,
+)
+from pdesuite.solvers.torch_backend.preconditioner import CountedPreconditioner
+from pdesuite.solvers.vocabulary import DEFAULT_RESTART, method_default
+
+
+@dataclass
+class Context:
+    """What a method works with besides X and R."""
+
+    operator: CountedOperator
+    pc: Optional[CountedPreconditioner]
+    #: ``[n, B]`` right-hand sides.
+    B: Any
+    monitor: ColumnMonitor
+    best: BestIterate
+    #: ``[n, B]`` scratch for products: column-wise inner products and ``A X``.
+    scratch: Any
+
+    def true_residual(self, X):
+        """``(R, ‖R‖ [B])`` for ``R = B − A X``. X is offered as the best iterate, and the
+        columns whose claimed convergence it does not confirm become active again."""
+        R = self.B - self.operator(X, out=self.scratch)
+        norms = dot(R, R, self.scratch).sqrt()
+        self.best.offer(X, norms)
+        self.monitor.reactivate_unconfirmed(norms)
+        return R, norms
+
+
+def dot(P, Q, scratch):
+    """Column-wise inner products ``[B]`` of two ``[n, B]`` blocks.
+
+    Through a reused scratch block: torch has no fused column-wise dot, and both a fresh
+    temporary (page faults on the CPU) and ``vector_norm(dim=0)`` (a slow strided reduction on
+    the CPU) cost several times more.
+    """
+    import torch
+
+    return torch.mul(P, Q, out=scratch).sum(dim=0)
+
+
+def _safe(values, mask):
+    """``values`` where ``mask``, else 1: a denominator that is never zero for frozen columns."""
+    import torch
+
+    return torch.where(mask, values, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# CG and flexible CG
+# --------------------------------------------------------------------------------------------
+
+def cg(ctx: Context, X, R):
+    """CG, preconditioned when ``ctx.pc`` is set (M must then be SPD and fixed).
+
+    Fails a column with DIVERGED_INDEFINITE_MAT when ``pᵀAp ≤ 0`` and DIVERGED_INDEFINITE_PC
+    when ``rᵀMr ≤ 0``. One product with A and one application of M per iteration.
+    """
+    import torch
+
+    A, pc, monitor, scratch = ctx.operator, ctx.pc, ctx.monitor, ctx.scratch
+    R = R.clone()
+    AP = torch.empty_like(R)
+    if pc is None:
+        rz = dot(R, R, scratch)
+        P = R.clone()
+    else:
+        Z = pc(R)
+        rz = dot(R, Z, scratch)
+        monitor.fail(~torch.isfinite(rz), ConvergedReason.DIVERGED_NAN_OR_INF)
+        monitor.fail(rz <= 0, ConvergedReason.DIVERGED_INDEFINITE_PC)
+        P = torch.where(monitor.active(), Z, 0.0)
+    while True:
+        active = monitor.active()
+        AP = A(P, out=AP)
+        pAp = dot(P, AP, scratch)
+        alpha = torch.where(active & (pAp > 0), rz / pAp, 0.0)
+        X.addcmul_(P, alpha)
+        R.addcmul_(AP, alpha, value=-1.0)
+        failure = failure_codes(pAp, ConvergedReason.DIVERGED_INDEFINITE_MAT)
+        if pc is None:
+            Z = R
+            rz_new = dot(R, R, scratch)
+            rnorm = rz_new.sqrt()
+        else:
+            Z = pc(R)
+            rz_new = dot(R, Z, scratch)
+            rnorm = dot(R, R, scratch).sqrt()
+            failure = torch.where(failure == ACTIVE,
+                                  failure_codes(rz_new, ConvergedReason.DIVERGED_INDEFINITE_PC),
+                                  failure)
+        if not monitor.step(rnorm, active, failure):
+            return X, None
+        beta = torch.where(monitor.active(), rz_new / rz, 0.0)
+        P.mul_(beta).add_(Z)
+        rz = rz_new
+
+
+def fcg(ctx: Context, X, R, *,
+        mmax: int = method_default("fcg", "mmax"),
+        normalize_input: bool = method_default("fcg", "normalize_input"),
+        residual_replacement: int = method_default("fcg", "residual_replacement")):
+    """Flexible CG: each new direction is A-orthogonalized against the last ``mmax`` ones and
+    the step is an exact line search, so any (nonlinear) preconditioner may be used.
+
+    ``mmax=1`` (default) is the Polak–Ribière variant (β = zₖᵀ(rₖ − rₖ₋₁)/(zₖ₋₁ᵀrₖ₋₁) in exact
+    arithmetic). ``mmax=2, normalize_input=True, residual_replacement=1`` is the Deep Conjugate
+    Direction Method's iteration: the network sees ``r/‖r‖`` (``normalize_input``, default
+    True), and the residual is recomputed as ``b − A x`` every iteration (one more product with
+    A), which keeps a float32 network from letting the recurrence drift.
+    ``residual_replacement=k`` does so every k iterations; 0 (default) never. Fails a column
+    with DIVERGED_BREAKDOWN when M returns a direction already searched (``pᵀAp = 0``).
+    """
+    import torch
+
+    A, pc, monitor, scratch = ctx.operator, ctx.pc, ctx.monitor, ctx.scratch
+    R = R.clone()
+    rnorm = dot(R, R, scratch).sqrt()
+    window: deque = deque(maxlen=mmax)
+    while True:
+        active = monitor.active()
+        R_in = R / _safe(rnorm, rnorm > 0) if normalize_input else R
+        P = pc(R_in) if pc is not None else R_in
+        # Inactive columns get a zero direction: whatever M returns there (a network need not
+        # map 0 to 0, nor stay finite), it must not reach X.
+        P = torch.where(active, P, 0.0)
+        for P_old, AP_old, pAp_old in window:
+            P = P - P_old * (dot(P, AP_old, scratch) / pAp_old)
+        AP = A(P)  # kept in the window: no shared buffer
+        pAp = dot(P, AP, scratch)
+        moving = active & (pAp > 0)
+        safe_pAp = _safe(pAp, moving)
+        alpha = torch.where(moving, dot(P, R, scratch) / safe_pAp, 0.0)
+        X.addcmul_(P, alpha)
+        if residual_replacement and (monitor.iteration + 1) % residual_replacement == 0:
+            R = ctx.B - A(X)
+        else:
+            R.addcmul_(AP, alpha, value=-1.0)
+        rnorm = dot(R, R, scratch).sqrt()
+        # pAp = 0 with A SPD means M returned a direction already searched (or zero).
+        failure = failure_codes(pAp, ConvergedReason.DIVERGED_INDEFINITE_MAT,
+                                zero=ConvergedReason.DIVERGED_BREAKDOWN)
+        if not monitor.step(rnorm, active, failure):
+            return X, None
+        window.append((P, AP, safe_pAp))
+
+
+# --------------------------------------------------------------------------------------------
+# GMRES and flexible GMRES
+# --------------------------------------------------------------------------------------------
+
+def gmres(ctx: Context, X, R, *, restart: int = DEFAULT_RESTART):
+    """Restarted GMRES(m), right-preconditioned when ``ctx.pc`` is set; ``restart`` is m.
+
+    See :func:`_restarted_gmres`. M must be fixed and linear: the update applies it to the
+    combination of the basis once per cycle.
+    """
+    return _restarted_gmres(ctx, X, R, restart, flexible=False)
+
+
+def fgmres(ctx: Context, X, R, *, restart: int = DEFAULT_RESTART):
+    """Flexible GMRES(m) (Saad 1993): stores ``zⱼ = M vⱼ`` and updates ``X += Z y``, so M may
+    vary or be nonlinear (a network). Memory: ``2m + 1`` blocks instead of ``m + 1``."""
+    return _restarted_gmres(ctx, X, R, restart, flexible=True)
+
+
+def _restarted_gmres(ctx: Context, X, R, restart: int, flexible: bool):
+    """GMRES(m)/FGMRES(m) on every column at once.
+
+    The monitored norm is the least-squares residual ``|g_{j+1}|`` of the Arnoldi relation,
+    the true ‖b − A x‖ in exact arithmetic. A cycle ends for a column after m steps, when the
+    monitor stops it, or at a breakdown: its new Arnoldi vector keeps at most
+    ``BREAKDOWN_FACTOR``·eps of its norm (the Krylov space is invariant). Then X is updated
+    from the least-squares solution, robust to a singular projected matrix (see
+    :func:`_triangular_least_squares`), and each restart recomputes the true residual: the
+    iterate is offered as the best one, a convergence it does not confirm is withdrawn, and a
+    column whose cycle shrank its residual by less than ``STAGNATION_FACTOR`` ends with
+    DIVERGED_STAGNATION (the rules of :mod:`pdesuite.solvers.arnoldi`).
+
+    Per column the Hessenberg matrix is reduced by Givens rotations. Rather than applying the
+    j earlier rotations one by one to each new column (j tiny kernels per step on a GPU), the
+    product of the rotations so far is kept as an orthogonal ``[m+1, m+1]`` matrix per column
+    and applied in one batched product; each new rotation then updates two rows of it.
+    Orthogonalization is classical Gram–Schmidt twice: two batched products per pass instead
+    of j + 1 sequential projections, and as stable as modified Gram–Schmidt.
+    """
+    import torch
+
+    A, pc, monitor, scratch = ctx.operator, ctx.pc, ctx.monitor, ctx.scratch
+    n, batch = R.shape
+    m = restart
+    dtype, device = R.dtype, R.device
+    tiny = BREAKDOWN_FACTOR * torch.finfo(dtype).eps
+    # Batch-major storage, so that the projections are batched products without copies.
+    V = torch.empty(batch, m + 1, n, dtype=dtype, device=device)
+    flexible = flexible and pc is not None
+    Zs = torch.empty(batch, m, n, dtype=dtype, device=device) if flexible else None
+    identity = torch.eye(m + 1, dtype=dtype, device=device)
+    beta = dot(R, R, scratch).sqrt()
+    while True:
+        active = monitor.active()
+        V[:, 0, :] = (R * torch.where(active, 1.0 / _safe(beta, beta > 0), 0.0)).T
+        rotations = identity.expand(batch, m + 1, m + 1).clone()
+        triangular = torch.zeros(batch, m, m, dtype=dtype, device=device)
+        used_step = torch.zeros(batch, m, dtype=torch.bool, device=device)
+        in_cycle = active  # columns whose Krylov space has not become invariant
+        steps = 0
+        for j in range(m):
+            stepping = in_cycle & monitor.active()
+            v = V[:, j, :].T.contiguous()
+            z = pc(v) if pc is not None else v
+            if Zs is not None:
+                # A frozen column's basis vector is 0, but M(0) need not be: keep it out of X.
+                z = torch.where(stepping, z, 0.0)
+                Zs[:, j, :] = z.T
+            w = A(z, out=scratch).T.contiguous()  # [batch, n]
+            basis = V[:, : j + 1, :]
+            h = torch.bmm(basis, w.unsqueeze(2)).squeeze(2)
+            w -= torch.bmm(h.unsqueeze(1), basis).squeeze(1)
+            correction = torch.bmm(basis, w.unsqueeze(2)).squeeze(2)
+            w -= torch.bmm(correction.unsqueeze(1), basis).squeeze(1)
+            h += correction
+            h_next = torch.linalg.vector_norm(w, dim=1)
+            # A NaN or Inf anywhere in the column has reached w, hence h_next.
+            finite = torch.isfinite(h_next)
+            # ‖A v‖² = ‖h‖² + ‖w‖² for an orthonormal basis: spares a pass over A v. Not
+            # finite counts as a breakdown too: the column's basis must get no NaN, since the
+            # update multiplies unused basis vectors by y = 0, and 0 · NaN is NaN.
+            breakdown = ~(h_next > tiny * torch.hypot(torch.linalg.vector_norm(h, dim=1), h_next))
+            h_next = torch.where(breakdown, 0.0, h_next)  # a non-finite step is not used
+            keep = stepping & ~breakdown
+            scale = (1.0 / _safe(h_next, keep)).unsqueeze(1)
+            V[:, j + 1, :] = torch.where(keep.unsqueeze(1), w * scale, 0.0)
+
+            column = torch.cat([h, h_next.unsqueeze(1)], dim=1)  # [batch, j + 2]
+            rotated = torch.bmm(rotations[:, : j + 2, : j + 2], column.unsqueeze(2)).squeeze(2)
+            top, bottom = rotated[:, j], rotated[:, j + 1]
+            rho = torch.hypot(top, bottom)
+            good = stepping & finite
+            positive = good & (rho > 0)
+            safe_rho = _safe(rho, positive)
+            # A zero column (a singular projected matrix) swaps the rotated right-hand side,
+            # (c, s) = (0, 1), so that the estimate stays where it was instead of claiming 0;
+            # a column that does not step keeps its rotations, (c, s) = (1, 0).
+            idle = (~good).to(dtype)
+            cos = torch.where(positive, top, idle) / safe_rho
+            sin = torch.where(positive, bottom, 1.0 - idle) / safe_rho
+            triangular[:, :j, j] = torch.where(good.unsqueeze(1), rotated[:, :j], 0.0)
+            triangular[:, j, j] = torch.where(good, rho, 0.0)
+            givens = torch.stack((cos, sin, -sin, cos), dim=1).view(batch, 2, 2)
+            rotations[:, j : j + 2, : j + 2] = torch.bmm(givens, rotations[:, j : j + 2, : j + 2])
+            used_step[:, j] = good
+            steps = j + 1
+            in_cycle = in_cycle & ~breakdown
+            # A non-finite column keeps its rotations, whose estimate would read 0: report NaN.
+            estimate = torch.where(finite, (beta * rotations[:, j + 1, 0]).abs(), float("nan"))
+            if not monitor.step(estimate, stepping, continuing=in_cycle):
+                break
+
+        g = (beta.unsqueeze(1) * rotations[:, :steps, 0]) * used_step[:, :steps]
+        y = _triangular_least_squares(triangular[:, :steps, :steps], g, used_step[:, :steps])
+        directions = Zs if Zs is not None else V
+        update = torch.bmm(y.unsqueeze(1), directions[:, :steps, :]).squeeze(1).T.contiguous()
+        if pc is not None and Zs is None:
+            # A column frozen for the whole cycle has V y = 0; an affine M could still move it.
+            update = torch.where(used_step[:, :steps].any(dim=1), pc(update), 0.0)
+        X += update
+        if monitor.iteration >= monitor.maxiter:
+            return X, None
+
+        previous_beta = beta
+        R, beta = ctx.true_residual(X)
+        monitor.fail(beta > STAGNATION_FACTOR * previous_beta,
+                     ConvergedReason.DIVERGED_STAGNATION)
+        if not monitor.any_active():
+            return X, R
+
+
+def _triangular_least_squares(R, g, used):
+    """``y`` ``[batch, k]`` minimizing ``‖g − R y‖`` per column, for upper triangular ``R``
+    ``[batch, k, k]``; ``used`` ``[batch, k]`` marks the steps a column took (the others have
+    ``g = 0`` and an all-zero column of R, and get ``y = 0``).
+
+    A triangular solve, except for a column whose R is (numerically) singular, a diagonal
+    entry at most eps times the largest (a singular A or M): its minimum-norm least-squares
+    solution then comes from the pseudo-inverse (SciPy's lstsq cut-off, eps·k·σ_max), as
+    :func:`pdesuite.solvers.arnoldi.least_squares_triangle` does, rather than a huge
+    correction built from round-off.
+    """
+    import torch
+
+    diagonal = R.diagonal(dim1=1, dim2=2)
+    magnitude = diagonal.abs()
+    scale = torch.where(used, magnitude, 0.0).amax(dim=1, keepdim=True)
+    singular = (used & ~(magnitude > torch.finfo(R.dtype).eps * scale)).any(dim=1)
+    # A step not taken gets the column's scale on the diagonal: y = 0 there (g = 0), and the
+    # pseudo-inverse's cut-off, relative to the largest singular value, is left unchanged.
+    diagonal.copy_(torch.where(used, diagonal, torch.where(scale > 0, scale, 1.0)))
+    y = torch.linalg.solve_triangular(R, g.unsqueeze(2), upper=True).squeeze(2)
+    if bool(singular.any()):  # one host sync per cycle
+        rows = singular.nonzero().squeeze(1)
+        y[rows] = (torch.linalg.pinv(R[rows]) @ g[rows].unsqueeze(2)).squeeze(2)
+    return y
+
+
+#: The methods by name; a method's keyword-only parameters are its options.
+METHOD_FUNCTIONS = {"cg": cg, "fcg": fcg, "gmres": gmres, "fgmres": fgmres}
