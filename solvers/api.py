@@ -14,6 +14,7 @@ from pdesuite.solvers.monitor import ConvergenceMonitor, confirm_on_true_residua
 from pdesuite.solvers.preconditioner import CountingPreconditioner, make_preconditioner
 from pdesuite.solvers.registry import METHODS
 from pdesuite.solvers.result import ConvergedReason, SolveResult, SolverError
+from pdesuite.solvers.tuning import is_tuner
 from pdesuite.solvers.validation import (
     check_known_options,
     check_tolerances,
@@ -39,10 +40,6 @@ def detect_backend(A: Any) -> str:
     if module.startswith("torch"):
         return "torch"
     return "numpy"
-
-
-def _is_tuner(value: Any) -> bool:
-    return hasattr(value, "suggest") and hasattr(value, "observe")
 
 
 def solve(
@@ -94,7 +91,7 @@ def solve(
     if backend not in BACKENDS:
         raise ValueError(f"backend: unknown backend {backend!r}; choose from {BACKENDS}")
 
-    tuners = {name: value for name, value in options.items() if _is_tuner(value)}
+    tuners = {name: value for name, value in options.items() if is_tuner(value)}
     chosen = {name: tuner.suggest(context) for name, tuner in tuners.items()}
     options = {**options, **chosen}
 

@@ -290,6 +290,12 @@ def _sample(rng: np.random.Generator, probabilities: np.ndarray) -> int:
 # Base class
 
 
+def is_tuner(value: Any) -> bool:
+    """Whether ``value`` is a tuner: anything with ``suggest`` and ``observe`` (duck typed, so
+    that a user's own bandit works without subclassing :class:`Tuner`)."""
+    return hasattr(value, "suggest") and hasattr(value, "observe")
+
+
 class Tuner(abc.ABC):
     """Chooses a parameter value per solve and learns from the cost (iterations) of each.
 

@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from pdesuite.solvers.recycling.space import RecycleSpace, check_stale_threshold
 from pdesuite.solvers.result import SolveResult
+from pdesuite.solvers.tuning import is_tuner
 from pdesuite.solvers.validation import (
     check_choice,
     check_int,
@@ -17,10 +18,6 @@ from pdesuite.solvers.vocabulary import DEFAULT_ATOL, DEFAULT_RTOL, METHOD_DEFAU
 
 #: The recycling methods, registered by :mod:`pdesuite.solvers.recycling`.
 RECYCLING_METHODS = ("gcrodr", "rcg")
-
-
-def _is_tuner(value: Any) -> bool:
-    return hasattr(value, "suggest") and hasattr(value, "observe")
 
 
 class RecyclingSolver:
@@ -67,7 +64,7 @@ class RecyclingSolver:
         check_known_options(self.method, method_options, known, "numpy")
         defaults = METHOD_DEFAULTS[self.method]
         k = options.get("k", defaults["k"])
-        if not _is_tuner(k):
+        if not is_tuner(k):
             k = check_int("k", k, 0)
             restart = check_int("restart", options.get("restart", defaults.get("restart", 1)), 1)
             if self.method == "gcrodr" and k >= restart:
