@@ -91,7 +91,13 @@ from pdesuite.datasets.storage import (
     create_dataset_file,
     schema_attrs,
 )
-from pdesuite.solvers.vocabulary import DEFAULT_MAXITER, DEFAULT_RTOL, METHOD_DEFAULTS
+from pdesuite.solvers.recycling.rcg import default_ell
+from pdesuite.solvers.vocabulary import (
+    DEFAULT_MAXITER,
+    DEFAULT_RESTART,
+    DEFAULT_RTOL,
+    METHOD_DEFAULTS,
+)
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -192,7 +198,7 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
         if solver == "recycle":
             config: dict[str, Any] = {"method": "rcg" if spd else "gcrodr"}
         elif solver == "independent":
-            config = {"method": "cg"} if spd else {"method": "gmres", "restart": 40}
+            config = {"method": "cg"} if spd else {"method": "gmres", "restart": DEFAULT_RESTART}
         else:
             raise ValueError(f"solver: must be 'recycle', 'independent' or a dict, got {solver!r}")
     elif isinstance(solver, Mapping):
@@ -441,8 +447,7 @@ def _k_bound(solver_config: Mapping[str, Any]) -> tuple[str, int]:
         return "restart", int(solver_config["restart"])
     ell = solver_config.get("ell")
     if ell is None:
-        k = METHOD_DEFAULTS["rcg"]["k"]
-        ell = max(2 * k, 30)
+        ell = default_ell(METHOD_DEFAULTS["rcg"]["k"])
     return "ell", int(ell)
 
 

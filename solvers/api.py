@@ -212,7 +212,9 @@ def _solve_keeping_the_best(spec, op, b, x, pc, monitor, method_options, info):
     last_norm = _true_norm(op, b, x, monitor)
     if last_norm <= state["best_norm"]:
         state["best"], state["best_norm"] = x, last_norm
-    start_norm = float(np.linalg.norm(b - op.matvec(x_start)))
+    # ‖b − A x0‖: ‖b‖ for a zero guess, else one product (a failed solve only).
+    start_norm = (float(np.linalg.norm(b)) if not np.any(x_start)
+                  else float(np.linalg.norm(b - op.matvec(x_start))))
     if not state["best_norm"] <= start_norm:
         info["returned_iterate"] = "initial"
         return x_start, reason

@@ -1,9 +1,10 @@
 """The one Arnoldi process of the solvers: Gram–Schmidt, breakdown, Givens rotations, least squares.
 
-GMRES, FGMRES and GCRO-DR build their restart cycles on :class:`ArnoldiCycle`, so that the
-rules below hold for all of them:
+GMRES and FGMRES of the NumPy backend and GCRO-DR (NumPy, and PETSc through its python KSP)
+build their restart cycles on :class:`ArnoldiCycle`, so that the rules below hold for all of
+them (the torch backend's batched GMRES uses the same constants):
 
-- orthogonalisation is classical Gram–Schmidt over the whole basis as two BLAS-2 products
+- orthogonalization is classical Gram–Schmidt over the whole basis as two BLAS-2 products
   (``h = Vᴴw``, ``w −= V h``); ``reorthogonalize`` adds a second pass never, when the first
   cancelled more than ``1 − 1/√2`` of ``‖w‖`` (the Daniel–Gragg–Kaufman–Stewart test, PETSc's
   ``refine_ifneeded``), or always;
@@ -19,7 +20,7 @@ Every inner product goes through a :class:`~pdesuite.solvers.reduction.Reduction
 same cycle runs on the rank-local rows of a distributed vector.
 
 Arrays: ``basis`` is C-ordered ``[m+1, n]``; its first ``fixed`` rows are vectors the cycle only
-orthogonalises against (GCRO-DR's recycled ``C``), the next ones the Arnoldi vectors ``V``.
+orthogonalizes against (GCRO-DR's recycled ``C``), the next ones the Arnoldi vectors ``V``.
 ``hessenberg`` ``[m+1, m]`` holds the unrotated coefficients (rows ``[0:fixed]``: ``Cᴴ B vⱼ``;
 below: the Hessenberg matrix ``H̄``), ``triangle`` ``[m, m]`` the rotated ``R`` and ``rhs`` the
 rotated ``β e₁``.
@@ -40,7 +41,7 @@ from pdesuite.solvers.vocabulary import REORTHOGONALIZE
 #: Second Gram–Schmidt pass (``reorthogonalize="ifneeded"``) when the first left less than this
 #: fraction of ``‖w‖``.
 REORTHOGONALIZATION_THRESHOLD = 1.0 / math.sqrt(2.0)
-#: Happy breakdown when the orthogonalised vector keeps at most this many eps of its norm.
+#: Happy breakdown when the orthogonalized vector keeps at most this many eps of its norm.
 BREAKDOWN_FACTOR = 16.0
 #: A restart cycle must shrink the norm it minimises below this factor of its value at the
 #: cycle's start, or it made no progress.
@@ -140,7 +141,7 @@ class ArnoldiCycle:
 
     def begin(self, v0: np.ndarray, beta: float, fixed_rows: Optional[np.ndarray] = None) -> None:
         """Start a cycle from ``v0`` of norm ``beta`` (> 0), after the orthonormal
-        ``fixed_rows`` ``[kc, n]`` (kc < m) that every new vector is orthogonalised against."""
+        ``fixed_rows`` ``[kc, n]`` (kc < m) that every new vector is orthogonalized against."""
         kc = 0 if fixed_rows is None else fixed_rows.shape[0]
         if kc:
             self.basis[:kc] = fixed_rows
@@ -157,11 +158,14 @@ class ArnoldiCycle:
         return self.basis[self.fixed + j]
 
     def extend(self, w: np.ndarray) -> tuple[float, bool]:
-        """Add ``w = B v_j`` (overwritten) as step ``j = steps``.
+        """Add ``w = B v_j`` as step ``j = steps``. ``w`` is overwritten unless it is read-only
+        or shares memory with the basis (an operator that returned its input).
 
         Returns the residual norm estimate ``|g_{j+1}|`` after the step and whether the cycle
         must end here: a happy breakdown (the space became invariant) or a non-finite vector.
         """
+        if not w.flags.writeable or np.may_share_memory(w, self.basis):
+            w = w.copy()
         red, real = self.reduction, self.real
         j = self.steps
         width = self.fixed + j + 1

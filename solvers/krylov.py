@@ -8,7 +8,7 @@ Inner products are conjugated (``xᴴy``), so complex systems work wherever the 
 theory allows (CG and MINRES need a Hermitian matrix).
 
 Speed: the loops update vectors in place through BLAS (``axpy``, ``gemv``), allocate only
-what the matvec and the preconditioner return, and GMRES orthogonalises a new vector against
+what the matvec and the preconditioner return, and GMRES orthogonalizes a new vector against
 its whole basis with two matrix–vector products instead of a Python loop over the basis
 (:mod:`pdesuite.solvers.arnoldi`, shared with GCRO-DR).
 """
@@ -21,13 +21,18 @@ from typing import Any
 import numpy as np
 from scipy.linalg import blas
 
-from pdesuite.solvers.arnoldi import STAGNATION_FACTOR, ArnoldiCycle, check_reorthogonalize
+from pdesuite.solvers.arnoldi import (
+    BREAKDOWN_FACTOR,
+    STAGNATION_FACTOR,
+    ArnoldiCycle,
+    check_reorthogonalize,
+)
 from pdesuite.solvers.linear_operator import Operator
 from pdesuite.solvers.monitor import ConvergenceMonitor
 from pdesuite.solvers.preconditioner import CountingPreconditioner
 from pdesuite.solvers.registry import register_method
 from pdesuite.solvers.result import ConvergedReason
-from pdesuite.solvers.validation import check_choice, check_int
+from pdesuite.solvers.validation import check_bool, check_choice, check_int, check_real
 from pdesuite.solvers.vocabulary import DEFAULT_RESTART, SIDES
 
 Reason = ConvergedReason
@@ -153,10 +158,12 @@ def conjugate_gradient(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingP
         p += z
 
 
-@register_method("fcg", flexible=True, needs_hermitian=True, options=("mmax",))
+@register_method("fcg", flexible=True, needs_hermitian=True,
+                 options=("mmax", "normalize_input", "residual_replacement"))
 def flexible_conjugate_gradient(op: Operator, b: np.ndarray, x: np.ndarray,
                                 pc: CountingPreconditioner, monitor: ConvergenceMonitor,
-                                mmax: int = 1) -> MethodReturn:
+                                mmax: int = 1, normalize_input: bool = True,
+                                residual_replacement: int = 0) -> MethodReturn:
     """Flexible CG (Notay 2000) for Hermitian positive definite A, any preconditioner.
 
     Each new direction ``d = M r`` is made A-orthogonal to the last ``mmax`` directions
@@ -168,19 +175,31 @@ def flexible_conjugate_gradient(op: Operator, b: np.ndarray, x: np.ndarray,
     ``dᴴAd ≤ 0``.
 
     Options:
-        mmax: number of earlier directions kept for the orthogonalisation (integer ≥ 1).
+        mmax: number of earlier directions kept for the orthogonalization (integer ≥ 1).
+        normalize_input: apply M to ``r/‖r‖`` and scale back (default True). The same for a
+            linear M, so it is skipped there; a nonlinear one (a network) then sees inputs of
+            one scale.
+        residual_replacement: recompute ``r = b − A x`` every this many iterations (one more
+            matvec each; default 0, never), against the drift of the recurrence under a
+            nonlinear M.
     """
     mmax = check_int("mmax", mmax, 1)
+    normalize = check_bool("normalize_input", normalize_input) and not pc.linear
+    replace_every = check_int("residual_replacement", residual_replacement, 0)
     k, r, rnorm, reason = _start(op, b, x, monitor)
     if reason is not None:
         return x, reason, {}
-    slots = mmax + 1  # the newest direction must not overwrite one it is orthogonalised against
+    slots = mmax + 1  # the newest direction must not overwrite one it is orthogonalized against
     directions = np.empty((slots, op.n), dtype=op.dtype)
     images = np.empty((slots, op.n), dtype=op.dtype)  # A·directions
     curvatures = [0.0] * slots  # dᴴAd of each stored direction
     count = 0
     while True:
-        z = _precondition(pc, r, op.dtype)
+        if normalize:
+            scale = k.norm(r)
+            z = _precondition(pc, r / scale, op.dtype) * scale
+        else:
+            z = _precondition(pc, r, op.dtype)
         slot = count % slots
         d = directions[slot]
         d[...] = z
@@ -198,8 +217,11 @@ def flexible_conjugate_gradient(op: Operator, b: np.ndarray, x: np.ndarray,
         curvatures[slot] = dq
         alpha = k.dot(d, r) / dq
         k.axpy(alpha, d, x)
-        k.axpy(-alpha, q, r)
         count += 1
+        if replace_every and count % replace_every == 0:
+            r = _residual(op, b, x)
+        else:
+            k.axpy(-alpha, q, r)
         reason = monitor.step(k.norm(r))
         if reason is not None:
             return x, reason, {}
@@ -266,8 +288,6 @@ def _gmres_cycles(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPrecon
                 w = _matvec(op, directions[j])
             else:
                 w = _matvec(op, _precondition(pc, v, dtype))
-            if np.may_share_memory(w, cycle.basis):
-                w = w.copy()  # an operator that returned its input: the basis must stay intact
             estimate, breakdown = cycle.extend(w)
             reason = monitor.step(estimate * scale)
             if reason is not None or breakdown:
@@ -514,7 +534,7 @@ def minres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditione
         gamma_bar = c_prev * alpha - s_prev * top
         # ‖A r_{k−1}‖ / ‖r_{k−1}‖ from the rotations (SciPy's "root").
         null_space_ratio = math.hypot(gamma_bar, c_prev * beta_next)
-        invariant = beta_next <= 16.0 * k.eps * t_norm
+        invariant = beta_next <= BREAKDOWN_FACTOR * k.eps * t_norm
         if invariant:
             beta_next = 0.0
         gamma = math.hypot(gamma_bar, beta_next)
@@ -558,9 +578,7 @@ def richardson(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPrecondit
     Options:
         omega: the damping factor ω (finite, non-zero; default 1.0).
     """
-    if isinstance(omega, bool) or not isinstance(omega, (int, float, complex, np.number)) \
-            or not np.isfinite(omega) or omega == 0:
-        raise ValueError(f"omega: must be a finite non-zero number, got {omega!r}")
+    omega = check_real("omega", omega, nonzero=True)
     k, r, _, reason = _start(op, b, x, monitor)
     if reason is not None:
         return x, reason, {}

@@ -111,10 +111,7 @@ def as_operator(A: Any, b: np.ndarray) -> tuple[Operator, np.ndarray]:
 
     matrix: sp.csr_array | np.ndarray | None = None
     if sp.issparse(A):
-        if A.ndim != 2 or A.shape[0] != A.shape[1]:
-            raise ValueError(f"A: expected a square matrix, got shape {A.shape}")
-        matrix = sp.csr_array(A)
-        _check_finite_matrix(matrix.data)
+        matrix = as_csr(A)
         a_dtype, shape = matrix.dtype, matrix.shape
     elif isinstance(A, np.ndarray):
         if A.ndim != 2 or A.shape[0] != A.shape[1]:

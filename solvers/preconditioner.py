@@ -14,6 +14,8 @@ Two optional attributes tell the methods what they may assume:
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -157,6 +159,35 @@ NAMED_PRECONDITIONERS: dict[str, Callable[..., BasePreconditioner]] = {
 }
 
 
+def _named_options(name: str) -> tuple[str, ...]:
+    """The options (``pc_`` prefix dropped) that the preconditioner called ``name`` takes."""
+    if name in ("gauss-seidel", "sor", "ssor"):
+        from pdesuite.solvers.relaxation import RelaxationPreconditioner
+
+        factory, fixed = RelaxationPreconditioner, {"A", "self", "kind"}
+        if name == "gauss-seidel":
+            fixed.add("omega")
+    else:
+        factory, fixed = NAMED_PRECONDITIONERS[name], {"A", "self"}
+    return tuple(p for p in inspect.signature(factory).parameters if p not in fixed)
+
+
+def _build_named(name: str, A: Any, options: dict[str, Any]) -> BasePreconditioner:
+    """``NAMED_PRECONDITIONERS[name](A, **options)``, its errors naming the ``pc_`` options."""
+    known = _named_options(name)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"M={name!r}: unknown option(s) {['pc_' + o for o in unknown]}; it takes "
+                        f"{['pc_' + o for o in known]}")
+    try:
+        return NAMED_PRECONDITIONERS[name](A, **options)
+    except ValueError as error:
+        message = str(error)
+        if any(message.startswith(f"{option}:") for option in options):
+            raise ValueError(f"pc_{message}") from None
+        raise
+
+
 def make_preconditioner(M: Any, op: Operator, **options: Any) -> Preconditioner | None:
     """Turn what a user passed as ``M`` into a :class:`Preconditioner` (``None`` for none).
 
@@ -173,7 +204,7 @@ def make_preconditioner(M: Any, op: Operator, **options: Any) -> Preconditioner 
         key = M.lower()
         if key not in NAMED_PRECONDITIONERS:
             raise ValueError(f"M: unknown preconditioner {M!r}; known: {sorted(NAMED_PRECONDITIONERS)}")
-        return NAMED_PRECONDITIONERS[key](op.require_matrix(f"M={M!r}"), **options)
+        return _build_named(key, op.require_matrix(f"M={M!r}"), options)
     if options:
         raise TypeError(f"M: options {sorted('pc_' + name for name in options)} are only for "
                         "preconditioners given by name")

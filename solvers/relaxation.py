@@ -580,7 +580,7 @@ def jacobi_spectral_radius(A: Any, *, tol: float = 1e-6, dense_limit: int = 256,
 
     For a Hermitian A with a positive real diagonal the spectrum is real and the matrix
     ``I − D^{-1/2} A D^{-1/2}`` (similar to ``I − D⁻¹A``) is used: both ends of its spectrum
-    come from plain Lanczos without reorthogonalisation (loss of orthogonality only duplicates
+    come from plain Lanczos without reorthogonalization (loss of orthogonality only duplicates
     converged Ritz values; it does not move the extreme ones). Measured on the 256² Laplacian
     under the same load: 0.6 s, against 15 s for ARPACK ``eigsh(which="LM", ncv=64)`` and 4.5 s
     for shift-invert at both ends. Otherwise ARPACK ``eigs(which="LM")``, which may be slow

@@ -3,8 +3,8 @@
 A method takes its options under these names with these defaults on the NumPy, PETSc and torch
 backends, in :class:`~pdesuite.solvers.RecyclingSolver`, in
 :class:`~pdesuite.solvers.petsc_backend.PetscSolver` and in dataset generation. A backend may
-offer a subset of a method's options (PETSc's own GMRES has no ``side="right"`` of ours, say),
-never another name or another default; ``tests/solvers/test_vocabulary.py`` walks the backends
+offer a subset of a method's options (PETSc's FCG has no ``normalize_input``, say), never
+another name or another default; ``tests/solvers/test_vocabulary.py`` walks the backends
 and fails on any difference.
 
 Spelling is American, as in SciPy and PETSc (``reorthogonalize``, ``reorthogonalizations``).

@@ -37,7 +37,7 @@ from pdesuite.solvers.recycling.space import (
 from pdesuite.solvers.registry import register_method
 from pdesuite.solvers.result import ConvergedReason
 from pdesuite.solvers.validation import check_choice, check_int
-from pdesuite.solvers.vocabulary import DEFAULT_RESTART, SIDES
+from pdesuite.solvers.vocabulary import DEFAULT_RESTART, SIDES, method_default
 
 def _select_harmonic(T: np.ndarray, k: int, k_limit: int, real: bool) -> Optional[np.ndarray]:
     """Orthonormal basis ``[mm, k']`` of the eigenvectors of ``T`` with the ``k`` largest ``|μ|``.
@@ -88,10 +88,12 @@ def _select_harmonic(T: np.ndarray, k: int, k_limit: int, real: bool) -> Optiona
              "update_period"),
     description="GCRO-DR(m, k): restarted GMRES with a recycled harmonic Ritz space (Parks et al. 2006)",
 )
-def gcrodr(op, b, x, pc, monitor, restart: int = DEFAULT_RESTART, k: int = 20,
-           recycle: Optional[RecycleSpace] = None, side: str = "right",
-           stale_threshold: float = 0.7, reorthogonalize: str = "ifneeded",
-           update_period: int = 1):
+def gcrodr(op, b, x, pc, monitor, restart: int = DEFAULT_RESTART,
+           k: int = method_default("gcrodr", "k"), recycle: Optional[RecycleSpace] = None,
+           side: str = method_default("gcrodr", "side"),
+           stale_threshold: float = method_default("gcrodr", "stale_threshold"),
+           reorthogonalize: str = method_default("gcrodr", "reorthogonalize"),
+           update_period: int = method_default("gcrodr", "update_period")):
     """GCRO-DR(m, k) with deflated restarting; a registered method (see ``registry``).
 
     Args (options of ``solve(..., method="gcrodr")``):
@@ -194,16 +196,28 @@ class _Run:
         return np.asarray(self.pc.apply(w), dtype=self.dtype) if self.left else w
 
 
+def check_gcrodr_options(restart: Any = DEFAULT_RESTART, k: Any = 20, side: Any = "right",
+                         stale_threshold: Any = 0.7, reorthogonalize: Any = "ifneeded",
+                         update_period: Any = 1) -> dict[str, Any]:
+    """GCRO-DR's options in their canonical types (``0 <= k < restart``); a ValueError naming
+    the first bad one. The one check of ``solve``, ``RecyclingSolver`` and the PETSc KSP."""
+    restart = check_int("restart", restart, 1)
+    k = check_int("k", k, 0)
+    if k >= restart:
+        raise ValueError(f"k: must be smaller than restart={restart}, got k={k}")
+    return {"restart": restart, "k": k, "side": check_choice("side", side, SIDES),
+            "stale_threshold": check_stale_threshold(stale_threshold),
+            "reorthogonalize": check_reorthogonalize(reorthogonalize),
+            "update_period": check_int("update_period", update_period, 1)}
+
+
 def _gcrodr(op, b, x, pc, monitor, restart, k, space, side, stale_threshold, reorthogonalize,
             update_period):
-    m = check_int("restart", restart, 1)
-    update_period = check_int("update_period", update_period, 1)
-    k = check_int("k", k, 0)
-    if k >= m:
-        raise ValueError(f"k: must be smaller than restart (m={m}), got k={k}")
-    side = check_choice("side", side, SIDES)
-    reorthogonalize = check_reorthogonalize(reorthogonalize)
-    stale_threshold = check_stale_threshold(stale_threshold)
+    options = check_gcrodr_options(restart, k, side, stale_threshold, reorthogonalize,
+                                   update_period)
+    m, k, side = options["restart"], options["k"], options["side"]
+    stale_threshold, reorthogonalize = options["stale_threshold"], options["reorthogonalize"]
+    update_period = options["update_period"]
     if side == "left" and not pc.linear:
         raise ValueError("side: 'left' needs a linear preconditioner; use side='right' with a "
                          "nonlinear one (GCRO-DR is flexible with right preconditioning)")
@@ -349,10 +363,7 @@ def _gcrodr_cycles(run: _Run, cycle: ArnoldiCycle, x: np.ndarray, r: np.ndarray,
                 w = op.matvec(z_rows[j])
             else:
                 w = run.apply_operator(cycle.vector(j))
-            w = np.asarray(w, dtype=dtype)
-            if w.base is not None or not w.flags.writeable:
-                w = w.copy()  # never modify an array the operator may still hold
-            estimate, breakdown = cycle.extend(w)
+            estimate, breakdown = cycle.extend(np.asarray(w, dtype=dtype))
             reason = monitor.step(estimate * run.monitor_scale)
             if reason is not None or breakdown:
                 break

@@ -34,16 +34,19 @@ from pdesuite.solvers.recycling.space import (
 from pdesuite.solvers.registry import register_method
 from pdesuite.solvers.result import ConvergedReason
 from pdesuite.solvers.validation import check_int
+from pdesuite.solvers.vocabulary import method_default
 
 
 @register_method(
     "rcg",
     flexible=False,
+    needs_hermitian=True,
     options=("k", "ell", "recycle", "stale_threshold"),
     description="recycling (deflated) CG for Hermitian positive definite sequences",
 )
-def rcg(op, b, x, pc, monitor, k: int = 20, ell: Optional[int] = None,
-        recycle: Optional[RecycleSpace] = None, stale_threshold: float = 0.7):
+def rcg(op, b, x, pc, monitor, k: int = method_default("rcg", "k"),
+        ell: Optional[int] = method_default("rcg", "ell"), recycle: Optional[RecycleSpace] = None,
+        stale_threshold: float = method_default("rcg", "stale_threshold")):
     """Deflated preconditioned CG with a recycled space ``W``; a registered method.
 
     ``x0 ← x0 + W (WᴴAW)⁻¹ Wᴴ r0``, and every direction is made A-orthogonal to ``W``:
@@ -125,10 +128,23 @@ def _establish_rcg(space, op, pc, dtype, n, real, stale_threshold, info, red):
     return transform.T @ w_rows, transform.T @ aw_rows, maw_rows
 
 
+def default_ell(k: int) -> int:
+    """The number of CG directions kept for the Ritz update when ``ell`` is None: ``max(2k, 30)``
+    (on a 2-D diffusion sequence ℓ = 2k came within 10% of deflating exact eigenvectors)."""
+    return max(2 * k, 30)
+
+
+def check_rcg_options(k: Any = 20, ell: Any = None, stale_threshold: Any = 0.7) -> dict[str, Any]:
+    """rcg's options in their canonical types; a ValueError naming the first bad one. The one
+    check of ``solve``, ``RecyclingSolver`` and the PETSc KSP."""
+    return {"k": check_int("k", k, 0), "ell": None if ell is None else check_int("ell", ell, 1),
+            "stale_threshold": check_stale_threshold(stale_threshold)}
+
+
 def _rcg(op, b, x, pc, monitor, k, ell, space, stale_threshold):
-    k = check_int("k", k, 0)
-    ell = max(2 * k, 30) if ell is None else check_int("ell", ell, 1)
-    stale_threshold = check_stale_threshold(stale_threshold)
+    options = check_rcg_options(k, ell, stale_threshold)
+    k, stale_threshold = options["k"], options["stale_threshold"]
+    ell = default_ell(k) if options["ell"] is None else options["ell"]
     n, dtype = op.n, op.dtype
     real = dtype.kind == "f"
     info: dict[str, Any] = {"recycle_dim": 0, "recycle_reset": False, "reason_reset": None,

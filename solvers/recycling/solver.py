@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pdesuite.solvers.recycling.space import RecycleSpace, check_stale_threshold
+from pdesuite.solvers.recycling.gcrodr import check_gcrodr_options
+from pdesuite.solvers.recycling.rcg import check_rcg_options
+from pdesuite.solvers.recycling.space import RecycleSpace
 from pdesuite.solvers.result import SolveResult
 from pdesuite.solvers.tuning import is_tuner
 from pdesuite.solvers.validation import (
     check_choice,
-    check_int,
     check_known_options,
     check_tolerances,
     split_preconditioner_options,
 )
-from pdesuite.solvers.vocabulary import DEFAULT_ATOL, DEFAULT_RTOL, METHOD_DEFAULTS, SIDES
+from pdesuite.solvers.vocabulary import DEFAULT_ATOL, DEFAULT_RTOL, METHOD_DEFAULTS
 
 #: The recycling methods, registered by :mod:`pdesuite.solvers.recycling`.
 RECYCLING_METHODS = ("gcrodr", "rcg")
@@ -35,7 +36,7 @@ class RecyclingSolver:
         **options: options of the method, under the names and with the defaults of
             ``solve(..., method=method)``: for GCRO-DR ``restart`` (m, 40), ``k`` (20),
             ``side``, ``stale_threshold``, ``reorthogonalize``, ``update_period``; for rcg
-            ``k`` (10), ``ell``, ``stale_threshold``; and ``pc_*`` options of a named
+            ``k`` (20), ``ell``, ``stale_threshold``; and ``pc_*`` options of a named
             preconditioner. ``k`` may be a tuner (``suggest``/``observe``), which then sees
             the iteration count of every solve.
 
@@ -62,18 +63,15 @@ class RecyclingSolver:
                             "recycle=space) to pass one by hand")
         known = [name for name in METHOD_DEFAULTS[self.method] if name != "recycle"]
         check_known_options(self.method, method_options, known, "numpy")
-        defaults = METHOD_DEFAULTS[self.method]
-        k = options.get("k", defaults["k"])
-        if not is_tuner(k):
-            k = check_int("k", k, 0)
-            restart = check_int("restart", options.get("restart", defaults.get("restart", 1)), 1)
-            if self.method == "gcrodr" and k >= restart:
-                raise ValueError(f"k: must be smaller than restart={restart}, got k={k}")
-            options["k"] = k
-        if "side" in options:
-            options["side"] = check_choice("side", options["side"], SIDES)
-        if "stale_threshold" in options:
-            options["stale_threshold"] = check_stale_threshold(options["stale_threshold"])
+        # Check every option now, not at the first solve; a tuned k is checked per solve.
+        tuned_k = is_tuner(method_options.get("k"))
+        given = {name: value for name, value in method_options.items()
+                 if not (name == "k" and tuned_k)}
+        if self.method == "gcrodr":
+            checked = check_gcrodr_options(**({"k": 0} if tuned_k else {}), **given)
+        else:
+            checked = check_rcg_options(**given)
+        options.update({name: checked[name] for name in given})
         self.M = M
         self.options = options
         self.space = RecycleSpace(solutions=solutions)

@@ -353,7 +353,7 @@ def test_gmres_warns_about_a_nonlinear_preconditioner():
 
 
 def test_the_methods_are_registered_with_their_options():
-    expected = {"cg": (False, ()), "fcg": (True, ("mmax",)),
+    expected = {"cg": (False, ()), "fcg": (True, ("mmax", "normalize_input", "residual_replacement")),
                 "gmres": (False, ("restart", "side", "reorthogonalize")),
                 "fgmres": (True, ("restart", "reorthogonalize")), "bicgstab": (False, ()),
                 "minres": (False, ()), "richardson": (False, ("omega",))}
@@ -483,3 +483,30 @@ def test_ic_preconditioner_is_symmetric_and_matches_its_factors():
     # M = L D Lᵀ: applying M to M⁻¹ y gives y back.
     M = (pc.L @ sp.diags_array(1.0 / pc.inv_pivots) @ pc.L.T)
     np.testing.assert_allclose(M @ pc.apply(y), y, rtol=1e-10, atol=1e-10)
+
+
+def test_fcg_normalizes_the_input_of_a_nonlinear_preconditioner():
+    """A nonlinear M that is not homogeneous (M(s r) ≠ s M(r)) makes FCG depend on the scale
+    of b, unless M sees r/‖r‖: then solving for 1000·b gives 1000 times the residuals."""
+    case = CASES["poisson2d"]
+    c = np.random.default_rng(3).standard_normal(case.b.size)
+    nonlinear = FunctionPreconditioner(lambda r: r + 0.1 * np.dot(r, r) * c, linear=False)
+
+    def histories(normalize_input):
+        return [solve(case.A, scale * case.b, method="fcg", M=nonlinear, rtol=1e-10,
+                      maxiter=20, normalize_input=normalize_input).residuals / scale
+                for scale in (1.0, 1000.0)]
+
+    small, large = histories(True)
+    np.testing.assert_allclose(large, small, rtol=1e-6)
+    small, large = histories(False)
+    assert not np.allclose(large[:5], small[:5], rtol=1e-3)
+
+
+def test_fcg_residual_replacement_costs_one_matvec_each_and_keeps_the_iterates():
+    case = CASES["poisson2d"]
+    plain = solve(case.A, case.b, method="fcg", rtol=1e-10)
+    replaced = solve(case.A, case.b, method="fcg", rtol=1e-10, residual_replacement=5)
+    assert abs(replaced.iterations - plain.iterations) <= 1
+    assert replaced.matvecs == plain.matvecs + replaced.iterations // 5 + (
+        replaced.iterations - plain.iterations)

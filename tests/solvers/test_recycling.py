@@ -200,7 +200,7 @@ def sequence():
 
 @pytest.mark.slow
 def test_darcy_sequence_against_gmres_and_gcrotmk(sequence):
-    """The issue's test: 50 slowly varying Darcy systems (n = 1024), b fixed, rtol 1e-8.
+    """50 slowly varying Darcy systems (n = 1024), b fixed, rtol 1e-8.
 
     Measured (matvecs in total): GMRES(40) 10929, SciPy gcrotmk(20, 20) 2497, RecyclingSolver
     GCRO-DR(40, 20) 1938; with no stored solutions (GCRO-DR alone) 4318, which is 2.5× fewer
@@ -291,7 +291,7 @@ def test_space_kept_under_a_strong_preconditioner(sequence, method):
     results = [solver.solve(A, b) for A in sequence[:6]]
     assert all(r.converged for r in results)
     later = results[1:]
-    assert later[0].info["recycle_slowness"] > 0.7  # the old rule alone would have reset
+    assert later[0].info["recycle_slowness"] > 0.7  # slowness alone would have reset it
     assert all(not r.info["recycle_reset"] for r in later)
     assert all(r.info["recycle_growth"] < 1.2 for r in later)
     independent = solve(sequence[5], b, method="cg" if method == "rcg" else "gmres", M="ssor",
@@ -491,7 +491,7 @@ def test_recycling_solver_rejects_bad_input(kwargs, name):
 
 def test_recycling_solver_takes_the_methods_option_names():
     with pytest.raises(TypeError, match="restart"):
-        RecyclingSolver(m=40)  # the old name: gone, not aliased
+        RecyclingSolver(m=40)  # the method names the cycle length restart, not m
     assert RecyclingSolver().k == 20 and RecyclingSolver("rcg", k=5).k == 5
 
 
