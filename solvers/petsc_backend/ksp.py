@@ -23,10 +23,12 @@ from pdesuite.solvers.petsc_backend.adapters import KSPMonitor, KSPPreconditione
 from pdesuite.solvers.petsc_backend.reasons import petsc_code
 from pdesuite.solvers.preconditioner import CountingPreconditioner
 from pdesuite.solvers.recycling import RecycleSpace, gcrodr, rcg
+from pdesuite.solvers.recycling.gcrodr import check_gcrodr_options
+from pdesuite.solvers.recycling.rcg import check_rcg_options
+from pdesuite.solvers.recycling.space import check_recycle
 from pdesuite.solvers.reduction import LOCAL_REDUCTION, MPIReduction, Reduction
 from pdesuite.solvers.result import ConvergedReason
-from pdesuite.solvers.validation import check_choice, check_int, check_real
-from pdesuite.solvers.vocabulary import DEFAULT_RESTART, REORTHOGONALIZE, SIDES
+from pdesuite.solvers.vocabulary import method_default
 
 __all__ = ["GcrodrKSP", "RecyclingCGKSP"]
 
@@ -34,33 +36,23 @@ __all__ = ["GcrodrKSP", "RecyclingCGKSP"]
 _SUMMED_INFO = ("cycles", "recycle_updates", "reorthogonalizations", "recycle_matvecs")
 
 
-def _check_recycle(recycle: Any) -> RecycleSpace:
-    """The space a context carries: ``recycle``, or a fresh one (4 previous solutions)."""
-    if recycle is None:
-        return RecycleSpace()
-    if not isinstance(recycle, RecycleSpace):
-        raise ValueError(f"recycle: expected a RecycleSpace or None, got {type(recycle).__name__}")
-    return recycle
-
-
 class _RecyclingKSP:
     """A petsc4py python-KSP context that runs one of the suite's recycling methods.
 
     Install with ``ksp.setType(PETSc.KSP.Type.PYTHON); ksp.setPythonContext(ctx)`` or through
     :class:`~pdesuite.solvers.petsc_backend.PetscSolver`. The KSP's tolerances (rtol, atol,
-    divtol, max_it) and initial-guess flag are honoured; the test is
+    divtol, max_it) and initial-guess flag are honored; the test is
     ``‖r‖ ≤ max(rtol·‖b‖, atol)`` on the method's residual norm (the true one for right
     preconditioning and for rcg).
 
     Attributes:
         space: the :class:`~pdesuite.solvers.recycling.RecycleSpace` carried between solves.
-        options: the method's options (those of the constructor), validated.
+        options: the method's options (those of the constructor), validated by the NumPy
+            method's own check (``check_gcrodr_options``, ``check_rcg_options``).
         reason: our :class:`ConvergedReason` of the last KSP solve (``DIVERGED_STAGNATION``
             has no PETSc code and is set on the KSP as DIVERGED_BREAKDOWN).
         info: the method's ``info`` of the last solve, plus ``solves`` and ``resets``.
         matvecs, pc_applies: products and PC applications of the last KSP solve.
-        true_residual: ``‖b − A x‖`` of the returned iterate when the method computed it (its
-            monitor's ``true_residual``), else None; the solver's confirmation reuses it.
         continuing: set by the solver when a KSP solve continues the previous one from its
             iterate (same system); the recycle state is then treated as a retry.
         error: the exception raised inside the last solve (PETSc hides it in a generic error).
@@ -68,16 +60,15 @@ class _RecyclingKSP:
 
     method = ""
 
-    def __init__(self, recycle: Optional[RecycleSpace], stale_threshold: float,
-                 **options: Any):
-        self.space = _check_recycle(recycle)
-        self.options = {"stale_threshold": check_real("stale_threshold", stale_threshold, low=0.0),
-                        **options}
+    def __init__(self, recycle: Optional[RecycleSpace], options: dict[str, Any]):
+        recycle = check_recycle(recycle)
+        # None: a fresh space of this context (keeping 4 previous solutions)
+        self.space = RecycleSpace() if recycle is None else recycle
+        self.options = options
         self.reason: Optional[ConvergedReason] = None
         self.info: dict[str, Any] = {}
         self.matvecs = 0
         self.pc_applies = 0
-        self.true_residual: Optional[float] = None
         self.continuing = False
         self.error: Optional[BaseException] = None
         self.solves = 0
@@ -153,7 +144,6 @@ class _RecyclingKSP:
         self._key = key
 
     def _solve(self, ksp: "PETSc.KSP", b: "PETSc.Vec", x: "PETSc.Vec") -> None:
-        self.true_residual = None
         if ksp.getPC().getFailedReason() != 0:
             self.reason = ConvergedReason.DIVERGED_PC_FAILED
             ksp.setConvergedReason(PETSc.KSP.ConvergedReason.DIVERGED_PCSETUP_FAILED)
@@ -179,8 +169,6 @@ class _RecyclingKSP:
             finally:
                 self.space.same_operator_hint = False
         x.setArray(x_local)
-        if monitor.true_residual is not None and monitor.true_residual[0] is x_local:
-            self.true_residual = float(monitor.true_residual[1])
         self._record(info, reason)
         self.matvecs = op.matvecs - matvecs_before
         self.pc_applies = pc.applies - applies_before
@@ -226,19 +214,15 @@ class GcrodrKSP(_RecyclingKSP):
 
     method = "gcrodr"
 
-    def __init__(self, restart: int = DEFAULT_RESTART, k: int = 20,
-                 recycle: Optional[RecycleSpace] = None, side: str = "right",
-                 stale_threshold: float = 0.7, reorthogonalize: str = "ifneeded",
-                 update_period: int = 1):
-        restart = check_int("restart", restart, 1)
-        k = check_int("k", k, 0)
-        if k >= restart:
-            raise ValueError(f"k: must be smaller than restart={restart}, got k={k}")
-        super().__init__(recycle, stale_threshold, restart=restart, k=k,
-                         side=check_choice("side", side, SIDES),
-                         reorthogonalize=check_choice("reorthogonalize", reorthogonalize,
-                                                      REORTHOGONALIZE),
-                         update_period=check_int("update_period", update_period, 1))
+    def __init__(self, restart: int = method_default("gcrodr", "restart"),
+                 k: int = method_default("gcrodr", "k"),
+                 recycle: Optional[RecycleSpace] = method_default("gcrodr", "recycle"),
+                 side: str = method_default("gcrodr", "side"),
+                 stale_threshold: float = method_default("gcrodr", "stale_threshold"),
+                 reorthogonalize: str = method_default("gcrodr", "reorthogonalize"),
+                 update_period: int = method_default("gcrodr", "update_period")):
+        super().__init__(recycle, check_gcrodr_options(restart, k, side, stale_threshold,
+                                                       reorthogonalize, update_period))
 
     def _describe(self) -> str:
         return (f"GCRO-DR(m={self.options['restart']}, k={self.options['k']}, "
@@ -262,10 +246,11 @@ class RecyclingCGKSP(_RecyclingKSP):
 
     method = "rcg"
 
-    def __init__(self, k: int = 20, ell: Optional[int] = None,
-                 recycle: Optional[RecycleSpace] = None, stale_threshold: float = 0.7):
-        super().__init__(recycle, stale_threshold, k=check_int("k", k, 0),
-                         ell=None if ell is None else check_int("ell", ell, 1))
+    def __init__(self, k: int = method_default("rcg", "k"),
+                 ell: Optional[int] = method_default("rcg", "ell"),
+                 recycle: Optional[RecycleSpace] = method_default("rcg", "recycle"),
+                 stale_threshold: float = method_default("rcg", "stale_threshold")):
+        super().__init__(recycle, check_rcg_options(k, ell, stale_threshold))
 
     def _describe(self) -> str:
         return f"recycling CG(k={self.options['k']}, ell={self.options['ell']})"

@@ -40,9 +40,10 @@ from typing import Any, Callable, Optional
 
 from petsc4py import PETSc
 
+from pdesuite.solvers.arnoldi import STAGNATION_FACTOR, check_reorthogonalize
 from pdesuite.solvers.petsc_backend.ksp import GcrodrKSP, RecyclingCGKSP
-from pdesuite.solvers.validation import check_choice, check_int, check_real
-from pdesuite.solvers.vocabulary import DEFAULT_RESTART, REORTHOGONALIZE
+from pdesuite.solvers.validation import check_int, check_real
+from pdesuite.solvers.vocabulary import method_default
 
 __all__ = ["METHODS", "MethodSpec", "SPECS", "option_defaults"]
 
@@ -99,7 +100,7 @@ class MethodSpec:
 
 def _gmres(ksp: "PETSc.KSP", options: dict[str, Any], set_option: SetOption) -> None:
     ksp.setGMRESRestart(check_int("restart", options["restart"], 1))
-    refinement = check_choice("reorthogonalize", options["reorthogonalize"], REORTHOGONALIZE)
+    refinement = check_reorthogonalize(options["reorthogonalize"])
     set_option("ksp_orthogonalization_cgs_refinement_type", _CGS_REFINEMENT[refinement])
 
 
@@ -114,8 +115,9 @@ def _richardson(ksp: "PETSc.KSP", options: dict[str, Any], set_option: SetOption
 #: PETSc's MINRES never stops on a singular, inconsistent system: round-off keeps its Lanczos
 #: process going after the Krylov space became invariant, at the least-squares residual. Two
 #: consecutive steps without progress cannot happen in exact arithmetic before that (two
-#: consecutive tridiagonal sections cannot both be singular), so a residual that has not moved
-#: by 1e-12 relative in this many iterations ends the solve with DIVERGED_BREAKDOWN.
+#: consecutive tridiagonal sections cannot both be singular), so a residual that has not shrunk
+#: below :data:`~pdesuite.solvers.arnoldi.STAGNATION_FACTOR` of its value this many iterations
+#: earlier ends the solve with DIVERGED_BREAKDOWN.
 MINRES_PLATEAU = 10
 
 
@@ -129,13 +131,18 @@ class _LeastSquaresPlateau:
         if its == 0:
             self.norms = []
         self.norms.append(rnorm)
-        if its >= MINRES_PLATEAU and rnorm >= (1.0 - 1e-12) * self.norms[its - MINRES_PLATEAU]:
+        if its >= MINRES_PLATEAU and rnorm >= STAGNATION_FACTOR * self.norms[its - MINRES_PLATEAU]:
             return PETSc.KSP.ConvergedReason.DIVERGED_BREAKDOWN
         return 0
 
 
 def _minres(ksp: "PETSc.KSP", options: dict[str, Any], set_option: SetOption) -> None:
     ksp.addConvergenceTest(_LeastSquaresPlateau())
+
+
+def _defaults(method: str, *names: str) -> dict[str, Any]:
+    """The vocabulary's defaults of the options ``names`` of ``method`` that PETSc offers."""
+    return {name: method_default(method, name) for name in names}
 
 
 def _no_count(*args: Any) -> int:
@@ -151,16 +158,15 @@ SPECS: dict[str, MethodSpec] = {
                      lambda k, c, g: k + g, lambda k, c, g, s, cap: k + cap),
     "fcg": MethodSpec("fcg", ("left",), {"left": _U}, True,
                       lambda k, c, g: k + g, lambda k, c, g, s, cap: k + cap,
-                      native_options={"mmax": 1}, configure=_fcg),
+                      native_options=_defaults("fcg", "mmax"), configure=_fcg),
     "gmres": MethodSpec("gmres", ("left", "right"), {"left": _P, "right": _U}, False,
                         lambda k, c, g: k + (c - 1) + g,
                         lambda k, c, g, s, cap: k + c + (g if s == "left" else 0),
-                        native_options={"restart": DEFAULT_RESTART, "side": "left",
-                                        "reorthogonalize": "never"},
+                        native_options=_defaults("gmres", "restart", "side", "reorthogonalize"),
                         configure=_gmres, exact=False),
     "fgmres": MethodSpec("fgmres", ("right",), {"right": _U}, True,
                          lambda k, c, g: k + (c - 1) + g, lambda k, c, g, s, cap: k,
-                         native_options={"restart": DEFAULT_RESTART, "reorthogonalize": "never"},
+                         native_options=_defaults("fgmres", "restart", "reorthogonalize"),
                          configure=_gmres, exact=False),
     "bicgstab": MethodSpec("bcgs", ("right",), {"right": _U}, False,
                            lambda k, c, g: 2 * k + g, lambda k, c, g, s, cap: 2 * k + 1),
@@ -169,7 +175,8 @@ SPECS: dict[str, MethodSpec] = {
                          configure=_minres),
     "richardson": MethodSpec("richardson", ("left",), {"left": _U}, False,
                              lambda k, c, g: k + g, lambda k, c, g, s, cap: k,
-                             native_options={"omega": 1.0}, configure=_richardson),
+                             native_options=_defaults("richardson", "omega"),
+                             configure=_richardson),
     "gcrodr": MethodSpec("python", ("right", "left"), {"right": _U, "left": _P}, True,
                          _no_count, _no_count, python_context=GcrodrKSP),
     "rcg": MethodSpec("python", ("left",), {"left": _U}, False, _no_count, _no_count,

@@ -61,7 +61,7 @@ class PythonPC:
 
     Args:
         preconditioner: an object with ``apply(r) -> z``; its optional ``linear`` attribute
-            is honoured as everywhere in the suite.
+            is honored as everywhere in the suite.
         gather: under MPI, give ``apply`` the whole vector ``[n]`` on every rank (one
             all-gather per application; each rank keeps its rows of ``z``), for a
             preconditioner built for the global problem, such as a network on the full grid.
@@ -218,7 +218,7 @@ def _configure_named(petsc_pc: "PETSc.PC", name: str, options: dict[str, Any],
     elif name in ("ilu", "icc"):
         levels = check_int("pc_levels", options.get("levels", 0), 0)
         if parallel:
-            # ILU/ICC are sequential factorisations: one per rank, block Jacobi across ranks.
+            # ILU/ICC are sequential factorizations: one per rank, block Jacobi across ranks.
             petsc_pc.setType(PETSc.PC.Type.BJACOBI)
             set_option("sub_pc_type", name)
             set_option("sub_pc_factor_levels", levels)

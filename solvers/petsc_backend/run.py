@@ -5,14 +5,16 @@ itself stays PETSc's (no Python per iteration unless a callback is given), with 
 chosen so that PETSc's test is that contract wherever the method allows (see :mod:`.methods`).
 
 - After every KSP solve that PETSc reports as converged, one product computes the true
-  residual (none when a python KSP computed it already). A miss continues the KSP from its
-  iterate, now asked to bring its own norm below the target times the observed ratio of its
-  norm to the true one, halved for a margin. That is the suite's one policy,
-  :func:`~pdesuite.solvers.monitor.confirm_on_true_residual`: at most
-  ``TRUE_RESIDUAL_RETRIES`` continuations within ``maxiter``, then DIVERGED_STAGNATION.
+  residual. A miss continues the KSP from its iterate, now asked to bring its own norm below
+  the target times the observed ratio of its norm to the true one, halved for a margin. That
+  is the suite's one policy, :func:`~pdesuite.solvers.monitor.confirm_on_true_residual`: at
+  most ``TRUE_RESIDUAL_RETRIES`` continuations within ``maxiter``, then DIVERGED_STAGNATION.
 - PETSc wants ``rtol < 1``: a larger rtol is passed as the absolute target it stands for.
-- A failed solve returns the best iterate it has: never NaN, never worse than the initial
-  guess on the true residual (one or two more products, counted). GMRES and FGMRES that break
+- A failed solve returns the best iterate it has, on the true residual: the best of the initial
+  guess, the iterate of every attempt whose convergence claim was refuted (a continuation
+  may end worse: CG's residual is not monotone) and the final one; never NaN (one or two
+  more products, counted). ``info["returned_iterate"]`` says when that is not the final
+  iterate: ``"initial"`` or ``"earlier"``, as on the NumPy backend. GMRES and FGMRES that break
   down on a singular Hessenberg matrix leave ``x`` at the start of the failed cycle
   (KSPGMRESBuildSoln gives up); the cycle is run again one step short of the breakdown, which
   yields the iterate of least residual that GMRES reached (``info["recovery_iterations"]``;
@@ -79,6 +81,9 @@ class KSPRun:
         self.true_norm: Optional[float] = None
         self._last_its = 0
         self._residual = b_vec.duplicate()
+        #: copy of the best refuted iterate so far (allocated at the first one) and its norm
+        self._best: Optional["PETSc.Vec"] = None
+        self._best_norm = math.inf
 
     # ------------------------------------------------------------------ the policy
 
@@ -96,6 +101,9 @@ class KSPRun:
             return reason
         finally:
             self._residual.destroy()
+            if self._best is not None:
+                self._best.destroy()
+                self._best = None
 
     def _attempt(self) -> ConvergedReason:
         """One KSP solve from the current iterate; a PETSc convergence is only a claim."""
@@ -128,16 +136,17 @@ class KSPRun:
     def _confirmed(self) -> bool:
         """Whether the true residual of the current iterate meets the target; if not, the
         tolerances of the continuation."""
-        python_ksp = self.solver.python_ksp
-        if python_ksp is not None and python_ksp.true_residual is not None:
-            true_norm = python_ksp.true_residual  # the method computed it for this very x
-        else:
-            true_norm = self._true_residual(self.x_vec)
-        self.true_norm = true_norm
+        true_norm = self.true_norm = self._true_residual(self.x_vec)
         if not math.isfinite(true_norm):
             return False  # the next attempt returns DIVERGED_NAN_OR_INF
         if true_norm <= self.target:
             return True
+        if true_norm < self._best_norm:
+            # the continuation may end worse: keep this iterate to fall back on
+            if self._best is None:
+                self._best = self.x_vec.duplicate()
+            self.x_vec.copy(self._best)
+            self._best_norm = true_norm
         # The continuation starts from the true residual: record that one.
         last = self.history[-1] = self.history[-1].copy()
         if last.size:
@@ -169,19 +178,25 @@ class KSPRun:
         self.info["recovery_iterations"] = steps
 
     def _keep_best(self) -> None:
-        """Fall back on the initial guess when the iterate is not better (or not finite)."""
+        """Leave in x_vec the best of the final iterate, the best refuted one and the initial
+        guess (a tie keeps the later); a non-finite iterate is never the best."""
         start = (self.b_norm if self.x0_vec is None
                  else self._true_residual(self.x0_vec))
         if self.petsc_name == "DIVERGED_PCSETUP_FAILED":
-            self.true_norm = start  # x is the initial guess already
-            return
-        final = self.true_norm if self.true_norm is not None else self._true_residual(self.x_vec)
-        if final <= start:
-            self.true_norm = final
-            return
-        self._restore_initial_guess()
-        self.true_norm = start
-        self.info["returned_iterate"] = "initial"
+            final = start  # x is the initial guess already
+        else:
+            final = self.true_norm
+            if final is None:
+                final = self._true_residual(self.x_vec)
+        if self._best is not None and not final <= self._best_norm:
+            self._best.copy(self.x_vec)
+            final = self._best_norm
+            self.info["returned_iterate"] = "earlier"
+        if not final <= start:
+            self._restore_initial_guess()
+            final = start
+            self.info["returned_iterate"] = "initial"
+        self.true_norm = final
 
     def _restore_initial_guess(self) -> None:
         if self.x0_vec is not None:

@@ -25,7 +25,7 @@ from pdesuite.solvers.petsc_backend.methods import UNPRECONDITIONED, method_spec
 from pdesuite.solvers.petsc_backend.pc import install_preconditioner
 from pdesuite.solvers.petsc_backend.run import KSPRun
 from pdesuite.solvers.result import ConvergedReason, SolveResult
-from pdesuite.solvers.validation import (check_known_options, check_tolerances,
+from pdesuite.solvers.validation import (check_choice, check_known_options, check_tolerances,
                                          split_preconditioner_options)
 from pdesuite.solvers.vocabulary import DEFAULT_ATOL, DEFAULT_RTOL
 
@@ -85,10 +85,10 @@ class PetscSolver:
         defaults = self.spec.options
         check_known_options(self.method, method_options, defaults, "petsc")
         self.options = {**defaults, **method_options}
-        self.side = self.options.get("side", self.spec.sides[0])
-        if self.side not in self.spec.sides:
-            raise ValueError(f"side: method {self.method!r} supports {list(self.spec.sides)}, "
-                             f"got {self.side!r}")
+        self.side = check_choice("side", self.options.get("side", self.spec.sides[0]),
+                                 self.spec.sides)
+        if "side" in self.options:
+            self.options["side"] = self.side
         self.norm_type = self.spec.norms[self.side]
 
         # Settings petsc4py has no setter for go through the options database under a prefix

@@ -180,14 +180,14 @@ def test_a_new_size_resets_the_ksp_and_keeps_its_configuration():
 
 
 def test_same_mat_again_reuses_the_pc_setup(petsc_log):
-    factorisations = PETSc.Log.Event("MatCholFctrNum")
+    factorizations = PETSc.Log.Event("MatCholFctrNum")
     A = pb.to_petsc_mat(laplacian_2d(16))
     solver = pb.PetscSolver("cg", M="icc", rtol=1e-8)
-    counts = [_count(factorisations)]
+    counts = [_count(factorizations)]
     for matrix in (A, A, pb.to_petsc_mat(laplacian_2d(16))):
         assert solver.solve(matrix, np.ones(256)).converged
-        counts.append(_count(factorisations))
-    # A new Mat is factorised; the same Mat again is not.
+        counts.append(_count(factorizations))
+    # A new Mat is factorized; the same Mat again is not.
     assert np.diff(counts).tolist() == [1, 0, 1]
     solver.close()
 
@@ -443,6 +443,7 @@ def test_vector_round_trip_shares_memory_in_serial():
     (lambda c: pb.solve(c.A, c.b, M="sor", pc_omega=2.5), ValueError, "^pc_omega"),
     (lambda c: pb.solve(c.A, c.b, M="ilu", pc_levels=-1), ValueError, "^pc_levels"),
     (lambda c: pb.solve(c.A, c.b, method="gmres", side="up"), ValueError, "^side"),
+    (lambda c: pb.solve(c.A, c.b, method="gmres", side=1), ValueError, "^side"),
     (lambda c: pb.solve(c.A, c.b, method="gmres", restart=0), ValueError, "^restart"),
     (lambda c: pb.solve(c.A, c.b, method="gmres", reorthogonalize="cgs2"), ValueError,
      "^reorthogonalize"),
@@ -604,6 +605,77 @@ def test_gmres_defective_preconditioner_breakdown():
     if result.converged:
         assert np.linalg.norm(A @ result.x - b) <= 1e-15 * np.linalg.norm(b)
     np.testing.assert_allclose(M @ (A @ result.x), M @ b, atol=1e-12)
+
+
+@pytest.mark.parametrize("method, options", [
+    ("gmres", {"side": "RIGHT"}), ("gmres", {"side": "Left"}), ("gcrodr", {"side": "LEFT"}),
+])
+def test_side_is_case_insensitive_as_on_the_numpy_backend(method, options):
+    case = CASES["poisson2d"]
+    side = options["side"].lower()
+    solver = pb.PetscSolver(method, M="jacobi", rtol=1e-8, **options)
+    assert solver.side == side and solver.options["side"] == side
+    result = solver.solve(case.A, case.b)
+    assert result.converged and result.info["side"] == side
+    want = PETSc.PC.Side.RIGHT if side == "right" else PETSc.PC.Side.LEFT
+    assert solver.ksp.getPCSide() == want
+    solver.close()
+    numpy_result = solve(case.A, case.b, method=method, M="jacobi", rtol=1e-8, **options)
+    assert numpy_result.converged
+
+
+def _scripted_ksp(solver, script):
+    """Replace the solver's KSPSolve by ``script``: (x, PETSc reason name) per KSP solve, one
+    iteration each, so that the true-residual policy of KSPRun runs on chosen iterates."""
+    steps = iter(script)
+
+    def ksp_solve(b_vec, x_vec):
+        x, name = next(steps)
+        x_vec.setArray(x)
+        ksp = solver.ksp
+        ksp.setConvergenceHistory(reset=True)
+        ksp.setIterationNumber(1)
+        ksp.setResidualNorm(1e-12)  # the method's (wrong) claim
+        ksp.logConvergenceHistory(1.0)
+        ksp.logConvergenceHistory(1e-12)
+        ksp.setConvergedReason(getattr(PETSc.KSP.ConvergedReason, name))
+
+    solver.ksp_solve = ksp_solve
+
+
+@pytest.mark.parametrize("start, script, expected, returned", [
+    # a refuted claim, then a continuation that breaks down further away: the refuted iterate
+    (None, [(1e-3, "CONVERGED_RTOL"), (1e-1, "DIVERGED_BREAKDOWN")], 0, "earlier"),
+    # every claim refuted (stagnation): the best of them, not the last
+    (None, [(1e-2, "CONVERGED_RTOL"), (1e-3, "CONVERGED_RTOL"), (1e-1, "CONVERGED_RTOL"),
+            (1e-2, "CONVERGED_RTOL")], 1, "earlier"),
+    # the last one is the best: no key
+    (None, [(1e-2, "CONVERGED_RTOL"), (1e-3, "DIVERGED_BREAKDOWN")], 1, None),
+    # a tie keeps the later iterate
+    (None, [(1e-3, "CONVERGED_RTOL"), (1e-3, "DIVERGED_BREAKDOWN")], 1, None),
+    # everything worse than a good initial guess, a NaN iterate included: x0
+    (1e-4, [(1e-3, "CONVERGED_RTOL"), (np.nan, "DIVERGED_NANORINF")], None, "initial"),
+    (1e-4, [(1e-3, "CONVERGED_RTOL"), (1e-2, "DIVERGED_BREAKDOWN")], None, "initial"),
+])
+def test_a_failed_solve_returns_the_best_of_x0_and_every_attempts_iterate(start, script,
+                                                                          expected, returned):
+    # x = exact + offset·1: ‖b − A x‖ = 2·|offset|·√n on A = 2 I
+    n = 8
+    A = sp.csr_array(2.0 * sp.eye(n))
+    b = 1.0 + np.arange(n, dtype=float)
+    exact = b / 2.0
+    iterates = [(exact + offset, name) for offset, name in script]
+    x0 = None if start is None else exact + start
+    solver = pb.PetscSolver("cg", M=None, rtol=1e-10, maxiter=100)
+    _scripted_ksp(solver, iterates)
+    result = solver.solve(A, b, x0=x0)
+    assert not result.converged
+    assert result.info["attempts"] == len(script)
+    assert result.info.get("returned_iterate") == returned
+    want = x0 if expected is None else iterates[expected][0]
+    np.testing.assert_array_equal(result.x, want)
+    assert result.info["true_residual"] == pytest.approx(np.linalg.norm(b - A @ want), rel=1e-12)
+    solver.close()
 
 
 @pytest.mark.parametrize("rtol", [1.0, 2.5])

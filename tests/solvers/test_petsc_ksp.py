@@ -213,6 +213,38 @@ def test_bad_options_raise_clear_errors():
         pb.GcrodrKSP(stale_threshold=-1.0)
 
 
+@pytest.mark.parametrize("context, options, match", [
+    (pb.GcrodrKSP, dict(restart=0), "^restart"),
+    (pb.GcrodrKSP, dict(k=-1), "^k"),
+    (pb.GcrodrKSP, dict(restart=8, k=8), "^k: must be smaller than restart"),
+    (pb.GcrodrKSP, dict(side="up"), "^side"),
+    (pb.GcrodrKSP, dict(reorthogonalize="cgs2"), "^reorthogonalize"),
+    (pb.GcrodrKSP, dict(update_period=0), "^update_period"),
+    (pb.GcrodrKSP, dict(stale_threshold=np.nan), "^stale_threshold"),
+    (pb.GcrodrKSP, dict(recycle=3), "^recycle"),
+    (pb.RecyclingCGKSP, dict(k=1.5), "^k"),
+    (pb.RecyclingCGKSP, dict(ell=0), "^ell"),
+    (pb.RecyclingCGKSP, dict(stale_threshold=-1.0), "^stale_threshold"),
+    (pb.RecyclingCGKSP, dict(recycle="yes"), "^recycle"),
+])
+def test_python_ksp_options_go_through_the_numpy_methods_checks(context, options, match):
+    with pytest.raises(ValueError, match=match):
+        context(**options)
+
+
+def test_python_ksp_options_are_canonical_as_the_numpy_methods_make_them():
+    from pdesuite.solvers.recycling.gcrodr import check_gcrodr_options
+    from pdesuite.solvers.recycling.rcg import check_rcg_options
+
+    given = dict(restart=12.0, k=4, side="LEFT", stale_threshold=1, reorthogonalize="Always",
+                 update_period=2.0)
+    ksp = pb.GcrodrKSP(**given)
+    assert ksp.options == check_gcrodr_options(**given)
+    assert ksp.options["side"] == "left" and type(ksp.options["restart"]) is int
+    assert pb.RecyclingCGKSP(k=3.0, ell=7).options == check_rcg_options(3, 7, 0.7)
+    assert pb.RecyclingCGKSP().options == check_rcg_options()
+
+
 def test_mpi_reduction_on_one_rank_follows_the_local_one():
     """The MPI code path (Allreduce, TSQR) on COMM_SELF: the same iterations as serial."""
     MPI = pytest.importorskip("mpi4py.MPI")
