@@ -11,7 +11,12 @@ import numpy as np
 from pdesuite.solvers.monitor import confirm_on_true_residual
 from pdesuite.solvers.result import ConvergedReason, SolveResult
 from pdesuite.solvers.torch_backend.convert import make_system
-from pdesuite.solvers.torch_backend.methods import METHOD_FUNCTIONS, Context, dot
+from pdesuite.solvers.torch_backend.methods import (
+    METHOD_FUNCTIONS,
+    METHOD_INFO,
+    Context,
+    dot,
+)
 from pdesuite.solvers.torch_backend.monitor import ACTIVE, BestIterate, ColumnMonitor
 from pdesuite.solvers.torch_backend.options import (
     FLEXIBLE_METHODS,
@@ -73,13 +78,20 @@ def solve(
         callback: ``callback(iteration, residual_norms)`` after every iteration, with a float
             when b is ``[n]`` (a host sync per iteration) and a ``[B]`` tensor on the device
             otherwise.
-        check_every: test "is any column still active?" (one host sync) every this many
-            iterations (default 1). Larger values save syncs on a GPU and may add up to
-            ``check_every − 1`` fully masked iterations at the end; results do not change.
+        check_every: test "is any column still active?" (one host sync) once this many
+            iterations have run since the last test (default 1). Larger values save syncs on a
+            GPU; x, the reasons, the iterations and the residual history do not change, but up
+            to ``check_every − 1`` fully masked products with A and M may run after the last
+            active iteration (of the solve, and for GMRES of each restart cycle) and count in
+            ``matvecs`` and ``precond_applies`` (see :class:`~pdesuite.solvers.torch_backend.
+            monitor.ColumnMonitor`). Callbacks are then made at the tests.
         device: where to put A and b given as SciPy/NumPy (default: the CPU).
         **options: the method's options, with the names and defaults of
             :mod:`pdesuite.solvers.vocabulary` (see :func:`option_defaults`):
             ``restart`` (gmres, fgmres; default 40): Krylov dimension per cycle.
+            ``side`` (gmres; default "left"): where M is applied, as in the NumPy backend.
+            ``reorthogonalize`` (gmres, fgmres; default "never"): when Gram–Schmidt takes a
+            second pass, "never", "ifneeded" or "always".
             ``mmax`` (fcg; default 1): how many previous directions a new one is made
             A-orthogonal to. ``normalize_input`` (fcg; default True): apply M to ``r/‖r‖``.
             ``residual_replacement`` (fcg; default 0): recompute ``r = b − A x`` every this
@@ -97,8 +109,13 @@ def solve(
         ``[iterations + 1, B]`` (``[iterations + 1]`` for a 1-D b) of monitored norms, a
         column's last value repeated after it stopped. ``info``: ``reasons`` and
         ``iterations_per_column`` (lists, one entry per column), ``true_residual_norms``
-        (NumPy ``[B]``, those of the returned x), ``device``, ``dtype``, ``batch``, and the
-        method's options as used.
+        (NumPy ``[B]``, those of the returned x), ``device``, ``dtype``, ``batch``, the
+        method's options as used, ``reorthogonalizations`` for GMRES and FGMRES (second
+        Gram–Schmidt passes, each over the whole block), and ``returned_iterate`` when some
+        column's x is not its last iterate: per column ``"last"``, ``"initial"`` (x0) or
+        ``"earlier"`` (an iterate of an earlier restart or attempt), a list over the columns,
+        or one string for a 1-D b (absent when the last iterate is returned, as in the NumPy
+        backend).
     """
     import torch
 
@@ -135,7 +152,8 @@ def solve(
         monitor = ColumnMonitor(b_norms, rtol, atol, maxiter, check_every,
                                 callback, system.squeeze)
         monitor.start(r_norms, zero_columns)
-        ctx = Context(operator, pc, B, monitor, BestIterate(X, r_norms), scratch)
+        ctx = Context(operator, pc, B, monitor, BestIterate(X, r_norms), scratch,
+                      dict(METHOD_INFO.get(key, {})))
         function = METHOD_FUNCTIONS[key]
         state = {"X": X, "R": R, "norms": r_norms}
 
@@ -167,11 +185,15 @@ def solve(
         status = monitor.status.cpu().tolist()
         per_column = monitor.iterations_per_column.cpu().tolist()
         true_norms = ctx.best.norms.cpu().numpy().astype(float)
+        returned = ctx.best.returned_iterates()
     elapsed = time.perf_counter() - start
 
     reasons = [ConvergedReason(code) for code in status]
     X = ctx.best.X
     squeeze = system.squeeze
+    info: dict[str, Any] = {}
+    if any(which != "last" for which in returned):
+        info["returned_iterate"] = returned[0] if squeeze else returned
     return SolveResult(
         x=X[:, 0] if squeeze else X,
         reason=_batch_reason(reasons, per_column),
@@ -191,6 +213,8 @@ def solve(
             "batch": B.shape[1],
             **keyword_defaults(function),
             **method_options,
+            **ctx.info,
+            **info,
         },
     )
 

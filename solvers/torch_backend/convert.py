@@ -16,20 +16,27 @@ from typing import Any, Callable, Optional
 import numpy as np
 import scipy.sparse as sp
 
+from pdesuite.solvers.linear_operator import as_csr
+
 # torch announces that its CSR support is "beta" on first use; nothing to act on.
 _CSR_BETA_WARNING = "Sparse CSR tensor support is in beta"
 
 
-def to_torch_sparse(A: Any, device: Any = None, dtype: Any = None):
-    """A torch sparse CSR tensor ``[n, m]`` holding the entries of ``A``.
+def to_torch_sparse(A: Any, device: Any = None, dtype: Any = None, name: str = "A"):
+    """A torch sparse CSR tensor ``[n, n]`` holding the entries of ``A``.
 
     Args:
-        A: a SciPy sparse matrix/array, a dense NumPy array, or a torch tensor (sparse in any
-            layout, or dense).
+        A: a square SciPy sparse matrix/array or dense NumPy array, or a torch tensor (sparse in
+            any layout, or dense).
         device: torch device of the result; default A's device for a tensor, else the CPU.
-        dtype: torch dtype of the result; default A's dtype (NumPy dtypes map to torch's).
+        dtype: torch dtype of the result; default A's dtype (NumPy dtypes map to torch's;
+            integers become float64).
+        name: the argument named in errors (``"M"`` for a preconditioner matrix).
 
-    Duplicate entries are summed and column indices sorted, as torch's CSR kernels assume.
+    SciPy and NumPy input goes through :func:`pdesuite.solvers.linear_operator.as_csr`, the
+    suite's one conversion to canonical CSR (duplicates summed, column indices sorted, as
+    torch's CSR kernels assume; entries finite), on a copy, so that the tensor shares no
+    memory with A.
     """
     import torch
 
@@ -43,16 +50,17 @@ def to_torch_sparse(A: Any, device: Any = None, dtype: Any = None):
                 out = out.to_sparse_csr()
         return out.to(device=device if device is not None else out.device,
                       dtype=dtype if dtype is not None else out.dtype)
-    if isinstance(A, np.ndarray):
-        if A.ndim != 2:
-            raise ValueError(f"A: expected a 2-D array, got shape {A.shape}")
-        A = sp.csr_array(A)
-    if not sp.issparse(A):
-        raise TypeError(f"A: expected a SciPy sparse matrix, NumPy array or torch tensor, "
-                        f"got {type(A).__name__}")
-    csr = sp.csr_array(A, copy=True)
-    csr.sum_duplicates()  # also sorts the column indices of each row
-    values = torch.from_numpy(np.ascontiguousarray(csr.data))
+    try:
+        csr = as_csr(A, copy=True)
+    except (TypeError, ValueError) as error:
+        # as_csr speaks of "A"; name the argument at fault.
+        message = str(error)
+        for prefix in ("A: ", "A "):
+            if message.startswith(prefix):
+                message = message[len(prefix):]
+                break
+        raise type(error)(f"{name}: {message}") from error
+    values = torch.from_numpy(csr.data)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_CSR_BETA_WARNING, category=UserWarning)
         return torch.sparse_csr_tensor(
@@ -62,7 +70,7 @@ def to_torch_sparse(A: Any, device: Any = None, dtype: Any = None):
             size=csr.shape,
             dtype=dtype if dtype is not None else values.dtype,
             device=device if device is not None else "cpu",
-            # SciPy's CSR with summed duplicates and sorted indices is valid by construction.
+            # as_csr's canonical form is a valid CSR by construction.
             check_invariants=False,
         )
 

@@ -17,10 +17,14 @@ finite for that (0 · NaN is NaN), which is why divisions go through :func:`_saf
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from pdesuite.solvers.arnoldi import BREAKDOWN_FACTOR, STAGNATION_FACTOR
+from pdesuite.solvers.arnoldi import (
+    BREAKDOWN_FACTOR,
+    REORTHOGONALIZATION_THRESHOLD,
+    STAGNATION_FACTOR,
+)
 from pdesuite.solvers.result import ConvergedReason
 from pdesuite.solvers.torch_backend.convert import CountedOperator
 from pdesuite.solvers.torch_backend.monitor import (
@@ -45,6 +49,8 @@ class Context:
     best: BestIterate
     #: ``[n, B]`` scratch for products: column-wise inner products and ``A X``.
     scratch: Any
+    #: What a method reports besides X (``reorthogonalizations``); it joins the result's info.
+    info: dict = field(default_factory=dict)
 
     def true_residual(self, X):
         """``(R, ‖R‖ [B])`` for ``R = B − A X``. X is offered as the best iterate, and the
@@ -178,40 +184,62 @@ def fcg(ctx: Context, X, R, *,
 # GMRES and flexible GMRES
 # --------------------------------------------------------------------------------------------
 
-def gmres(ctx: Context, X, R, *, restart: int = DEFAULT_RESTART):
-    """Restarted GMRES(m), right-preconditioned when ``ctx.pc`` is set; ``restart`` is m.
+def gmres(ctx: Context, X, R, *,
+          restart: int = DEFAULT_RESTART,
+          side: str = method_default("gmres", "side"),
+          reorthogonalize: str = method_default("gmres", "reorthogonalize")):
+    """Restarted GMRES(m), with ``side="left"`` (default) or ``"right"`` preconditioning.
 
-    See :func:`_restarted_gmres`. M must be fixed and linear: the update applies it to the
-    combination of the basis once per cycle.
+    ``restart`` is m. Left preconditioning minimizes ``‖M r‖`` over ``x0 + K(MA, M r0)``: the
+    Arnoldi operator is ``M A``, a cycle starts from ``M r``, and the update is ``X += V y``.
+    Its estimate ``‖M r_j‖`` is multiplied by ``‖r‖/‖M r‖`` measured at the cycle's start
+    before it reaches the monitor, so the monitor's target applies to an estimate of the true
+    residual, and the history holds these scaled norms. Right preconditioning minimizes
+    ``‖r‖`` over ``x0 + M K(AM, r0)`` with the update ``X += M (V y)``; M must be fixed and
+    linear, since it is applied to the combination of the basis once per cycle. Both as the
+    NumPy backend's GMRES. See :func:`_restarted_gmres` for the rest.
     """
-    return _restarted_gmres(ctx, X, R, restart, flexible=False)
+    return _restarted_gmres(ctx, X, R, restart, left=side == "left", flexible=False,
+                            reorthogonalize=reorthogonalize)
 
 
-def fgmres(ctx: Context, X, R, *, restart: int = DEFAULT_RESTART):
+def fgmres(ctx: Context, X, R, *,
+           restart: int = DEFAULT_RESTART,
+           reorthogonalize: str = method_default("fgmres", "reorthogonalize")):
     """Flexible GMRES(m) (Saad 1993): stores ``zⱼ = M vⱼ`` and updates ``X += Z y``, so M may
-    vary or be nonlinear (a network). Memory: ``2m + 1`` blocks instead of ``m + 1``."""
-    return _restarted_gmres(ctx, X, R, restart, flexible=True)
+    vary or be nonlinear (a network). Memory: ``2m + 1`` blocks instead of ``m + 1``.
+    ``reorthogonalize`` as for :func:`gmres` (see :func:`_restarted_gmres`)."""
+    return _restarted_gmres(ctx, X, R, restart, left=False, flexible=True,
+                            reorthogonalize=reorthogonalize)
 
 
-def _restarted_gmres(ctx: Context, X, R, restart: int, flexible: bool):
+def _restarted_gmres(ctx: Context, X, R, restart: int, left: bool, flexible: bool,
+                     reorthogonalize: str):
     """GMRES(m)/FGMRES(m) on every column at once.
 
     The monitored norm is the least-squares residual ``|g_{j+1}|`` of the Arnoldi relation,
-    the true ‖b − A x‖ in exact arithmetic. A cycle ends for a column after m steps, when the
-    monitor stops it, or at a breakdown: its new Arnoldi vector keeps at most
-    ``BREAKDOWN_FACTOR``·eps of its norm (the Krylov space is invariant). Then X is updated
-    from the least-squares solution, robust to a singular projected matrix (see
-    :func:`_triangular_least_squares`), and each restart recomputes the true residual: the
-    iterate is offered as the best one, a convergence it does not confirm is withdrawn, and a
-    column whose cycle shrank its residual by less than ``STAGNATION_FACTOR`` ends with
-    DIVERGED_STAGNATION (the rules of :mod:`pdesuite.solvers.arnoldi`).
+    the true ‖b − A x‖ in exact arithmetic (for left preconditioning ‖M (b − A x)‖, scaled as
+    :func:`gmres` says). A cycle ends for a column after m steps, when the monitor stops it,
+    or at a breakdown: its new Arnoldi vector keeps at most ``BREAKDOWN_FACTOR``·eps of its
+    norm (the Krylov space is invariant). Then X is updated from the least-squares solution,
+    robust to a singular projected matrix (see :func:`_triangular_least_squares`), and each
+    restart recomputes the true residual: the iterate is offered as the best one, and a
+    convergence it does not confirm is withdrawn. At the start of each cycle a column ends
+    with DIVERGED_STAGNATION when the norm the method minimizes (``‖r‖``, or ``‖M r‖`` for
+    left preconditioning) fell by less than ``STAGNATION_FACTOR`` over the previous cycle,
+    with DIVERGED_BREAKDOWN when ``M r = 0`` (a singular M) and with DIVERGED_NAN_OR_INF when
+    ``M r`` is not finite (the rules of :mod:`pdesuite.solvers.arnoldi`).
 
     Per column the Hessenberg matrix is reduced by Givens rotations. Rather than applying the
     j earlier rotations one by one to each new column (j tiny kernels per step on a GPU), the
     product of the rotations so far is kept as an orthogonal ``[m+1, m+1]`` matrix per column
     and applied in one batched product; each new rotation then updates two rows of it.
-    Orthogonalization is classical Gram–Schmidt twice: two batched products per pass instead
-    of j + 1 sequential projections, and as stable as modified Gram–Schmidt.
+    Orthogonalization is classical Gram–Schmidt, each pass two batched products instead of
+    j + 1 sequential projections. ``reorthogonalize``: ``"never"``, one pass; ``"always"``,
+    two (as stable as modified Gram–Schmidt); ``"ifneeded"``, a second pass over the block
+    when the first left less than ``REORTHOGONALIZATION_THRESHOLD`` of the norm of some
+    stepping column's vector (a host sync per step to decide). ``ctx.info["reorthogonalizations"]``
+    counts the second passes.
     """
     import torch
 
@@ -220,89 +248,128 @@ def _restarted_gmres(ctx: Context, X, R, restart: int, flexible: bool):
     m = restart
     dtype, device = R.dtype, R.device
     tiny = BREAKDOWN_FACTOR * torch.finfo(dtype).eps
+    left = left and pc is not None
     # Batch-major storage, so that the projections are batched products without copies.
     V = torch.empty(batch, m + 1, n, dtype=dtype, device=device)
     flexible = flexible and pc is not None
     Zs = torch.empty(batch, m, n, dtype=dtype, device=device) if flexible else None
     identity = torch.eye(m + 1, dtype=dtype, device=device)
-    beta = dot(R, R, scratch).sqrt()
+    true_norm = dot(R, R, scratch).sqrt()
+    previous_beta = torch.full_like(true_norm, float("inf"))
+    R_true = R
     while True:
+        # The cycle's start: the norm it minimizes, β = ‖M r‖ (left) or ‖r‖.
+        if left:
+            start = pc(R)
+            beta = dot(start, start, scratch).sqrt()
+            monitor.fail(~torch.isfinite(beta), ConvergedReason.DIVERGED_NAN_OR_INF)
+            monitor.fail(beta == 0, ConvergedReason.DIVERGED_BREAKDOWN)
+            monitor.fail(beta > STAGNATION_FACTOR * previous_beta,
+                         ConvergedReason.DIVERGED_STAGNATION)
+            if not monitor.any_active():
+                return X, R_true
+        else:
+            start, beta = R, true_norm
+        previous_beta = beta
         active = monitor.active()
-        V[:, 0, :] = (R * torch.where(active, 1.0 / _safe(beta, beta > 0), 0.0)).T
+        positive = active & (beta > 0)
+        safe_beta = _safe(beta, positive)
+        # Left: ‖r‖/‖M r‖ turns the estimate of ‖M r_j‖ into one of ‖r_j‖.
+        scale = true_norm / safe_beta if left else None
+        V[:, 0, :] = (start * torch.where(positive, 1.0 / safe_beta, 0.0)).T
         rotations = identity.expand(batch, m + 1, m + 1).clone()
         triangular = torch.zeros(batch, m, m, dtype=dtype, device=device)
         used_step = torch.zeros(batch, m, dtype=torch.bool, device=device)
         in_cycle = active  # columns whose Krylov space has not become invariant
-        steps = 0
+        cycle_start = monitor.iteration
         for j in range(m):
             stepping = in_cycle & monitor.active()
             v = V[:, j, :].T.contiguous()
-            z = pc(v) if pc is not None else v
-            if Zs is not None:
-                # A frozen column's basis vector is 0, but M(0) need not be: keep it out of X.
-                z = torch.where(stepping, z, 0.0)
-                Zs[:, j, :] = z.T
-            w = A(z, out=scratch).T.contiguous()  # [batch, n]
+            if left:
+                z = v
+                w = pc(A(v, out=scratch)).T.contiguous()  # [batch, n]
+            else:
+                z = pc(v) if pc is not None else v
+                if Zs is not None:
+                    # A frozen column's basis vector is 0, but M(0) need not be: keep it out of X.
+                    z = torch.where(stepping, z, 0.0)
+                    Zs[:, j, :] = z.T
+                w = A(z, out=scratch).T.contiguous()  # [batch, n]
             basis = V[:, : j + 1, :]
             h = torch.bmm(basis, w.unsqueeze(2)).squeeze(2)
             w -= torch.bmm(h.unsqueeze(1), basis).squeeze(1)
-            correction = torch.bmm(basis, w.unsqueeze(2)).squeeze(2)
-            w -= torch.bmm(correction.unsqueeze(1), basis).squeeze(1)
-            h += correction
             h_next = torch.linalg.vector_norm(w, dim=1)
+            # ‖w‖ before the pass, as ‖h‖² + ‖w − V h‖² for an orthonormal basis.
+            norm_in = torch.hypot(torch.linalg.vector_norm(h, dim=1), h_next)
+            if reorthogonalize == "always" or (
+                    reorthogonalize == "ifneeded"
+                    and bool((stepping & (h_next < REORTHOGONALIZATION_THRESHOLD * norm_in))
+                             .any())):  # host sync
+                correction = torch.bmm(basis, w.unsqueeze(2)).squeeze(2)
+                w -= torch.bmm(correction.unsqueeze(1), basis).squeeze(1)
+                h += correction
+                h_next = torch.linalg.vector_norm(w, dim=1)
+                ctx.info["reorthogonalizations"] += 1
             # A NaN or Inf anywhere in the column has reached w, hence h_next.
             finite = torch.isfinite(h_next)
-            # ‖A v‖² = ‖h‖² + ‖w‖² for an orthonormal basis: spares a pass over A v. Not
-            # finite counts as a breakdown too: the column's basis must get no NaN, since the
-            # update multiplies unused basis vectors by y = 0, and 0 · NaN is NaN.
-            breakdown = ~(h_next > tiny * torch.hypot(torch.linalg.vector_norm(h, dim=1), h_next))
+            # Not finite counts as a breakdown too: the column's basis must get no NaN, since
+            # the update multiplies unused basis vectors by y = 0, and 0 · NaN is NaN.
+            breakdown = ~(h_next > tiny * norm_in)
             h_next = torch.where(breakdown, 0.0, h_next)  # a non-finite step is not used
             keep = stepping & ~breakdown
-            scale = (1.0 / _safe(h_next, keep)).unsqueeze(1)
-            V[:, j + 1, :] = torch.where(keep.unsqueeze(1), w * scale, 0.0)
+            inverse = (1.0 / _safe(h_next, keep)).unsqueeze(1)
+            V[:, j + 1, :] = torch.where(keep.unsqueeze(1), w * inverse, 0.0)
 
             column = torch.cat([h, h_next.unsqueeze(1)], dim=1)  # [batch, j + 2]
             rotated = torch.bmm(rotations[:, : j + 2, : j + 2], column.unsqueeze(2)).squeeze(2)
             top, bottom = rotated[:, j], rotated[:, j + 1]
             rho = torch.hypot(top, bottom)
             good = stepping & finite
-            positive = good & (rho > 0)
-            safe_rho = _safe(rho, positive)
+            nonzero = good & (rho > 0)
+            safe_rho = _safe(rho, nonzero)
             # A zero column (a singular projected matrix) swaps the rotated right-hand side,
             # (c, s) = (0, 1), so that the estimate stays where it was instead of claiming 0;
             # a column that does not step keeps its rotations, (c, s) = (1, 0).
             idle = (~good).to(dtype)
-            cos = torch.where(positive, top, idle) / safe_rho
-            sin = torch.where(positive, bottom, 1.0 - idle) / safe_rho
+            cos = torch.where(nonzero, top, idle) / safe_rho
+            sin = torch.where(nonzero, bottom, 1.0 - idle) / safe_rho
             triangular[:, :j, j] = torch.where(good.unsqueeze(1), rotated[:, :j], 0.0)
             triangular[:, j, j] = torch.where(good, rho, 0.0)
             givens = torch.stack((cos, sin, -sin, cos), dim=1).view(batch, 2, 2)
             rotations[:, j : j + 2, : j + 2] = torch.bmm(givens, rotations[:, j : j + 2, : j + 2])
             used_step[:, j] = good
-            steps = j + 1
             in_cycle = in_cycle & ~breakdown
+            estimate = (beta * rotations[:, j + 1, 0]).abs()
+            if left:
+                estimate = estimate * scale
             # A non-finite column keeps its rotations, whose estimate would read 0: report NaN.
-            estimate = torch.where(finite, (beta * rotations[:, j + 1, 0]).abs(), float("nan"))
+            estimate = torch.where(finite, estimate, float("nan"))
             if not monitor.step(estimate, stepping, continuing=in_cycle):
                 break
+        # Steps in which no column stepped (possible with check_every > 1) do not count.
+        monitor.settle()
+        steps = monitor.iteration - cycle_start
 
-        g = (beta.unsqueeze(1) * rotations[:, :steps, 0]) * used_step[:, :steps]
-        y = _triangular_least_squares(triangular[:, :steps, :steps], g, used_step[:, :steps])
-        directions = Zs if Zs is not None else V
-        update = torch.bmm(y.unsqueeze(1), directions[:, :steps, :]).squeeze(1).T.contiguous()
-        if pc is not None and Zs is None:
-            # A column frozen for the whole cycle has V y = 0; an affine M could still move it.
-            update = torch.where(used_step[:, :steps].any(dim=1), pc(update), 0.0)
-        X += update
+        if steps > 0:
+            g = (beta.unsqueeze(1) * rotations[:, :steps, 0]) * used_step[:, :steps]
+            y = _triangular_least_squares(triangular[:, :steps, :steps], g, used_step[:, :steps])
+            directions = Zs if Zs is not None else V
+            update = torch.bmm(y.unsqueeze(1), directions[:, :steps, :]).squeeze(1).T.contiguous()
+            if pc is not None and Zs is None and not left:
+                # A column frozen for the whole cycle has V y = 0; an affine M could still move
+                # it.
+                update = torch.where(used_step[:, :steps].any(dim=1), pc(update), 0.0)
+            X += update
         if monitor.iteration >= monitor.maxiter:
             return X, None
 
-        previous_beta = beta
-        R, beta = ctx.true_residual(X)
-        monitor.fail(beta > STAGNATION_FACTOR * previous_beta,
-                     ConvergedReason.DIVERGED_STAGNATION)
+        R_true, true_norm = ctx.true_residual(X)
+        R = R_true
+        if not left:  # the next cycle's β is this norm: test it here, spare a cycle start
+            monitor.fail(true_norm > STAGNATION_FACTOR * previous_beta,
+                         ConvergedReason.DIVERGED_STAGNATION)
         if not monitor.any_active():
-            return X, R
+            return X, R_true
 
 
 def _triangular_least_squares(R, g, used):
@@ -334,3 +401,5 @@ def _triangular_least_squares(R, g, used):
 
 #: The methods by name; a method's keyword-only parameters are its options.
 METHOD_FUNCTIONS = {"cg": cg, "fcg": fcg, "gmres": gmres, "fgmres": fgmres}
+#: What each method reports in ``Context.info``, with its value before the method runs.
+METHOD_INFO = {"gmres": {"reorthogonalizations": 0}, "fgmres": {"reorthogonalizations": 0}}

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-import numpy as np
-
 from pdesuite.solvers.monitor import DEFAULT_DTOL
 from pdesuite.solvers.result import ConvergedReason
 
@@ -26,10 +24,20 @@ class ColumnMonitor:
     """Per-column status, iteration counts and residual history, without host syncs per step.
 
     ``status`` ``[B]`` holds :data:`ACTIVE` for a column still iterating, else the value of the
-    column's ConvergedReason. The only host synchronization is the "any column still active?"
-    test, made every ``check_every`` iterations; the per-column decisions themselves are taken
-    on the device every iteration, so ``check_every`` changes how many idle (fully masked)
-    iterations can run at the end, never the result.
+    column's ConvergedReason. The per-column decisions are taken on the device every step; the
+    host learns whether any column is still going on only at a *check* (one host sync), made
+    once ``check_every`` steps have run since the last one, at ``maxiter``, and wherever a
+    method calls :meth:`settle` (GMRES at the end of each cycle).
+
+    Between two checks a method may run *idle* steps, in which no column is active (they all
+    stopped, or, in GMRES, ended their cycle): every update is masked to zero there. Once no
+    column is active none becomes active again before the next check, so the idle steps are the
+    last ones before it, and the check drops them: they do not count in ``iteration`` (hence
+    not toward ``maxiter``), in the residual history or in the callbacks. So x, the reasons,
+    the iteration counts and the residual history do not depend on ``check_every``. What an
+    idle step cannot undo is its block products: with ``check_every > 1``, ``matvecs`` and
+    ``precond_applies`` may count up to ``check_every − 1`` fully masked products with A and M
+    after the last active step of a solve, and for GMRES of each restart cycle.
     """
 
     def __init__(self, b_norms, rtol: float, atol: float, maxiter: int, check_every: int,
@@ -51,7 +59,8 @@ class ColumnMonitor:
         self.iteration = 0
         #: ``[B]`` monitored norms: the initial ones, then one entry per iteration.
         self.history: list = []
-        self._any_active_history: list = []
+        #: Per step since the last check, whether some column was active (device booleans).
+        self._unchecked: list = []
         self._divergence_limit = None
 
     def active(self):
@@ -89,15 +98,19 @@ class ColumnMonitor:
         self.status = torch.where(zero_columns, ConvergedReason.CONVERGED_ATOL.value, self.status)
 
     def step(self, rnorm, active, failure=None, continuing=None) -> bool:
-        """Record one iteration and return whether to iterate again.
+        """Record one step and return whether to take another.
 
         Args:
-            rnorm: ``[B]`` residual norms after the iteration.
-            active: ``[B]`` columns that took this iteration.
-            failure: ``[B]`` codes of failures the method met in this iteration (ACTIVE for
-                none); a column that converged in the same iteration counts as converged.
-            continuing: ``[B]`` columns that may take the next iteration if still active
+            rnorm: ``[B]`` residual norms after the step.
+            active: ``[B]`` columns that took this step.
+            failure: ``[B]`` codes of failures the method met in this step (ACTIVE for
+                none); a column that converged in the same step counts as converged.
+            continuing: ``[B]`` columns that may take the next step if still active
                 (default all): GMRES ends a column's restart cycle at a breakdown.
+
+        Returns False at a check that finds no column going on, or at ``maxiter``. The
+        callback of a step is made at the check that counts it (at once for
+        ``check_every=1``), never for an idle step.
         """
         import torch
 
@@ -105,19 +118,46 @@ class ColumnMonitor:
         self.iterations_per_column += active
         rnorm = torch.where(active, rnorm, self.history[-1])
         self.history.append(rnorm)
-        self._any_active_history.append(active.any())
+        self._unchecked.append(active.any())
         code = self._codes(rnorm)
         if failure is not None:
             code = torch.where(code == ACTIVE, failure, code)
         self.status = torch.where(active, code, self.status)
+        if self.iteration < self.maxiter and len(self._unchecked) < self.check_every:
+            return True
+        going_on = self.active() if continuing is None else self.active() & continuing
+        dropped, any_going_on = self._check(going_on.any())
+        # An idle step means no column went on after it (see the class docstring).
+        return dropped == 0 and any_going_on and self.iteration < self.maxiter
+
+    def settle(self) -> int:
+        """Check now: drop the idle steps since the last check and make their callbacks;
+        returns how many steps were dropped. A no-op right after a check."""
+        return self._check(None)[0]
+
+    def _check(self, going_on) -> tuple[int, bool]:
+        """``(idle steps dropped, going_on as a bool)`` with one transfer to the host."""
+        import torch
+
+        pending = self._unchecked
+        if not pending:
+            return 0, bool(going_on) if going_on is not None else False
+        flags = torch.stack(pending if going_on is None else [*pending, going_on]).cpu().tolist()
+        any_going_on = bool(flags.pop()) if going_on is not None else False
+        busy = len(flags)
+        while busy and not flags[busy - 1]:
+            busy -= 1
+        dropped = len(flags) - busy
+        first = self.iteration - len(flags) + 1  # the number of the first unchecked step
+        if dropped:
+            self.iteration -= dropped
+            del self.history[len(self.history) - dropped:]
+        self._unchecked = []
         if self.callback is not None:
-            self.callback(self.iteration, float(rnorm[0]) if self.squeeze else rnorm)
-        if self.iteration >= self.maxiter:
-            return False
-        if self.iteration % self.check_every == 0:
-            going_on = self.active() if continuing is None else self.active() & continuing
-            return bool(going_on.any())  # host sync
-        return True
+            for k in range(first, first + busy):
+                rnorm = self.history[k]
+                self.callback(k, float(rnorm[0]) if self.squeeze else rnorm)
+        return dropped, any_going_on
 
     def reactivate_unconfirmed(self, true_norms):
         """Columns that claim convergence but whose true residual misses the target (or is not
@@ -129,14 +169,9 @@ class ColumnMonitor:
         return unconfirmed
 
     def effective_iterations(self) -> int:
-        """Iterations up to the last one in which some column was active (idle ones dropped)."""
-        import torch
-
-        if not self._any_active_history:
-            return 0
-        flags = torch.stack(self._any_active_history).cpu().numpy()
-        busy = np.flatnonzero(flags)
-        return int(busy[-1]) + 1 if busy.size else 0
+        """The iterations of the solve: the steps in which some column was active."""
+        self.settle()
+        return self.iteration
 
 
 def failure_codes(value, nonpositive: ConvergedReason, zero: Optional[ConvergedReason] = None):
@@ -155,16 +190,33 @@ class BestIterate:
 
     A solve returns it: never worse than x0, never NaN (a NaN norm is never smaller). It is
     offered every iterate whose true residual is known anyway (x0, each GMRES restart, the
-    end of each attempt), so that it costs no product with A.
+    end of each attempt), so that it costs no product with A. Of iterates with equal norms the
+    later one is kept, as the NumPy backend does: a column that did not move since an earlier
+    offer returns its last iterate.
+
+    ``source`` ``[B]`` numbers the offer each column's iterate came from: 0 for x0, then
+    1, 2, ... in the order of :meth:`offer`; ``offers`` is the number of the latest offer.
     """
 
     def __init__(self, X, norms):
+        import torch
+
         self.X = X.clone()
         self.norms = norms.clone()
+        self.source = torch.zeros(norms.shape, dtype=torch.int64, device=norms.device)
+        self.offers = 0
 
     def offer(self, X, norms) -> None:
         import torch
 
-        better = norms < self.norms
+        self.offers += 1
+        better = norms <= self.norms
         self.X = torch.where(better, X, self.X)
         self.norms = torch.where(better, norms, self.norms)
+        self.source = torch.where(better, self.offers, self.source)
+
+    def returned_iterates(self) -> list[str]:
+        """Per column, which iterate the best one is, given that the latest offer was the
+        solve's last iterate: ``"last"``, ``"initial"`` (x0) or ``"earlier"``."""
+        return ["last" if k == self.offers else "initial" if k == 0 else "earlier"
+                for k in self.source.cpu().tolist()]

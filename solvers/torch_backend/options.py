@@ -11,13 +11,16 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+from pdesuite.solvers.arnoldi import check_reorthogonalize
 from pdesuite.solvers.torch_backend.methods import METHOD_FUNCTIONS
 from pdesuite.solvers.validation import (
     check_bool,
+    check_choice,
     check_int,
     check_known_options,
     split_preconditioner_options,
 )
+from pdesuite.solvers.vocabulary import SIDES
 
 #: Methods of the torch backend.
 METHODS = tuple(METHOD_FUNCTIONS)
@@ -31,6 +34,8 @@ _OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "mmax": lambda name, value: check_int(name, value, 1),
     "residual_replacement": lambda name, value: check_int(name, value, 0),
     "normalize_input": check_bool,
+    "side": lambda name, value: check_choice(name, value, SIDES),
+    "reorthogonalize": lambda name, value: check_reorthogonalize(value),
 }
 
 

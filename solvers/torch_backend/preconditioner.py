@@ -80,7 +80,7 @@ def make_preconditioner(M: Any, operator: CountedOperator, B,
         if tuple(M.shape) != (n, n):
             raise ValueError(f"M: has shape {tuple(M.shape)}, A has shape {(n, n)}")
         if sp.issparse(M) or (isinstance(M, torch.Tensor) and is_sparse_tensor(M)):
-            matrix = to_torch_sparse(M, device=B.device, dtype=B.dtype)
+            matrix = to_torch_sparse(M, device=B.device, dtype=B.dtype, name="M")
         else:
             matrix = torch.as_tensor(M).to(device=B.device, dtype=B.dtype)
         return CountedPreconditioner(matrix.__matmul__, linear=True, checked=False)

@@ -21,6 +21,7 @@ from pdesuite.solvers import (  # noqa: E402
     JacobiPreconditioner,
     solve as api_solve,
 )
+from pdesuite.solvers.linear_operator import as_csr  # noqa: E402
 from pdesuite.solvers.result import ConvergedReason, SolverError  # noqa: E402
 from pdesuite.solvers.torch_backend import (  # noqa: E402
     METHODS,
@@ -183,15 +184,48 @@ def test_one_dimensional_b_gives_vectors_and_float_callbacks():
     np.testing.assert_allclose(result.x.numpy(), spla.spsolve(A.tocsc(), b), rtol=1e-6, atol=1e-7)
 
 
-def test_check_every_changes_syncs_not_results():
-    A = to_torch_sparse(laplacian_2d(16))
-    B = torch.from_numpy(_rhs(256, 5, seed=6))
-    every = solve(A, B, method="cg", rtol=1e-8, check_every=1)
-    sparse_checks = solve(A, B, method="cg", rtol=1e-8, check_every=7)
+def _check_every_cases():
+    poisson = to_torch_sparse(laplacian_2d(12))
+    B = torch.from_numpy(_rhs(144, 2, seed=1))
+    singular = torch.diag(torch.arange(6, dtype=torch.float64))
+    return [
+        # GMRES stops on an estimate of 0 at step 6 (A singular); idle steps follow it.
+        ("singular-gmres", singular, torch.ones(6, dtype=torch.float64), dict(method="gmres")),
+        ("singular-gmres-restart4", singular, torch.ones(6, dtype=torch.float64),
+         dict(method="gmres", restart=4)),
+        ("poisson-cg", poisson, B, dict(method="cg", rtol=1e-8)),
+        # Convergence claims the true residual refutes: steps go on after idle ones.
+        ("poisson-cg-tight", poisson, B, dict(method="cg", rtol=1e-15, maxiter=2000)),
+        ("poisson-gmres-float32", poisson.to(torch.float32), B.float(),
+         dict(method="gmres", restart=10, rtol=1e-7, maxiter=2000)),
+        ("poisson-gmres-maxiter", poisson, B, dict(method="gmres", restart=5, maxiter=12)),
+    ]
+
+
+@pytest.mark.parametrize("case", _check_every_cases(), ids=lambda case: case[0])
+def test_check_every_changes_syncs_not_results(case):
+    _, A, B, options = case
+    results, calls = [], []
+    for check_every in (1, 7):
+        seen: list = []
+        results.append(solve(A, B, check_every=check_every,
+                             callback=lambda it, rnorm, seen=seen: seen.append((it, rnorm)),
+                             **options))
+        calls.append(seen)
+    every, sparse_checks = results
     assert torch.equal(every.x, sparse_checks.x)
     assert every.iterations == sparse_checks.iterations
+    assert every.info["reasons"] == sparse_checks.info["reasons"]
     assert every.info["iterations_per_column"] == sparse_checks.info["iterations_per_column"]
     np.testing.assert_array_equal(every.residuals, sparse_checks.residuals)
+    assert every.iterations <= options.get("maxiter", 10_000)
+    # Callbacks: one per counted iteration, made at the checks, with the same norms.
+    for seen in calls:
+        assert [it for it, _ in seen] == list(range(1, every.iterations + 1))
+    for (_, a), (_, b) in zip(*calls):
+        assert torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+    # Only the masked products after the last active step of a solve or cycle may differ.
+    assert every.matvecs <= sparse_checks.matvecs
 
 
 def test_maxiter_caps_the_batch():
@@ -275,7 +309,7 @@ def test_right_preconditioned_gmres_and_fgmres_agree_with_a_linear_preconditione
     plain = solve(At, Bt, method="gmres", rtol=1e-9, restart=20)
     # ILU (NumPy, applied on the host) cuts the iterations several-fold; Jacobi only a little.
     for M, at_most in (("jacobi", 1.0), (ILUPreconditioner(A, drop_tol=1e-2, fill_factor=2.0), 0.3)):
-        gmres = solve(At, Bt, method="gmres", M=M, rtol=1e-9, restart=20)
+        gmres = solve(At, Bt, method="gmres", M=M, rtol=1e-9, restart=20, side="right")
         fgmres = solve(At, Bt, method="fgmres", M=M, rtol=1e-9, restart=20)
         assert gmres.converged and fgmres.converged
         assert gmres.info["iterations_per_column"] == fgmres.info["iterations_per_column"]
@@ -283,6 +317,75 @@ def test_right_preconditioned_gmres_and_fgmres_agree_with_a_linear_preconditione
                 < at_most * sum(plain.info["iterations_per_column"]))
         for result in (gmres, fgmres):
             assert np.all(_relative_residuals(A, result.x.numpy(), B) <= 1e-9)
+
+
+def _variable_advection_diffusion(m: int = 20) -> sp.csr_array:
+    """Variable diffusion plus upwind advection in both directions, n = m²: non-symmetric,
+    with a diagonal that varies (so that Jacobi is not a multiple of the identity)."""
+    shift = sp.diags_array([-1.0, 1.0], offsets=[-1, 0], shape=(m, m))
+    advection = 5.0 * sp.kron(shift, sp.eye_array(m)) + 3.0 * sp.kron(sp.eye_array(m), shift)
+    return sp.csr_array(variable_diffusion_2d(m, seed=7, contrast=2.0) + advection)
+
+
+@pytest.mark.parametrize("reorthogonalize", ["never", "ifneeded"])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_gmres_side_and_reorthogonalize_match_the_numpy_backend(side, reorthogonalize):
+    A = _variable_advection_diffusion()
+    B = _rhs(A.shape[0], 4, seed=23)
+    result = solve(to_torch_sparse(A), torch.from_numpy(B), method="gmres", M="jacobi",
+                   side=side, reorthogonalize=reorthogonalize, restart=10)
+    assert result.converged, result.info["reasons"]
+    assert result.info["side"] == side and result.info["reorthogonalize"] == reorthogonalize
+    assert np.all(_relative_residuals(A, result.x.numpy(), B) <= DEFAULT_RTOL)
+    for j in range(4):
+        numpy = api_solve(A, B[:, j], method="gmres", M="jacobi", side=side,
+                          reorthogonalize=reorthogonalize, restart=10)
+        assert numpy.converged
+        assert abs(result.info["iterations_per_column"][j] - numpy.iterations) <= 1
+    if reorthogonalize == "never":
+        assert result.info["reorthogonalizations"] == 0
+    else:
+        assert 0 < result.info["reorthogonalizations"] <= result.iterations
+
+
+def test_left_and_right_gmres_differ_and_always_reorthogonalizes_every_step():
+    # With a varying diagonal, left (‖M r‖) and right (‖r‖) minimize different norms.
+    A = _variable_advection_diffusion()
+    B = torch.from_numpy(_rhs(A.shape[0], 2, seed=24))
+    At = to_torch_sparse(A)
+    left = solve(At, B, method="gmres", M="jacobi", restart=40)
+    right = solve(At, B, method="gmres", M="jacobi", restart=40, side="right")
+    assert left.info["side"] == "left" and left.converged and right.converged
+    assert not np.array_equal(left.residuals, right.residuals)
+    # Left preconditioning: the history starts at the true ‖r0‖ (scaled ‖M r‖).
+    np.testing.assert_allclose(left.residuals[0], np.linalg.norm(B.numpy(), axis=0), rtol=1e-14)
+    # Per cycle of ≤ 40 steps, M once per step plus once more: on r at the cycle's start
+    # (left), on V y for the update (right).
+    cycles = -(-left.iterations // 40)
+    assert left.precond_applies == left.iterations + cycles
+    assert right.precond_applies == right.iterations + -(-right.iterations // 40)
+    for method, options in (("gmres", {}), ("fgmres", {})):
+        always = solve(At, B, method=method, M="jacobi", reorthogonalize="always", **options)
+        assert always.converged and always.info["reorthogonalizations"] == always.iterations
+
+
+def test_gmres_option_defaults_and_checks():
+    assert option_defaults("gmres") == {"restart": 40, "side": "left",
+                                        "reorthogonalize": "never", "check_every": 1,
+                                        "device": None}
+    assert option_defaults("fgmres") == {"restart": 40, "reorthogonalize": "never",
+                                         "check_every": 1, "device": None}
+    A = to_torch_sparse(laplacian_2d(4))
+    b = torch.ones(16, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^side:"):
+        solve(A, b, method="gmres", side="both")
+    with pytest.raises(ValueError, match=r"^reorthogonalize:"):
+        solve(A, b, method="gmres", reorthogonalize="sometimes")
+    with pytest.raises(TypeError, match="side"):
+        solve(A, b, method="fgmres", side="left")
+    # Canonical values are reported.
+    result = solve(A, b, method="gmres", side="RIGHT", reorthogonalize="IfNeeded")
+    assert (result.info["side"], result.info["reorthogonalize"]) == ("right", "ifneeded")
 
 
 def test_callable_matvec_gives_identical_results_to_the_sparse_tensor():
@@ -567,6 +670,94 @@ def test_a_batch_keeps_the_best_iterate_per_column():
         np.testing.assert_allclose(result.info["true_residual_norms"], norms, rtol=1e-12, atol=0)
 
 
+def test_returned_iterate_of_a_failing_cg_names_x0_per_column():
+    # CG's residual grows in its first step on column 0 (b = (10, 1), κ = 100): with
+    # maxiter=1 x0 is the best iterate; column 1 (an eigenvector) converges in that step.
+    A = np.diag([1.0, 100.0])
+    B = np.array([[10.0, 1.0], [1.0, 0.0]])
+    batch = solve(torch.from_numpy(A), torch.from_numpy(B), method="cg", maxiter=1)
+    assert batch.info["reasons"][1].converged and not batch.info["reasons"][0].converged
+    assert batch.info["returned_iterate"] == ["initial", "last"]
+    assert torch.count_nonzero(batch.x[:, 0]) == 0
+    # A 1-D b: a string, as the NumPy backend says it.
+    single = solve(torch.from_numpy(A), torch.from_numpy(B[:, 0]), method="cg", maxiter=1)
+    numpy = api_solve(A, B[:, 0], method="cg", maxiter=1)
+    assert single.info["returned_iterate"] == numpy.info["returned_iterate"] == "initial"
+    # Absent when every column returns its last iterate.
+    converged = solve(torch.from_numpy(A), torch.from_numpy(B), method="cg")
+    assert converged.converged and "returned_iterate" not in converged.info
+
+
+@pytest.mark.parametrize("method", ["cg", "fcg", "gmres", "fgmres"])
+def test_returned_iterate_on_the_nilpotent_matrix(method):
+    A = np.triu(np.ones((4, 4)), 1)
+    B = np.column_stack([np.ones(4), [1.0, 1.0, 1.0, 0.0]])
+    X0 = np.zeros((4, 2))
+    X0[:, 1] = [1.0, 0.0, 0.0, 1.0]  # solves column 1 already
+    result = solve(torch.from_numpy(A), torch.from_numpy(B), method=method,
+                   x0=torch.from_numpy(X0), maxiter=200)
+    single = solve(torch.from_numpy(A), torch.from_numpy(B[:, 0]), method=method, maxiter=200)
+    if method in ("cg", "fcg"):
+        # pᵀAp = 0 and the residual blows up: x0 is returned, and said to be.
+        assert result.info["returned_iterate"] == ["initial", "last"]
+        assert single.info["returned_iterate"] == "initial"
+        assert torch.count_nonzero(single.x) == 0
+    else:
+        # GMRES's last iterate is its least-squares optimum over the Krylov space.
+        assert "returned_iterate" not in result.info and "returned_iterate" not in single.info
+
+
+def test_returned_iterate_earlier_is_the_iterate_of_an_earlier_restart():
+    # Left-preconditioned GMRES(1) minimizes ‖M r‖, which may fall while ‖r‖ grows: here the
+    # second iterate has the smallest true residual of the four.
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((4, 4)) + 2.0 * np.eye(4)
+    M = np.diag(10.0 ** rng.uniform(-3.0, 0.0, 4))
+    b = rng.standard_normal(4)
+    result = solve(torch.from_numpy(A), torch.from_numpy(b), method="gmres", M=M, restart=1,
+                   maxiter=4)
+    assert result.reason is ConvergedReason.DIVERGED_MAX_ITERATIONS
+    assert result.info["returned_iterate"] == "earlier"
+    # The iterates by hand: x += α z with z = M r and α minimizing ‖z − α M A z‖.
+    iterates = [np.zeros(4)]
+    for _ in range(4):
+        x = iterates[-1]
+        z = M @ (b - A @ x)
+        w = M @ A @ z
+        iterates.append(x + (w @ z) / (w @ w) * z)
+    norms = [np.linalg.norm(b - A @ x) for x in iterates]
+    assert int(np.argmin(norms)) == 2 and norms[4] > norms[2]
+    np.testing.assert_allclose(result.x.numpy(), iterates[2], rtol=1e-12)
+
+
+def test_scipy_and_numpy_matrices_go_through_as_csr(monkeypatch):
+    from pdesuite.solvers.torch_backend import convert
+
+    calls = []
+
+    def spy(A, copy=False):
+        calls.append(copy)
+        return as_csr(A, copy=copy)
+
+    monkeypatch.setattr(convert, "as_csr", spy)
+    A = laplacian_2d(4)
+    for given in (A, A.tocoo(), A.toarray()):
+        T = to_torch_sparse(given)
+        np.testing.assert_array_equal(T.to_dense().numpy(), A.toarray())
+    assert calls == [True, True, True]  # a copy: the tensor shares no memory with A
+    solve(sp.csc_array(A), np.ones(16), method="cg")
+    assert len(calls) == 4
+    # Integer entries become float64; the errors name the argument at fault.
+    assert to_torch_sparse(sp.eye_array(3, dtype=np.int32, format="csr")).dtype == torch.float64
+    with pytest.raises(ValueError, match=r"^A:"):
+        to_torch_sparse(sp.csr_array(np.ones((2, 3))))
+    bad = sp.csr_array(np.diag([1.0, np.inf, 1.0]))
+    with pytest.raises(ValueError, match=r"^A:"):
+        solve(bad, np.ones(3))
+    with pytest.raises(ValueError, match=r"^M:"):
+        solve(sp.eye_array(3, format="csr"), np.ones(3), M=bad)
+
+
 # ------------------------------------------------------------------------------------------
 # Bad input
 # ------------------------------------------------------------------------------------------
@@ -608,7 +799,7 @@ def _bad_inputs():
          r"^normalize_input:"),
         ("residual_replacement", dict(A=A, b=b, method="fcg", residual_replacement=-1),
          ValueError, r"^residual_replacement:"),
-        # Old names are gone, not aliased.
+        # Names outside the vocabulary are unknown options, not aliases.
         ("truncation", dict(A=A, b=b, method="fcg", truncation=2), TypeError, r"truncation"),
         ("pcg", dict(A=A, b=b, method="pcg"), ValueError, r"^method:"),
         ("device-name", dict(A=A, b=b, device="nowhere"), ValueError, r"^device:"),
