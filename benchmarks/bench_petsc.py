@@ -1,4 +1,4 @@
-"""The PETSc backend against native petsc4py, per solve and per iteration (issue 3).
+"""The PETSc backend against native petsc4py, per solve and per iteration.
 
 Problems, n = 65,536 (256² interior nodes, 5-point, zero Dirichlet, built with SciPy):
 - ``poisson``: the unscaled 2D Laplacian;

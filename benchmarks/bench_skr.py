@@ -67,7 +67,6 @@ from typing import Any, Callable, Optional  # noqa: E402
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
-import scipy.sparse.linalg as spla  # noqa: E402
 
 from _common import RESULTS, load_average, markdown_table, update_readme_section, write_results  # noqa: E402
 from pdesuite.datasets import generate, get_family, sort_order  # noqa: E402
@@ -620,21 +619,7 @@ COMPATIBLE_KEYS = ("quick", "tolerances", "preconditioners", "symmetric_counterp
                    "gmres_restart", "gmres_side", "gcrodr", "rcg", "maxiter", "seed")
 
 
-def _with_current_names(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` under the option names of :mod:`pdesuite.solvers.vocabulary`: results written
-    before it recorded GCRO-DR's ``restart`` and rcg's ``ell`` as ``m``."""
-    config = dict(config)
-    for method, name in (("gcrodr", "restart"), ("rcg", "ell")):
-        options = config.get(method)
-        if isinstance(options, dict) and "m" in options:
-            options = dict(options)
-            options[name] = options.pop("m")
-            config[method] = options
-    return config
-
-
 def _incompatible(config: dict[str, Any], other: dict[str, Any], keys=COMPATIBLE_KEYS) -> Optional[str]:
-    config, other = _with_current_names(config), _with_current_names(other)
     for key in keys:
         if config.get(key) != other.get(key):
             return f"{key}: {config.get(key)!r} here, {other.get(key)!r} there"

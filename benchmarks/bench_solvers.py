@@ -1,4 +1,4 @@
-"""Solver performance on the issue-3 problems: ours (NumPy and PETSc backends) against SciPy and
+"""Solver performance on four PDE problems: ours (NumPy and PETSc backends) against SciPy and
 native petsc4py, in one run.
 
 Problems: 2D Poisson 512² and 1024² (5-point, interior unknowns), Darcy −∇·(a∇u)=1 with a
