@@ -508,6 +508,9 @@ def minres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditione
     w_prev2 = np.zeros_like(r)
     w_prev = np.zeros_like(r)
     t_norm_sq = 0.0  # ‖T_k‖_F², the estimate of ‖A‖²
+    # squared tolerances, so that the loop takes no square roots for them
+    invariant_tol_sq = (BREAKDOWN_FACTOR * k.eps) ** 2
+    null_space_tol_sq = (10.0 * k.eps) ** 2
     while True:
         np.multiply(y, 1.0 / beta, out=v)
         p = _matvec(op, v)
@@ -525,16 +528,15 @@ def minres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditione
             return x, Reason.DIVERGED_NAN_OR_INF, {}
         beta_next = math.sqrt(beta_next_sq)
         t_norm_sq += alpha * alpha + beta * beta + beta_next_sq
-        t_norm = math.sqrt(t_norm_sq)
         # Column k of the tridiagonal matrix is (β_k, α_k, β_{k+1}) in rows k−1, k, k+1;
         # apply the two previous rotations, then make the one that zeroes β_{k+1}.
         epsilon = s_prev2 * beta
         top = c_prev2 * beta
         delta = c_prev * top + s_prev * alpha
         gamma_bar = c_prev * alpha - s_prev * top
-        # ‖A r_{k−1}‖ / ‖r_{k−1}‖ from the rotations (SciPy's "root").
-        null_space_ratio = math.hypot(gamma_bar, c_prev * beta_next)
-        invariant = beta_next <= BREAKDOWN_FACTOR * k.eps * t_norm
+        # ‖A r_{k−1}‖² / ‖r_{k−1}‖² from the rotations (SciPy's "root", squared).
+        null_space_ratio_sq = gamma_bar * gamma_bar + (c_prev * beta_next) ** 2
+        invariant = beta_next_sq <= invariant_tol_sq * t_norm_sq
         if invariant:
             beta_next = 0.0
         gamma = math.hypot(gamma_bar, beta_next)
@@ -554,7 +556,7 @@ def minres(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditione
         reason = monitor.step(abs(phi_bar) * scale)
         if reason is not None:
             return x, reason, {}
-        if invariant or null_space_ratio <= 10.0 * k.eps * t_norm:
+        if invariant or null_space_ratio_sq <= null_space_tol_sq * t_norm_sq:
             # The Krylov space is invariant, or r is in the null space: x is a least-squares
             # solution and b is not in the range of A.
             return x, Reason.DIVERGED_BREAKDOWN, {"least_squares": True}
