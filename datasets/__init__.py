@@ -16,6 +16,7 @@ from pdesuite.datasets.family import (
 from pdesuite.datasets.families import (
     Burgers1D,
     Darcy,
+    Darcy3D,
     DarcyPiecewise,
     HeatCN,
     HelmholtzGRF,
@@ -43,6 +44,7 @@ __all__ = [
     "FAMILIES",
     "Burgers1D",
     "Darcy",
+    "Darcy3D",
     "DarcyPiecewise",
     "HeatCN",
     "HelmholtzGRF",
