@@ -35,6 +35,12 @@ compiled MatSOR. ``ordering="redblack"`` reorders a matrix whose graph is 2-colo
 fastest per sweep but a different iteration from lexicographic SOR (it is lexicographic SOR
 of the permuted matrix), so it is an option, not the default.
 
+With petsc4py installed, the named preconditioners ``M="sor"``, ``"ssor"`` and
+``"gauss-seidel"`` of ``solve`` run PETSc's compiled MatSOR on A's own CSR arrays instead
+(:class:`pdesuite.solvers.petsc_backend.kernels.PetscKernelPreconditioner`, the same sweeps);
+:class:`RelaxationPreconditioner` is their fallback and the red–black variant, and the
+stand-alone solvers below always run here.
+
 The stand-alone solvers monitor the true residual ``b − A x_new`` without an extra product
 with ``A``: with ``N = U + (1 − 1/ω) D`` and ``c(x) = b − N x``, the identity
 ``b − A x_new = c(x_new) − c(x)`` holds exactly, and ``c(x_new)`` is the right-hand side of the
@@ -98,6 +104,14 @@ def _checked_diagonal(A: sp.csr_array) -> np.ndarray:
 
 def _is_hermitian(A: sp.csr_array) -> bool:
     scale = abs(A).max() if A.nnz else 0.0
+    # Fast path for a canonical CSR matrix: Aᴴ in CSR (one transposition) with the same
+    # pattern leaves only the values to compare, about half the cost of forming A − Aᴴ.
+    if A.has_canonical_format:
+        transposed = A.T.tocsr()
+        if (np.array_equal(A.indptr, transposed.indptr)
+                and np.array_equal(A.indices, transposed.indices)):
+            return not A.nnz or bool(np.abs(A.data - transposed.data.conj()).max()
+                                     <= _HERMITIAN_RTOL * scale)
     difference = A - A.conj().T
     return difference.nnz == 0 or abs(difference).max() <= _HERMITIAN_RTOL * scale
 
@@ -391,30 +405,31 @@ class RelaxationPreconditioner(BasePreconditioner):
     """
 
     linear = True
+    #: which implementation runs: these SciPy/NumPy kernels (``"petsc"`` for
+    #: :class:`~pdesuite.solvers.petsc_backend.kernels.PetscKernelPreconditioner`)
+    backend = "scipy"
 
     def __init__(self, A: Any, kind: str = "sor", omega: float = 1.0, sweeps: int = 1,
                  direction: Optional[str] = None, ordering: str = "natural"):
-        self.kind = check_choice("kind", kind, KINDS)
-        self.omega = _check_omega(omega)
-        self.sweeps = check_int("sweeps", sweeps, 1)
-        self.ordering = check_choice("ordering", ordering, ORDERINGS)
-        self.direction = _resolve_direction(self.kind, direction)
-        if self.kind == "gauss-seidel" and self.omega != 1.0:
-            raise ValueError(f"omega: kind='gauss-seidel' is SOR with omega=1, got omega={self.omega}; "
-                             "use kind='sor' for another relaxation factor")
+        (self.kind, self.omega, self.sweeps, self.direction,
+         self.ordering) = check_preconditioner_options(kind, omega, sweeps, direction, ordering)
         matrix = as_csr(A, copy=True)
         diag = _checked_diagonal(matrix)
         self.n = matrix.shape[0]
         self.dtype = matrix.dtype
+        self.symmetric = preconditioner_is_symmetric(matrix, diag, self.kind, self.sweeps,
+                                                     self.direction)
         if self.kind == "jacobi":
             self._matrix = matrix
             self._omega_over_d = self.omega / diag
             self._splitting: Optional[SORSplitting] = None
-            self.symmetric = self.sweeps == 1 and _positive_real(diag)
         else:
             self._splitting = SORSplitting(matrix, self.omega, self.ordering)
-            self.symmetric = (self.direction == "symmetric" and _positive_real(diag)
-                              and _is_hermitian(matrix))
+
+    def __repr__(self) -> str:
+        return (f"RelaxationPreconditioner(kind={self.kind!r}, backend={self.backend!r}, "
+                f"omega={self.omega}, sweeps={self.sweeps}, direction={self.direction!r}, "
+                f"ordering={self.ordering!r})")
 
     def apply(self, r: np.ndarray) -> np.ndarray:
         """``z = M⁻¹ r`` for ``r`` of shape ``[n]``; ``z`` has the matrix's dtype (complex if r is)."""
@@ -445,6 +460,30 @@ class RelaxationPreconditioner(BasePreconditioner):
             if backward:
                 z = s.backward_solve(rhs if z is None else s.backward_rhs(rhs, z))
         return s.to_original(z)
+
+
+def check_preconditioner_options(kind: str, omega: Any, sweeps: Any, direction: Optional[str],
+                                 ordering: str) -> tuple[str, float, int, str, str]:
+    """``(kind, omega, sweeps, direction, ordering)`` of a relaxation preconditioner, checked and
+    with the default direction resolved; the ValueErrors of :class:`RelaxationPreconditioner`
+    (each message starts with the argument's name). Shared with the PETSc kernels."""
+    kind = check_choice("kind", kind, KINDS)
+    omega = _check_omega(omega)
+    sweeps = check_int("sweeps", sweeps, 1)
+    ordering = check_choice("ordering", ordering, ORDERINGS)
+    direction = _resolve_direction(kind, direction)
+    if kind == "gauss-seidel" and omega != 1.0:
+        raise ValueError(f"omega: kind='gauss-seidel' is SOR with omega=1, got omega={omega}; "
+                         "use kind='sor' for another relaxation factor")
+    return kind, omega, sweeps, direction, ordering
+
+
+def preconditioner_is_symmetric(matrix: sp.csr_array, diag: np.ndarray, kind: str, sweeps: int,
+                                direction: str) -> bool:
+    """The ``symmetric`` flag of a relaxation preconditioner (see :class:`RelaxationPreconditioner`)."""
+    if kind == "jacobi":
+        return sweeps == 1 and _positive_real(diag)
+    return direction == "symmetric" and _positive_real(diag) and _is_hermitian(matrix)
 
 
 def _resolve_direction(kind: str, direction: Optional[str]) -> str:

@@ -10,6 +10,8 @@ Modules, in the order they build on each other:
 - :mod:`.reasons`: PETSc's ``KSPConvergedReason`` names and ours (:data:`PETSC_REASON_MAP`);
 - :mod:`.pc`: :class:`PythonPC`, any ``apply(r) -> z`` as a PETSc python PC, and the named
   PETSc preconditioners (:data:`PRECONDITIONERS`);
+- :mod:`.kernels`: :class:`PetscKernelPreconditioner`, PETSc's ICC/ILU/SOR/Jacobi kernels as
+  the NumPy backend's named preconditioners (``solve(A, b, M="ic")`` chooses it by itself);
 - :mod:`.adapters`: PETSc objects seen as the NumPy methods' operator, preconditioner and
   monitor, on rank-local arrays;
 - :mod:`.ksp`: :class:`GcrodrKSP` and :class:`RecyclingCGKSP`, the suite's recycling methods as
@@ -32,6 +34,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     ) from error
 
 from pdesuite.solvers.petsc_backend.convert import from_petsc_vec, to_petsc_mat, to_petsc_vec
+from pdesuite.solvers.petsc_backend.kernels import PetscKernelPreconditioner
 from pdesuite.solvers.petsc_backend.ksp import GcrodrKSP, RecyclingCGKSP
 from pdesuite.solvers.petsc_backend.methods import METHODS, option_defaults
 from pdesuite.solvers.petsc_backend.pc import PRECONDITIONERS, PythonPC
@@ -43,6 +46,7 @@ __all__ = [
     "METHODS",
     "PETSC_REASON_MAP",
     "PRECONDITIONERS",
+    "PetscKernelPreconditioner",
     "PetscSolver",
     "PythonPC",
     "RecyclingCGKSP",

@@ -26,7 +26,7 @@ from petsc4py import PETSc
 from pdesuite.solvers.preconditioner import FunctionPreconditioner, MatrixPreconditioner
 from pdesuite.solvers.validation import check_choice, check_int, check_real
 
-__all__ = ["PRECONDITIONERS", "InstalledPC", "PythonPC", "install_preconditioner"]
+__all__ = ["PRECONDITIONERS", "InstalledPC", "PythonPC", "configure_named", "install_preconditioner"]
 
 #: Preconditioner names of the PETSc backend, with the options each takes (prefix ``pc_``):
 #: ``pc_omega`` (sor, ssor; in (0, 2), default 1), ``pc_sweeps`` (default 1), ``pc_direction``
@@ -172,8 +172,8 @@ def install_preconditioner(ksp: "PETSc.KSP", M: Any, options: dict[str, Any],
         if unknown:
             raise TypeError(f"M={name!r}: unknown option(s) {sorted('pc_' + u for u in unknown)}; "
                             f"it takes {['pc_' + o for o in PRECONDITIONERS[name]]}")
-        inodes_off = _configure_named(petsc_pc, "icc" if name == "ic" else name, options,
-                                      set_option, parallel=ksp.getComm().getSize() > 1)
+        inodes_off = configure_named(petsc_pc, "icc" if name == "ic" else name, options,
+                                     set_option, parallel=ksp.getComm().getSize() > 1)
         return InstalledPC(name, inodes_off=inodes_off)
     if options:
         raise TypeError(f"M: options {sorted('pc_' + o for o in options)} are only for "
@@ -196,9 +196,17 @@ def install_preconditioner(ksp: "PETSc.KSP", M: Any, options: dict[str, Any],
     return InstalledPC("python", python_pc=python_pc)
 
 
-def _configure_named(petsc_pc: "PETSc.PC", name: str, options: dict[str, Any],
-                     set_option: Callable[[str, Any], None], parallel: bool) -> bool:
-    """Set up one of PRECONDITIONERS; returns whether the matrix's inodes must be off."""
+def configure_named(petsc_pc: "PETSc.PC", name: str, options: dict[str, Any],
+                    set_option: Callable[[str, Any], None], parallel: bool = False) -> bool:
+    """Set up one of PRECONDITIONERS (``"icc"`` for ``"ic"``) on ``petsc_pc``; returns whether
+    the matrix's inodes must be off.
+
+    ``options`` are the name's options with the ``pc_`` prefix removed (their values are checked
+    here); ``set_option(name, value)`` puts a setting without a petsc4py setter into the options
+    database under the PC's prefix, for ``setFromOptions`` to apply. The one table of PETSc PC
+    settings: :class:`PetscSolver` and the NumPy backend's
+    :class:`~pdesuite.solvers.petsc_backend.kernels.PetscKernelPreconditioner` both use it.
+    """
     if name in ("none", "jacobi", "gamg"):
         petsc_pc.setType({"none": PETSc.PC.Type.NONE, "jacobi": PETSc.PC.Type.JACOBI,
                           "gamg": PETSc.PC.Type.GAMG}[name])
