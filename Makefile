@@ -7,6 +7,7 @@ BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.pdesuite-installed
 PETSC_VER  := 3.26.1
 TORCH_VER  := 2.13.0
+SKSPARSE_VER := 0.4.16
 PYTEST_ARGS ?=
 
 # An optimised PETSc without Fortran (nothing here needs it). pip caches the wheel it builds, so
@@ -54,7 +55,12 @@ $(STAMP): pyproject.toml Makefile
 	@# mpi4py's PyPI wheel looks for libmpi.so.12, which Debian's mpich names libmpich.so.12:
 	@# build it against the system mpicc instead.
 	$(BIN)/python -c "from mpi4py import MPI" 2>/dev/null || $(BIN)/python -m pip install --no-binary=mpi4py "mpi4py>=4"
-	$(BIN)/python -m pip install -q -e ".[torch,petsc,test]"
+	@# scikit-sparse (CHOLMOD, the [direct] extra) has no wheel: it compiles (about 15 s) against
+	@# Debian's libsuitesparse-dev with the venv's numpy and Cython, without build isolation so
+	@# that pip fetches no other numpy to build with; --no-binary so that it never takes a wheel
+	@# bundling another SuiteSparse. pip caches the wheel it builds.
+	$(BIN)/python -c "import sksparse.cholmod" 2>/dev/null || $(BIN)/python -m pip install -q --no-build-isolation --no-binary=scikit-sparse scikit-sparse==$(SKSPARSE_VER)
+	$(BIN)/python -m pip install -q -e ".[torch,petsc,direct,test]"
 	@touch $@
 
 clean-venv:

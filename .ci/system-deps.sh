@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages that PETSc and mpi4py compile against: BLAS/LAPACK and MPI.
-# Installed only when missing; apt needs root.
+# Debian packages that PETSc, mpi4py and scikit-sparse compile against: BLAS/LAPACK, MPI, and
+# SuiteSparse (CHOLMOD, for the direct solver). Installed only when missing; apt needs root.
 set -euo pipefail
-needed=(libopenblas-dev mpich)
+needed=(libopenblas-dev mpich libsuitesparse-dev)
 missing=()
 for pkg in "${needed[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -9,7 +9,10 @@
 2. **Blocks.** The solve order is cut into fixed blocks of ``chunk_size`` consecutive samples.
    Each block is solved from a *fresh* solver: one :class:`RecyclingSolver` (``"rcg"`` on SPD
    families, ``"gcrodr"`` otherwise) carries its recycle space from one sample to the next
-   *within* the block, and forgets it at the block's end.
+   *within* the block, and forgets it at the block's end. With ``solver="direct"`` the block's
+   solver is one :class:`~pdesuite.solvers.DirectSolver` instead, which analyses the sparsity
+   pattern the block's matrices share once and refactors the values of each sample (the
+   arrays do not depend on that reuse: the analysis is a function of the pattern alone).
 3. **Workers.** The blocks still to do are split into ``workers`` contiguous runs of the sorted
    order, one process each (``spawn`` context); with ``workers=1`` everything runs in this
    process. Each finished block is one shard file ``<out>.parts/block_XXXXXX.h5``, written
@@ -91,6 +94,7 @@ from pdesuite.datasets.storage import (
     create_dataset_file,
     schema_attrs,
 )
+from pdesuite.solvers.direct import CHOLMOD_ORDERINGS, cholmod_available
 from pdesuite.solvers.recycling.rcg import default_ell
 from pdesuite.solvers.vocabulary import (
     DEFAULT_MAXITER,
@@ -134,6 +138,8 @@ _RECYCLE_KEYS = tuple(dict.fromkeys(_RECYCLE_METHOD_KEYS["gcrodr"] + _RECYCLE_ME
 #: length and recycled dimension of GCRO-DR, the recycled dimension and kept CG directions of rcg.
 _RECYCLE_DEFAULTS = {method: {name: METHOD_DEFAULTS[method][name] for name in names}
                      for method, names in (("gcrodr", ("restart", "k")), ("rcg", ("k", "ell")))}
+#: The options of a direct configuration (``solver="direct"``) besides rtol, atol and maxiter.
+_DIRECT_KEYS = tuple(name for name in METHOD_DEFAULTS["direct"] if name != "factorization")
 #: Options a tuner may choose per solve: ``solver={"tune": "omega"}`` (see :func:`resolve_tune_config`).
 TUNABLE_OPTIONS = ("omega", "k")
 #: Tuners by name, the classes of :mod:`pdesuite.solvers.tuning`.
@@ -171,23 +177,31 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
             the method's defaults of :mod:`pdesuite.solvers.vocabulary`: GCRO-DR
             ``restart=40, k=20``, rcg ``k=20, ell=None``, i.e. ``max(2k, 30)``),
             ``"independent"`` (``"cg"`` if ``spd`` else ``"gmres"`` with restart 40, each
-            sample from a zero guess), or a dict with ``method`` (``"gcrodr"``/``"rcg"``
-            recycle, any other method of :func:`pdesuite.solvers.solve` solves
-            independently), and optionally ``M`` (a preconditioner *name*, e.g. ``"ilu"``),
-            ``rtol`` (default ``DEFAULT_RTOL``, 1e-8), ``atol`` (0), ``maxiter``
-            (``DEFAULT_MAXITER``, 10,000), the recycling options under the method's names
-            (GCRO-DR ``restart``, ``k``, ``side``, ``stale_threshold``, ``reorthogonalize``,
-            ``update_period``; rcg ``k``, ``ell``, ``stale_threshold``; both ``solutions``),
+            sample from a zero guess), ``"direct"`` (one
+            :class:`~pdesuite.solvers.DirectSolver` per block: the sparsity pattern analysed
+            once, each sample refactored; Cholesky through CHOLMOD when ``spd`` and
+            scikit-sparse is installed, else LU through SuperLU), or a dict with ``method``
+            (``"gcrodr"``/``"rcg"`` recycle, ``"direct"`` factors, with the options ``spd``
+            (default: the family's) and ``ordering`` and no ``M``; any other method of
+            :func:`pdesuite.solvers.solve` solves independently), and optionally ``M`` (a
+            preconditioner *name*, e.g. ``"ilu"``), ``rtol`` (default ``DEFAULT_RTOL``, 1e-8),
+            ``atol`` (0), ``maxiter`` (``DEFAULT_MAXITER``, 10,000), the recycling options under
+            the method's names (GCRO-DR ``restart``, ``k``, ``side``, ``stale_threshold``,
+            ``reorthogonalize``, ``update_period``; rcg ``k``, ``ell``, ``stale_threshold``;
+            both ``solutions``),
             ``tune`` (a tuner that chooses ω or k per solve; see :func:`resolve_tune_config`)
             and any further method or ``pc_*`` option.
         spd: the family's matrices are symmetric positive definite.
 
     Returns:
-        dict with ``mode`` (``"recycle"``/``"independent"``), ``method``, ``M``, ``rtol``,
-        ``atol``, ``maxiter``, the recycling options (``restart`` and ``k`` of GCRO-DR, ``k``
+        dict with ``mode`` (``"recycle"``/``"independent"``/``"direct"``), ``method``, ``M``,
+        ``rtol``, ``atol``, ``maxiter``, the recycling options (``restart`` and ``k`` of GCRO-DR, ``k``
         and ``ell`` of rcg always, the others when given), ``options`` (the rest) and, when
         tuning, ``tune`` (the resolved tune configuration; ``k`` is then None if k is the
-        tuned option).
+        tuned option). A direct configuration records ``spd``, ``ordering`` and
+        ``factorization``: the library that factors SPD matrices on this machine
+        (``"cholmod"``, or ``"superlu"`` without scikit-sparse or when ``spd`` is False), so
+        that a resume on a machine without CHOLMOD is refused rather than mixing libraries.
 
     Raises:
         ValueError: ``m`` (no option of any method: GCRO-DR's cycle length is ``restart``,
@@ -199,13 +213,17 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
             config: dict[str, Any] = {"method": "rcg" if spd else "gcrodr"}
         elif solver == "independent":
             config = {"method": "cg"} if spd else {"method": "gmres", "restart": DEFAULT_RESTART}
+        elif solver == "direct":
+            config = {"method": "direct"}
         else:
-            raise ValueError(f"solver: must be 'recycle', 'independent' or a dict, got {solver!r}")
+            raise ValueError(f"solver: must be 'recycle', 'independent', 'direct' or a dict, got "
+                             f"{solver!r}")
     elif isinstance(solver, Mapping):
         config = dict(solver)
         config.setdefault("method", "rcg" if spd else "gcrodr")
     else:
-        raise TypeError(f"solver: must be 'recycle', 'independent' or a dict, got {type(solver).__name__}")
+        raise TypeError(f"solver: must be 'recycle', 'independent', 'direct' or a dict, got "
+                        f"{type(solver).__name__}")
     method = config.pop("method")
     if not isinstance(method, str):
         raise ValueError(f"solver: 'method' must be a method name, got {method!r}")
@@ -219,6 +237,8 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
         raise TypeError("solver: 'M' must be a preconditioner name (e.g. 'ilu', 'jacobi') or None, "
                         f"so that the configuration can be stored and checked on resume; got "
                         f"{type(preconditioner).__name__}")
+    if method == "direct":
+        return _resolve_direct_config(config, preconditioner, spd)
     resolved = {
         "mode": "recycle" if method in ("gcrodr", "rcg") else "independent",
         "method": method,
@@ -250,6 +270,43 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
         resolved["tune"] = resolve_tune_config(tune, resolved, explicit_k=explicit_k)
         if resolved["tune"]["option"] == "k":
             resolved["k"] = None  # chosen per solve by the tuner
+    return resolved
+
+
+def _resolve_direct_config(config: dict[str, Any], preconditioner: Optional[str],
+                           spd: bool) -> dict[str, Any]:
+    """The rest of :func:`resolve_solver_config` for ``method="direct"``."""
+    if preconditioner is not None:
+        raise ValueError(f"solver: method 'direct' takes no preconditioner, got M={preconditioner!r}")
+    if "tune" in config:
+        raise ValueError("solver: method 'direct' has no option to tune (tune is for ω of SOR/SSOR "
+                         "or k of a recycling solver)")
+    if "factorization" in config:
+        raise ValueError("solver: 'factorization' of method 'direct' is recorded, not chosen: it is "
+                         "CHOLMOD for SPD matrices where scikit-sparse is installed, else SuperLU; "
+                         "pass spd=False for LU")
+    matrix_spd = config.pop("spd", bool(spd))
+    if matrix_spd not in (None, True, False):
+        raise ValueError(f"solver: 'spd' of method 'direct' must be True, False or None, got {matrix_spd!r}")
+    ordering = config.pop("ordering", METHOD_DEFAULTS["direct"]["ordering"])
+    if ordering not in CHOLMOD_ORDERINGS:
+        raise ValueError(f"solver: 'ordering' of method 'direct' must be one of {CHOLMOD_ORDERINGS}, "
+                         f"got {ordering!r}")
+    resolved = {
+        "mode": "direct",
+        "method": "direct",
+        "M": None,
+        "rtol": float(config.pop("rtol", DEFAULT_RTOL)),
+        "atol": float(config.pop("atol", 0.0)),
+        "maxiter": int(config.pop("maxiter", DEFAULT_MAXITER)),
+        "spd": matrix_spd if matrix_spd is None else bool(matrix_spd),
+        "ordering": ordering,
+        "factorization": "cholmod" if matrix_spd is not False and cholmod_available() else "superlu",
+        "options": {},
+    }
+    if config:
+        raise ValueError(f"solver: unknown option(s) {sorted(config)} of method 'direct'; it takes "
+                         f"{['rtol', 'atol', 'maxiter', *_DIRECT_KEYS]}")
     return resolved
 
 
@@ -576,6 +633,8 @@ def _make_solver(config: Mapping[str, Any], backend: str,
     options = dict(config["options"])
     if tuning is not None and tuning.target != "k":
         options[tuning.target] = tuning.tuner
+    if config["mode"] == "direct":
+        return _make_direct_solver(config, backend)
     if config["mode"] == "recycle":
         if backend != "numpy":
             raise ValueError(f"backend: recycling runs on the 'numpy' backend, got {backend!r}; "
@@ -599,6 +658,25 @@ def _make_solver(config: Mapping[str, Any], backend: str,
                      context=context, **options)
 
     return solve_independent
+
+
+def _make_direct_solver(config: Mapping[str, Any], backend: str) -> Callable[..., Any]:
+    """The block's one DirectSolver: the pattern the block's matrices share is analysed once."""
+    if backend != "numpy":
+        raise ValueError(f"backend: solver 'direct' runs on the 'numpy' backend, got {backend!r}")
+    from pdesuite.solvers.direct import DirectSolver
+
+    if config["factorization"] == "cholmod" and not cholmod_available():
+        raise RuntimeError("solver: this run factors with CHOLMOD (its solver configuration says "
+                           "factorization='cholmod'), but scikit-sparse does not import here; "
+                           "install pdesuite[direct], or start a new run")
+    direct = DirectSolver(spd=config["spd"], ordering=config["ordering"], rtol=config["rtol"],
+                          atol=config["atol"])
+
+    def solve_direct(A, b, x0=None, context=None):
+        return direct.solve(A, b, x0=x0)
+
+    return solve_direct
 
 
 def _relative_residual(A: Any, b: np.ndarray, result: Any) -> float:
@@ -1061,8 +1139,9 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
             ``"random"`` (a permutation seeded by ``seed``).
         sort_method: ``"greedy"`` (default), ``"fft"`` or ``"none"``; see :mod:`.sorting`.
         group_size: greedy sorting group size (default 2000).
-        solver: ``"recycle"`` (default), ``"independent"`` or a dict; see
-            :func:`resolve_solver_config`. Its ``tune`` entry has a tuner choose ω or k per
+        solver: ``"recycle"`` (default), ``"independent"``, ``"direct"`` (a sparse direct
+            solve per sample, the symbolic analysis of the shared sparsity pattern reused
+            within a block) or a dict; see :func:`resolve_solver_config`. Its ``tune`` entry has a tuner choose ω or k per
             solve, e.g. ``{"method": "rcg", "M": "ssor", "tune": "omega"}`` (Tsallis-INF over
             20 values of ω in [1, 1.95]); see :func:`resolve_tune_config`.
         backend: solver backend, ``"numpy"`` (default; required for recycling) or ``"petsc"``.
@@ -1127,8 +1206,9 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
     time_dependent = bool(getattr(family, "time_dependent", False))
     batch_size = _effective_batch_size(family, batch_size) if time_dependent else 1
     solver_config = resolve_solver_config(solver, bool(getattr(family, "spd", False)))
-    if solver_config["mode"] == "recycle" and backend != "numpy":
-        raise ValueError(f"backend: recycling runs on the 'numpy' backend, got {backend!r}; use "
+    if solver_config["mode"] in ("recycle", "direct") and backend != "numpy":
+        what = "recycling" if solver_config["mode"] == "recycle" else "solver 'direct'"
+        raise ValueError(f"backend: {what} runs on the 'numpy' backend, got {backend!r}; use "
                          "solver='independent' for another backend")
     effective_sort = sort_method if order == "sorted" else ("random" if order == "random" else "none")
     run_config = {
@@ -1390,7 +1470,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output HDF5 file (default FAMILY.h5)")
     parser.add_argument("--order", choices=ORDERS, default="sorted")
     parser.add_argument("--sort-method", choices=GENERATION_SORT_METHODS, default="greedy")
-    parser.add_argument("--solver", choices=("recycle", "independent"), default="recycle")
+    parser.add_argument("--solver", choices=("recycle", "independent", "direct"), default="recycle")
     parser.add_argument("--method", default=None, help="solver method (gcrodr, rcg, cg, gmres, ...)")
     parser.add_argument("--pc", default=None, help="preconditioner name (jacobi, sor, ilu, ...)")
     parser.add_argument("--rtol", type=float, default=None)

@@ -1,10 +1,11 @@
-"""Iterative solvers: Krylov methods, recycling, relaxation, tuning, and three backends.
+"""Solvers: Krylov methods, recycling, relaxation, tuning, three backends, and a direct solve.
 
 The solvers know nothing of PDEs: they take matrices, vectors, LinearOperator-likes and
 callables. ``solve`` is the one entry point; ``METHODS`` lists the NumPy-backend methods.
 """
 
 from pdesuite.solvers.api import BACKENDS, solve
+from pdesuite.solvers.direct import DirectSolver
 from pdesuite.solvers.recycling import RecycleSpace, RecyclingSolver
 from pdesuite.solvers.preconditioner import (
     BasePreconditioner,
@@ -36,6 +37,7 @@ from pdesuite.solvers.tuning import (
 # The method modules register themselves in METHODS on import.
 from pdesuite.solvers import krylov as _krylov  # noqa: E402,F401  (after the names they use)
 from pdesuite.solvers import recycling as _recycling  # noqa: E402,F401
+from pdesuite.solvers import direct as _direct  # noqa: E402,F401
 
 __all__ = [
     "BACKENDS",
@@ -48,6 +50,7 @@ __all__ = [
     "BasePreconditioner",
     "ChebCB",
     "ContextualTsallisINF",
+    "DirectSolver",
     "FixedTuner",
     "OracleTuner",
     "RecycleSpace",

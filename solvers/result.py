@@ -54,7 +54,8 @@ _MESSAGES = {
     ),
     ConvergedReason.DIVERGED_BREAKDOWN: (
         "the method broke down (a division by zero in its recurrences). For BiCGStab try GMRES; "
-        "for a singular matrix check that b is in its range."
+        "for a singular matrix check that b is in its range. For a direct solve: the matrix is "
+        "singular or too ill-conditioned for the tolerance (info['breakdown'] says which)."
     ),
     ConvergedReason.DIVERGED_NONSYMMETRIC: (
         "CG found the matrix or the preconditioner non-symmetric. Use a symmetric "

@@ -51,6 +51,10 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "gauss-seidel": {"direction": "forward", "ordering": "natural"},
     "sor": {"omega": 1.0, "direction": "forward", "ordering": "natural"},
     "ssor": {"omega": 1.0, "ordering": "natural"},
+    # spd: True (Cholesky), False (LU) or None (Cholesky when the matrix looks symmetric with a
+    # positive diagonal); ordering: CHOLMOD's fill-reducing ordering; factorization: a
+    # DirectSolver whose analysis of the sparsity pattern is reused (None: a fresh one).
+    "direct": {"spd": None, "ordering": "default", "factorization": None},
 }
 
 #: Options of a backend rather than of a method, accepted by all of its methods.
