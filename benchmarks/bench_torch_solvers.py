@@ -10,8 +10,11 @@ CPU; on CUDA it also runs float32 and ``check_every=10`` (fewer host syncs).
                                              [--batches 1,16,64] [--repeats R]
 
 ``--threads N`` pins torch's threads and those of OpenBLAS/OpenMP (used by SciPy's CG for its
-dot products) to N, so that both sides run on the same cores. Writes
-benchmarks/results/torch_solvers.json and prints a Markdown table.
+dot products) to N, so that both sides run on the same cores. ``--repeats R`` keeps the best of
+R runs on both sides, interleaved (the machines are shared). Writes
+benchmarks/results/torch_solvers.json and prints two Markdown tables: the solves, and the cost
+per column of the kernels one CG iteration is made of (the product with A, a column-wise dot
+product, an axpy), which bounds what batching can win on the device.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import scipy.sparse.linalg as spla  # noqa: E402
 
-from _common import markdown_table, update_readme_section, write_results  # noqa: E402
+from _common import load_average, markdown_table, update_readme_section, write_results  # noqa: E402
 
 
 def poisson_2d(m: int) -> sp.csr_array:
@@ -44,6 +47,63 @@ def poisson_2d(m: int) -> sp.csr_array:
     T = sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(m, m))
     eye = sp.eye_array(m)
     return sp.csr_array(sp.kron(T, eye) + sp.kron(eye, T))
+
+
+def best_of(function, repeats: int, *, sync=None) -> float:
+    """The least wall time of ``repeats`` calls of ``function()`` (``sync()`` around each)."""
+    best = np.inf
+    for _ in range(repeats):
+        if sync is not None:
+            sync()
+        start = time.perf_counter()
+        function()
+        if sync is not None:
+            sync()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def kernel_costs(torch, A: sp.csr_array, A_t, batch: int, repeats: int = 30) -> dict:
+    """Milliseconds per column of the block kernels of one batched CG iteration, on blocks as
+    wide as the solver's (its column groups: ``group_width``), against SciPy's matrix-vector
+    product (what its CG calls per iteration).
+
+    ``torch_spmm``: ``A @ P`` into a reused block (as the solver makes it: int32 CSR through
+    ``addmm(beta=0, out=)``, ``addmv`` for one column); ``torch_dot``: ``pᵀq`` per column
+    (a product into a scratch block, then a sum; BLAS's dot for one column); ``torch_axpy``:
+    ``X += P·diag(α)``. A CG
+    iteration makes one product, two dots and three axpys.
+    """
+    from pdesuite.solvers.torch_backend.convert import CountedOperator
+    from pdesuite.solvers.torch_backend.methods import column_groups, dot_into
+
+    n = A.shape[0]
+    sync = torch.cuda.synchronize if A_t.is_cuda else None
+    operator = CountedOperator(A_t.__matmul__, n, A_t)
+    groups = column_groups(operator, torch.empty(n, batch, dtype=A_t.dtype, device=A_t.device))
+    batch = groups[0].stop - groups[0].start
+    P = torch.rand(n, batch, dtype=A_t.dtype, device=A_t.device)
+    AP, X, S = torch.empty_like(P), torch.zeros_like(P), torch.empty_like(P)
+    alpha = torch.full((batch,), 1e-3, dtype=A_t.dtype, device=A_t.device)
+    pAp = torch.empty(batch, dtype=A_t.dtype, device=A_t.device)
+    product = operator.product_into(P, AP)
+    column_dot = dot_into(P, AP, S, pAp)
+
+    def loop(step, columns=batch):
+        def run():
+            for _ in range(repeats):
+                step()
+        run()  # warm-up
+        return 1e3 * best_of(run, 5, sync=sync) / repeats / columns
+
+    x = np.random.default_rng(1).standard_normal(n)
+    return {
+        "group_width": batch,
+        "torch_spmm": loop(product),
+        "torch_dot": loop(column_dot),
+        "torch_axpy": loop(lambda: X.addcmul_(P, alpha)),
+        "scipy_spmv": loop(lambda: A @ x, columns=1),
+    }
 
 
 def scipy_sequential(A: sp.csr_array, B: np.ndarray, rtol: float) -> tuple[float, list[int], np.ndarray]:
@@ -64,7 +124,7 @@ def scipy_sequential(A: sp.csr_array, B: np.ndarray, rtol: float) -> tuple[float
     return time.perf_counter() - start, iterations, X
 
 
-def torch_batched(torch, A_t, B_t, rtol: float, check_every: int, repeats: int):
+def torch_batched(torch, A_t, B_t, rtol: float, check_every: int, repeats: int = 1):
     """(best seconds, result) of the batched torch CG; the device is synchronised around it."""
     from pdesuite.solvers.torch_backend import solve
 
@@ -86,7 +146,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="64×64 grid, to check the script runs")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--repeats", type=int, default=1, help="timed torch runs (best kept)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs per side, interleaved (best kept)")
     parser.add_argument("--batches", default=None, help="comma-separated B (default 1,16,64)")
     parser.add_argument("--readme", action="store_true", help="write the README table")
     args = parser.parse_args()
@@ -112,15 +173,22 @@ def main() -> None:
     if device.type == "cuda":
         variants += [("float64", 10), ("float32", 10)]
 
-    rows, records = [], []
+    rows, records, kernel_rows, kernels = [], [], [], []
     for batch in batches:
         B = B_all[:, :batch]
-        scipy_time, scipy_its, X_ref = scipy_sequential(A, B, rtol)
+        scipy_runs: list = []  # (seconds, iterations per column, X) of each SciPy run
         for dtype_name, check_every in variants:
             dtype = getattr(torch, dtype_name)
             A_t = to_torch_sparse(A, device=device, dtype=dtype)
             B_t = torch.from_numpy(B).to(device=device, dtype=dtype)
-            torch_time, result = torch_batched(torch, A_t, B_t, rtol, check_every, args.repeats)
+            torch_time = np.inf
+            for _ in range(args.repeats):  # interleaved, so that both sides see the same load
+                if len(scipy_runs) < args.repeats:
+                    scipy_runs.append(scipy_sequential(A, B, rtol))
+                seconds, result = torch_batched(torch, A_t, B_t, rtol, check_every, 1)
+                torch_time = min(torch_time, seconds)
+            scipy_time = min(run[0] for run in scipy_runs)
+            _, scipy_its, X_ref = scipy_runs[0]
             X = result.x.double().cpu().numpy()
             true_rel = np.linalg.norm(B - A @ X, axis=0) / np.linalg.norm(B, axis=0)
             diff = np.linalg.norm(X - X_ref, axis=0) / np.linalg.norm(X_ref, axis=0)
@@ -150,6 +218,19 @@ def main() -> None:
             print(f"B={batch:3d} {dtype_name} check_every={check_every}: torch {torch_time:.3f}s "
                   f"({result.iterations} it), scipy {scipy_time:.3f}s, "
                   f"speedup {record['speedup']:.2f}x", flush=True)
+        # The kernels of a CG iteration, per column, in float64 (the first variant).
+        A_t = to_torch_sparse(A, device=device, dtype=torch.float64)
+        costs = kernel_costs(torch, A, A_t, batch)
+        cg_ms = next(r["torch_ms_per_iteration"] / batch for r in records
+                     if r["batch"] == batch and r["dtype"] == "float64")
+        scipy_ms = next(r["scipy_ms_per_iteration"] for r in records if r["batch"] == batch)
+        kernels.append({"batch": batch, **costs, "torch_cg_ms_per_iteration_per_rhs": cg_ms,
+                        "scipy_cg_ms_per_iteration": scipy_ms})
+        vector_ms = 2 * costs["torch_dot"] + 3 * costs["torch_axpy"]
+        kernel_rows.append([batch, costs["group_width"], costs["torch_spmm"],
+                            costs["scipy_spmv"], costs["torch_dot"],
+                            costs["torch_axpy"], costs["torch_spmm"] + vector_ms, cg_ms,
+                            scipy_ms])
 
     payload = {
         "problem": f"2D Poisson, 5-point, {m}x{m} interior (n={A.shape[0]}), rtol={rtol}",
@@ -158,17 +239,30 @@ def main() -> None:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+        "repeats": args.repeats,
+        "load_average": load_average(),
         "rows": records,
+        "kernels_ms_per_column": kernels,
     }
     path = write_results("torch_solvers" + ("_quick" if args.quick else ""), payload)
     table = markdown_table(
         ["B", "dtype", "check_every", "iterations", "torch s", "torch s/RHS", "SciPy s",
          "SciPy s/RHS", "speed-up", "max rel. diff"], rows)
+    kernel_table = markdown_table(
+        ["B", "group", "torch SpMM", "SciPy SpMV", "torch dot", "torch axpy",
+         "SpMM + 2 dot + 3 axpy", "torch CG iteration", "SciPy CG iteration"], kernel_rows)
     print(table)
+    print(kernel_table)
     print(f"wrote {path}")
     if args.readme and not args.quick:
-        update_readme_section("bench-torch-solvers", f"Device: {payload['device_name']}, torch "
-                              f"{payload['torch']}, {payload['torch_threads']} threads.\n\n" + table)
+        update_readme_section(
+            "bench-torch-solvers",
+            f"Device: {payload['device_name']}, torch {payload['torch']}, "
+            f"{payload['torch_threads']} threads, best of {args.repeats} (load average "
+            f"{payload['load_average']}).\n\n" + table + "\n\nMilliseconds per right-hand "
+            "side of the kernels of one CG iteration (torch: on an [n, group] block, the width "
+            "the solver iterates on, divided by its width; SciPy: one vector):\n\n"
+            + kernel_table)
 
 
 if __name__ == "__main__":

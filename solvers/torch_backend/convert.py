@@ -100,28 +100,79 @@ class CountedOperator:
     """``X [n, B] -> A X [n, B]``; ``matvecs`` counts block products (one per call).
 
     ``matrix`` is the torch matrix, or None when A is a callable (whose output is checked).
-    ``out``: a buffer for the product, used when A is a matrix on the CPU, where a fresh block
-    of tens of MB per product comes straight from mmap and page-faults (CUDA's caching
-    allocator reuses memory by itself).
+    ``out``: a buffer ``[n, B]`` for the product, so that an iteration allocates nothing (on the
+    CPU a fresh block of tens of MB comes straight from mmap and page-faults).
+
+    A matrix is applied with ``torch.addmm(out, A, X, beta=0, out=out)`` (``addmv`` for one
+    column), on CPU and CUDA alike: ``torch.mm(csr, X, out=)`` would allocate and zero a block,
+    and copy it into ``out``, on every call. A CSR matrix is applied through a copy with int32
+    indices (sharing A's values) when they fit: MKL's sparse kernels take int32 indices, and
+    torch would otherwise convert the int64 ones on every product.
     """
 
     def __init__(self, apply: Callable, n: int, matrix=None):
         self._apply = apply
         self.n = n
         self.matrix = matrix
-        self._on_cpu = matrix is not None and matrix.device.type == "cpu"
+        self._product = _product_matrix(matrix)
         self.matvecs = 0
 
-    def __call__(self, X, out=None):
-        import torch
+    @property
+    def is_matrix(self) -> bool:
+        return self._product is not None
 
+    def product_into(self, X, out) -> Callable:
+        """For a matrix A: a callable without arguments that writes ``A X`` into ``out`` (see
+        :func:`product_into`). It does not count: the caller adds to ``matvecs``."""
+        return product_into(self._product, X, out)
+
+    def __call__(self, X, out=None):
+        """``A X``, into ``out`` when A is a matrix."""
         self.matvecs += 1
-        if out is not None and self._on_cpu:
-            return torch.mm(self.matrix, X, out=out)
+        if self._product is not None:
+            return multiply_into(self._product, X, out)
         Y = self._apply(X)
-        if self.matrix is None:
-            check_block(Y, X, "A", "the matvec")
+        check_block(Y, X, "A", "the matvec")
         return Y
+
+
+def multiply_into(matrix, X, out=None):
+    """``matrix @ X`` for an ``[n, B]`` block X, written into ``out`` (allocated if None)."""
+    import torch
+
+    if out is None:
+        out = torch.empty((matrix.shape[0], X.shape[1]), dtype=X.dtype, device=X.device)
+    product_into(matrix, X, out)()
+    return out
+
+
+def product_into(matrix, X, out) -> Callable:
+    """A callable without arguments that writes ``matrix @ X`` into ``out`` (``[n, B]``
+    blocks), its views made once: an iteration calls it with no per-call overhead."""
+    import torch
+
+    if X.shape[1] == 1:
+        # One column: the sparse (or dense) matrix-vector kernel, faster than SpMM with B = 1.
+        x, y = X.reshape(-1), out.view(-1)
+        return lambda: torch.addmv(y, matrix, x, beta=0, out=y)
+    return lambda: torch.addmm(out, matrix, X, beta=0, out=out)
+
+
+def _product_matrix(matrix):
+    """The tensor the products use: a CSR ``matrix`` with int32 indices when they fit (sharing
+    its values), else ``matrix`` itself; None for a callable A."""
+    import torch
+
+    if matrix is None or matrix.layout != torch.sparse_csr:
+        return matrix
+    crow, col = matrix.crow_indices(), matrix.col_indices()
+    if crow.dtype == torch.int32 or max(matrix.shape[0], col.numel()) >= 2**31 - 1:
+        return matrix
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_CSR_BETA_WARNING, category=UserWarning)
+        return torch.sparse_csr_tensor(crow.to(torch.int32), col.to(torch.int32),
+                                       matrix.values(), size=matrix.shape,
+                                       check_invariants=False)
 
 
 @dataclass

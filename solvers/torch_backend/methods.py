@@ -29,12 +29,16 @@ from pdesuite.solvers.result import ConvergedReason
 from pdesuite.solvers.torch_backend.convert import CountedOperator
 from pdesuite.solvers.torch_backend.monitor import (
     ACTIVE,
+    NAN_CODE,
     BestIterate,
     ColumnMonitor,
     failure_codes,
 )
 from pdesuite.solvers.torch_backend.preconditioner import CountedPreconditioner
 from pdesuite.solvers.vocabulary import DEFAULT_RESTART, method_default
+
+_INDEFINITE_MAT = ConvergedReason.DIVERGED_INDEFINITE_MAT.value
+_INF = float("inf")
 
 
 @dataclass
@@ -62,16 +66,21 @@ class Context:
         return R, norms
 
 
-def dot(P, Q, scratch):
-    """Column-wise inner products ``[B]`` of two ``[n, B]`` blocks.
+def dot(P, Q, scratch, out=None):
+    """Column-wise inner products ``[B]`` of two ``[n, B]`` blocks (into ``out`` if given).
 
     Through a reused scratch block: torch has no fused column-wise dot, and both a fresh
     temporary (page faults on the CPU) and ``vector_norm(dim=0)`` (a slow strided reduction on
-    the CPU) cost several times more.
+    the CPU) cost several times more. A single column takes BLAS's fused dot instead.
     """
     import torch
 
-    return torch.mul(P, Q, out=scratch).sum(dim=0)
+    if P.shape[1] == 1:
+        if out is None:
+            return torch.dot(P.view(-1), Q.view(-1)).view(1)
+        torch.dot(P.view(-1), Q.view(-1), out=out.view(()))
+        return out
+    return torch.sum(torch.mul(P, Q, out=scratch), dim=0, out=out)
 
 
 def _safe(values, mask):
@@ -90,45 +99,182 @@ def cg(ctx: Context, X, R):
 
     Fails a column with DIVERGED_INDEFINITE_MAT when ``pᵀAp ≤ 0`` and DIVERGED_INDEFINITE_PC
     when ``rᵀMr ≤ 0``. One product with A and one application of M per iteration.
+
+    With M, the product goes into a preallocated ``AP``, the updates are in place, and
+    ``P ← Z + βP`` is one ``addcmul`` pass. Without M, see :func:`_cg_in_column_groups`.
     """
     import torch
 
+    if ctx.pc is None:
+        return _cg_in_column_groups(ctx, X, R)
     A, pc, monitor, scratch = ctx.operator, ctx.pc, ctx.monitor, ctx.scratch
     R = R.clone()
     AP = torch.empty_like(R)
-    if pc is None:
-        rz = dot(R, R, scratch)
-        P = R.clone()
-    else:
-        Z = pc(R)
-        rz = dot(R, Z, scratch)
-        monitor.fail(~torch.isfinite(rz), ConvergedReason.DIVERGED_NAN_OR_INF)
-        monitor.fail(rz <= 0, ConvergedReason.DIVERGED_INDEFINITE_PC)
-        P = torch.where(monitor.active(), Z, 0.0)
+    Z = pc(R)
+    rz = dot(R, Z, scratch)
+    monitor.fail(~torch.isfinite(rz), ConvergedReason.DIVERGED_NAN_OR_INF)
+    monitor.fail(rz <= 0, ConvergedReason.DIVERGED_INDEFINITE_PC)
+    P = torch.where(monitor.active(), Z, 0.0)
+    pAp = torch.empty_like(rz)
     while True:
         active = monitor.active()
         AP = A(P, out=AP)
-        pAp = dot(P, AP, scratch)
-        alpha = torch.where(active & (pAp > 0), rz / pAp, 0.0)
+        dot(P, AP, scratch, out=pAp)
+        positive = pAp > 0
+        alpha = torch.where(active & positive, rz / pAp, 0.0)
         X.addcmul_(P, alpha)
         R.addcmul_(AP, alpha, value=-1.0)
-        failure = failure_codes(pAp, ConvergedReason.DIVERGED_INDEFINITE_MAT)
-        if pc is None:
-            Z = R
-            rz_new = dot(R, R, scratch)
-            rnorm = rz_new.sqrt()
-        else:
-            Z = pc(R)
-            rz_new = dot(R, Z, scratch)
-            rnorm = dot(R, R, scratch).sqrt()
-            failure = torch.where(failure == ACTIVE,
-                                  failure_codes(rz_new, ConvergedReason.DIVERGED_INDEFINITE_PC),
-                                  failure)
+        Z = pc(R)
+        rz_new = dot(R, Z, scratch)
+        rnorm = dot(R, R, scratch).sqrt()
+        failure = torch.where(torch.isfinite(pAp),
+                              torch.where(positive, ACTIVE, _INDEFINITE_MAT), NAN_CODE)
+        failure = torch.where(failure == ACTIVE,
+                              failure_codes(rz_new, ConvergedReason.DIVERGED_INDEFINITE_PC),
+                              failure)
         if not monitor.step(rnorm, active, failure):
             return X, None
         beta = torch.where(monitor.active(), rz_new / rz, 0.0)
-        P.mul_(beta).add_(Z)
+        torch.addcmul(Z, P, beta, out=P)  # P ← Z + βP in one pass
         rz = rz_new
+
+
+#: Unpreconditioned CG on the CPU runs the columns of a block in groups, one group after the
+#: other, when the five ``[n, width]`` blocks a group iterates on (X, R, P, AP and a scratch)
+#: fit this many bytes (a server CPU's last-level cache) and those of the whole block do not.
+CACHE_BYTES = 24 * 2**20
+#: The narrowest column group: on fewer columns torch's SpMM and its broadcast updates cost
+#: more per column than the cache saves.
+MIN_COLUMN_GROUP = 8
+
+
+def _group_width(n: int, itemsize: int) -> int:
+    """The widest group whose blocks fit :data:`CACHE_BYTES`, a multiple of 8 (0: none)."""
+    return CACHE_BYTES // (5 * n * itemsize) // 8 * 8
+
+
+def column_groups(operator: CountedOperator, R) -> list:
+    """The column slices that :func:`_cg_in_column_groups` runs one after the other: the whole
+    block, except on the CPU with a matrix A and a block too wide for the cache, which is cut
+    into the fewest groups that fit (:func:`_group_width`, at least :data:`MIN_COLUMN_GROUP`
+    columns), of near-equal widths, multiples of 4 when the width is one (torch vectorizes
+    along the columns)."""
+    n, batch = R.shape
+    width = _group_width(n, R.element_size())
+    if (R.device.type != "cpu" or not operator.is_matrix or width < MIN_COLUMN_GROUP
+            or batch <= width):
+        return [slice(0, batch)]
+    count = -(-batch // width)
+    unit = 4 if width % 4 == 0 else 1
+    units = -(-batch // unit)
+    slices, start = [], 0
+    for g in range(count):
+        stop = min(batch, start + unit * (units // count + (g < units % count)))
+        slices.append(slice(start, stop))
+        start = stop
+    return slices
+
+
+def _cg_in_column_groups(ctx: Context, X, R):
+    """Unpreconditioned CG, on the whole block or on groups of its columns in turn.
+
+    The columns of CG are independent, and on the CPU a block of many columns does not fit the
+    cache (16 columns of n = 65,536 make 8 MB blocks, 40 MB for the five an iteration sweeps),
+    so that every pass of every iteration streams from memory. :func:`column_groups` then cuts
+    the block into groups whose blocks fit, and each group iterates to its end on its own,
+    with a monitor of its columns (:meth:`ColumnMonitor.columns`), before the next starts;
+    the monitors are merged back (:meth:`ColumnMonitor.merge`). A column's iterates, its
+    iterations, reason and residual history are those it has in the whole block. The callbacks
+    of a grouped run are made at its end, and ``matvecs`` counts the block products of the
+    group that took most, the products the block would have taken. On a GPU, or when the
+    block fits the cache, there is one group, the whole block (:func:`_cg_block`).
+    """
+    import torch
+
+    slices = column_groups(ctx.operator, R)
+    if len(slices) == 1:
+        return _cg_block(ctx, X, R)
+    A, monitor = ctx.operator, ctx.monitor
+    start, products, parts, scratches = A.matvecs, 0, [], {}
+    for columns in slices:
+        part = monitor.columns(columns)
+        parts.append(part)
+        if not part.any_active():  # host sync, once per group
+            continue
+        X_part = X[:, columns].contiguous()
+        width = X_part.shape[1]
+        scratch = scratches.setdefault(width, torch.empty_like(X_part))
+        before = A.matvecs
+        _cg_block(Context(A, None, None, part, None, scratch, ctx.info), X_part,
+                  R[:, columns].contiguous())
+        products = max(products, A.matvecs - before)
+        X[:, columns] = X_part
+    A.matvecs = start + products
+    monitor.merge(parts)
+    return X, None
+
+
+def _cg_block(ctx: Context, X, R):
+    """Unpreconditioned CG on a block ``[n, B]``, every column at once.
+
+    An iteration allocates no block. It makes one product with A (``addmm`` into a reused
+    AP), two column-wise dot products (through the reused scratch) and three in-place passes,
+    in two sweeps: the previous iteration's ``X += αP`` (deferred to where P is read anyway),
+    ``P ← R + βP``, ``AP = A P`` and ``pᵀAp``; then ``R −= αAP`` and ``rᵀr``. Small ``[B]``
+    operations decide the step lengths and the monitor's status, with no host sync but the
+    monitor's checks.
+    """
+    import torch
+
+    A, monitor, scratch = ctx.operator, ctx.monitor, ctx.scratch
+    R = R.clone()
+    P = R.clone()
+    AP = torch.empty_like(R)
+    pAp, rz, rz_new = (torch.empty(R.shape[1], dtype=R.dtype, device=R.device)
+                       for _ in range(3))
+    # The block operations, their views made once (a callable A returns a new AP each time:
+    # its product and pᵀAp are made in the loop).
+    if A.is_matrix:
+        product = A.product_into(P, AP)
+        pAp_dot = dot_into(P, AP, scratch, pAp)
+    rr_dots = {id(rz): dot_into(R, R, scratch, rz), id(rz_new): dot_into(R, R, scratch, rz_new)}
+    rr_dots[id(rz)]()
+    beta = alpha = None
+    while True:
+        active = monitor.active()
+        if beta is not None:
+            X.addcmul_(P, alpha)  # the previous iteration's, while P is in cache
+            torch.addcmul(R, P, beta, out=P)  # P ← R + βP
+        if A.is_matrix:
+            A.matvecs += 1
+            product()
+            pAp_dot()
+        else:
+            AP = A(P, out=AP)
+            dot(P, AP, scratch, out=pAp)
+        positive = pAp > 0
+        alpha = torch.where(active & positive, rz / pAp, 0.0)
+        R.addcmul_(AP, alpha, value=-1.0)
+        rr_dots[id(rz_new)]()
+        # pAp ≤ 0: A is not SPD; NaN or ±Inf fails |pAp| < inf.
+        failure = torch.where(pAp.abs() < _INF,
+                              torch.where(positive, ACTIVE, _INDEFINITE_MAT), NAN_CODE)
+        if not monitor.step(rz_new.sqrt(), active, failure):
+            X.addcmul_(P, alpha)
+            return X, None
+        beta = torch.where(monitor.active(), rz_new / rz, 0.0)
+        rz, rz_new = rz_new, rz
+
+
+def dot_into(P, Q, scratch, out):
+    """A callable without arguments that writes ``dot(P, Q)`` into ``out`` ``[B]``, its views
+    made once."""
+    import torch
+
+    if P.shape[1] == 1:
+        p, q, o = P.view(-1), Q.view(-1), out.view(())
+        return lambda: torch.dot(p, q, out=o)
+    return lambda: torch.sum(torch.mul(P, Q, out=scratch), dim=0, out=out)
 
 
 def fcg(ctx: Context, X, R, *,

@@ -18,6 +18,7 @@ ACTIVE = 0
 # Enum member lookups cost a microsecond each, a few times per iteration: keep plain ints.
 NAN_CODE = ConvergedReason.DIVERGED_NAN_OR_INF.value
 DTOL_CODE = ConvergedReason.DIVERGED_DTOL.value
+_INF = float("inf")
 
 
 class ColumnMonitor:
@@ -50,6 +51,7 @@ class ColumnMonitor:
             rtol_targets >= atol,
             torch.tensor(ConvergedReason.CONVERGED_RTOL.value, device=b_norms.device),
             torch.tensor(ConvergedReason.CONVERGED_ATOL.value, device=b_norms.device))
+        self._active = None
         self.status = torch.zeros(b_norms.shape, dtype=torch.int64, device=b_norms.device)
         self.iterations_per_column = torch.zeros_like(self.status)
         self.maxiter = maxiter
@@ -63,8 +65,20 @@ class ColumnMonitor:
         self._unchecked: list = []
         self._divergence_limit = None
 
+    @property
+    def status(self):
+        return self._status
+
+    @status.setter
+    def status(self, value) -> None:
+        self._status = value
+        self._active = None
+
     def active(self):
-        return self.status == ACTIVE
+        """``[B]`` columns still iterating (cached until the status changes)."""
+        if self._active is None:
+            self._active = self._status == ACTIVE
+        return self._active
 
     def any_active(self) -> bool:
         return bool(self.active().any())  # host sync
@@ -79,13 +93,16 @@ class ColumnMonitor:
 
         self.status = torch.where(mask & self.active(), reason.value, self.status)
 
-    def _codes(self, rnorm):
-        """The status each column would take from its residual norm alone (ACTIVE: go on)."""
+    def _codes(self, rnorm, otherwise=ACTIVE):
+        """The status each column takes from its residual norm, ``otherwise`` (ACTIVE: go
+        on, or a method's failure codes ``[B]``) where the norm decides nothing.
+
+        A norm is ≥ 0, +Inf or NaN: ``rnorm < inf`` is its finiteness test, one comparison."""
         import torch
 
         code = torch.where(rnorm <= self.target, self.converged_code,
-                           torch.where(rnorm > self._divergence_limit, DTOL_CODE, ACTIVE))
-        return torch.where(torch.isfinite(rnorm), code, NAN_CODE)
+                           torch.where(rnorm > self._divergence_limit, DTOL_CODE, otherwise))
+        return torch.where(rnorm < _INF, code, NAN_CODE)
 
     def start(self, rnorm, zero_columns) -> None:
         """Record the initial residual norms ``[B]`` (not an iteration)."""
@@ -119,9 +136,7 @@ class ColumnMonitor:
         rnorm = torch.where(active, rnorm, self.history[-1])
         self.history.append(rnorm)
         self._unchecked.append(active.any())
-        code = self._codes(rnorm)
-        if failure is not None:
-            code = torch.where(code == ACTIVE, failure, code)
+        code = self._codes(rnorm, ACTIVE if failure is None else failure)
         self.status = torch.where(active, code, self.status)
         if self.iteration < self.maxiter and len(self._unchecked) < self.check_every:
             return True
@@ -142,7 +157,7 @@ class ColumnMonitor:
         pending = self._unchecked
         if not pending:
             return 0, bool(going_on) if going_on is not None else False
-        flags = torch.stack(pending if going_on is None else [*pending, going_on]).cpu().tolist()
+        flags = torch.stack(pending if going_on is None else [*pending, going_on]).tolist()
         any_going_on = bool(flags.pop()) if going_on is not None else False
         busy = len(flags)
         while busy and not flags[busy - 1]:
@@ -158,6 +173,45 @@ class ColumnMonitor:
                 rnorm = self.history[k]
                 self.callback(k, float(rnorm[0]) if self.squeeze else rnorm)
         return dropped, any_going_on
+
+    def columns(self, columns: slice) -> "ColumnMonitor":
+        """A monitor of the columns ``columns`` alone that goes on from this one's state
+        (settled first), without a callback: a method may iterate a group of columns on its
+        own, then hand the groups back to :meth:`merge`."""
+        self.settle()
+        part = ColumnMonitor.__new__(ColumnMonitor)
+        part.target = self.target[columns]
+        part.converged_code = self.converged_code[columns]
+        part.status = self.status[columns]
+        part.iterations_per_column = self.iterations_per_column[columns].clone()
+        part.maxiter, part.check_every = self.maxiter, self.check_every
+        part.callback, part.squeeze = None, False
+        part.iteration = self.iteration
+        part.history = [self.history[-1][columns]]
+        part._unchecked = []
+        part._divergence_limit = self._divergence_limit[columns]
+        return part
+
+    def merge(self, parts: list) -> None:
+        """Take back the state of the monitors :meth:`columns` made, one per column group, the
+        groups in column order and covering every column: the steps are those of the group
+        that took most (each group's last norms repeated after it stopped, as for a column
+        that stops in a batch), and the callbacks of the new steps are made now."""
+        import torch
+
+        for part in parts:
+            part.settle()
+        first = self.iteration + 1
+        self.iteration = max(part.iteration for part in parts)
+        for k in range(1, self.iteration - first + 2):
+            self.history.append(torch.cat([part.history[min(k, len(part.history) - 1)]
+                                           for part in parts]))
+        self.status = torch.cat([part.status for part in parts])
+        self.iterations_per_column = torch.cat([part.iterations_per_column for part in parts])
+        if self.callback is not None:
+            for k in range(first, self.iteration + 1):
+                rnorm = self.history[k]
+                self.callback(k, float(rnorm[0]) if self.squeeze else rnorm)
 
     def reactivate_unconfirmed(self, true_norms):
         """Columns that claim convergence but whose true residual misses the target (or is not

@@ -114,6 +114,137 @@ def test_preconditioned_cg_with_callable_jacobi_cuts_iterations_and_matches_scip
         torch.testing.assert_close(other.x, jacobi.x, rtol=1e-12, atol=1e-12)
 
 
+def _operator_of(A, B):
+    from pdesuite.solvers.torch_backend.convert import make_system
+
+    return make_system(A, B, None).operator
+
+
+def _cg_in_groups(monkeypatch, A, B, **options):
+    """A CG solve whose block is cut into column groups of ``width`` columns or fewer (on the
+    CPU they otherwise appear only for blocks of several MB)."""
+    from pdesuite.solvers.torch_backend import methods
+
+    width = options.pop("width")
+    monkeypatch.setattr(methods, "_group_width", lambda n, itemsize: width)
+    monkeypatch.setattr(methods, "MIN_COLUMN_GROUP", 1)
+    return solve(A, B, method="cg", **options)
+
+
+@pytest.mark.parametrize("width, check_every", [(1, 1), (3, 1), (8, 1), (3, 7)])
+def test_cg_in_column_groups_gives_the_results_of_the_whole_block(monkeypatch, width,
+                                                                  check_every):
+    from pdesuite.solvers.torch_backend import methods
+
+    A = to_torch_sparse(laplacian_2d(16))
+    B = torch.from_numpy(_rhs(256, 10, seed=3))
+    B[:, 4] = 0.0  # converged at once, in the middle of a group
+    x0 = torch.from_numpy(_rhs(256, 10, seed=4))
+    whole = solve(A, B, method="cg", rtol=1e-9, x0=x0)
+    seen: list = []
+    grouped = _cg_in_groups(monkeypatch, A, B, width=width, rtol=1e-9, x0=x0,
+                            check_every=check_every,
+                            callback=lambda it, rnorm: seen.append(rnorm.clone()))
+    widths = [s.stop - s.start for s in methods.column_groups(_operator_of(A, B), B)]
+    assert widths == {1: [1] * 10, 3: [3, 3, 2, 2], 8: [8, 2]}[width]
+    assert grouped.converged and grouped.iterations == whole.iterations
+    assert grouped.info["iterations_per_column"] == whole.info["iterations_per_column"]
+    assert grouped.info["reasons"] == whole.info["reasons"]
+    # One block product per iteration however many groups, plus those of r0 and the final
+    # true residual (and, checking every 7 iterations, masked ones after the last).
+    assert whole.matvecs == whole.iterations + 2
+    assert whole.matvecs <= grouped.matvecs < whole.matvecs + check_every
+    torch.testing.assert_close(grouped.x, whole.x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grouped.residuals, whole.residuals, rtol=1e-10, atol=1e-14)
+    assert len(seen) == grouped.iterations and seen[0].shape == (10,)
+    assert torch.equal(grouped.x[:, 4], torch.zeros(256, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("options", [
+    dict(rtol=1e-15, maxiter=400),  # claims the true residual refutes: a second attempt
+    dict(rtol=1e-9, maxiter=5),     # maxiter stops every group
+    dict(rtol=1e-9, check_every=4),
+], ids=["refuted", "maxiter", "check_every"])
+def test_cg_in_column_groups_keeps_attempts_maxiter_and_callbacks(monkeypatch, options):
+    A = to_torch_sparse(laplacian_2d(12))
+    B = torch.from_numpy(_rhs(144, 7, seed=6))
+    runs = []
+    for width in (None, 3):
+        seen: list = []
+        callback = lambda it, rnorm, seen=seen: seen.append((it, rnorm.clone()))  # noqa: E731
+        if width is None:
+            result = solve(A, B, method="cg", callback=callback, **options)
+        else:
+            result = _cg_in_groups(monkeypatch, A, B, width=width, callback=callback,
+                                   **options)
+        runs.append((result, seen))
+    (whole, whole_calls), (grouped, grouped_calls) = runs
+    assert grouped.reason is whole.reason and grouped.iterations == whole.iterations
+    assert grouped.info["reasons"] == whole.info["reasons"]
+    assert grouped.info["iterations_per_column"] == whole.info["iterations_per_column"]
+    assert grouped.info.get("returned_iterate") == whole.info.get("returned_iterate")
+    torch.testing.assert_close(grouped.x, whole.x, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(grouped.residuals, whole.residuals, rtol=1e-10, atol=1e-14)
+    assert [it for it, _ in grouped_calls] == [it for it, _ in whole_calls] \
+        == list(range(1, whole.iterations + 1))
+    for (_, a), (_, b) in zip(grouped_calls, whole_calls):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
+
+
+def test_cg_in_column_groups_reports_failures_per_column(monkeypatch):
+    # Column 1 meets the negative eigenvalue, column 0 does not; each in its own group.
+    A = torch.diag(torch.tensor([1.0, 2.0, 3.0, -1.0], dtype=torch.float64))
+    B = torch.tensor([[1.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    whole = solve(A, B, method="cg", rtol=1e-12)
+    grouped = _cg_in_groups(monkeypatch, A, B, width=1, rtol=1e-12)
+    assert grouped.info["reasons"] == whole.info["reasons"]
+    assert grouped.info["reasons"][0].converged
+    assert grouped.info["reasons"][1] is ConvergedReason.DIVERGED_INDEFINITE_MAT
+    torch.testing.assert_close(grouped.x, whole.x, rtol=1e-12, atol=1e-12)
+
+
+def test_column_groups_cut_large_cpu_blocks_only():
+    from pdesuite.solvers.torch_backend.methods import column_groups
+
+    A = to_torch_sparse(laplacian_2d(16))
+    small = torch.empty(256, 256, dtype=torch.float64)  # 2.5 MiB for five blocks: fits
+    assert column_groups(_operator_of(A, small), small) == [slice(0, 256)]
+    large = torch.empty(2**20, 16, dtype=torch.float64)  # not even 8 columns fit: no groups
+    assert column_groups(_operator_of(A, small), large) == [slice(0, 16)]
+    n = 65_536  # 512 KiB a column: groups of 8 columns fit 24 MB
+    for batch, widths in ((8, [8]), (16, [8, 8]), (18, [8, 8, 2]), (20, [8, 8, 4]),
+                          (64, [8] * 8), (100, [8] * 12 + [4])):
+        block = torch.empty(n, batch, dtype=torch.float64)
+        operator = _operator_of(torch.eye(2, dtype=torch.float64), torch.ones(2))
+        slices = column_groups(operator, block)
+        assert [s.stop - s.start for s in slices] == widths
+        assert slices[0].start == 0 and slices[-1].stop == batch
+    # A matvec given as a callable sees the whole block: it may act on whole rows.
+    callable_operator = _operator_of(lambda X: X, torch.ones(2))
+    block = torch.empty(n, 16, dtype=torch.float64)
+    assert column_groups(callable_operator, block) == [slice(0, 16)]
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("layout", ["csr", "dense"])
+def test_products_ignore_what_the_output_buffer_held(batch, layout):
+    # The products write into reused buffers with beta = 0: NaN left there must not leak.
+    A = laplacian_2d(8)
+    At = to_torch_sparse(A) if layout == "csr" else torch.from_numpy(A.toarray())
+    X = torch.from_numpy(_rhs(64, batch, seed=5))
+    operator = _operator_of(At, X)
+    out = torch.full((64, batch), float("nan"), dtype=torch.float64)
+    result = operator(X, out=out)
+    assert result.data_ptr() == out.data_ptr()
+    torch.testing.assert_close(out, torch.from_numpy(A @ X.numpy()), rtol=1e-14, atol=1e-14)
+    assert operator.matvecs == 1
+    if layout == "csr":
+        # The product matrix has int32 indices (MKL's) and shares A's values.
+        product = operator._product
+        assert product.crow_indices().dtype == torch.int32
+        assert product.values().data_ptr() == operator.matrix.values().data_ptr()
+
+
 def test_cg_reports_indefinite_per_column_and_keeps_the_others():
     # e1 never meets the negative eigenvalue, so CG solves that column; ones does.
     A = torch.diag(torch.tensor([1.0, 2.0, 3.0, -1.0], dtype=torch.float64))
