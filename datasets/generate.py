@@ -169,6 +169,26 @@ _TUNER_STREAM = 0x74756E65
 # --------------------------------------------------------------------------------------------
 
 
+def auto_solver(family: Any) -> str | dict[str, Any]:
+    """The solver ``solver="auto"`` picks for ``family``, from where each one wins.
+
+    Measured by ``benchmarks/bench_crossover.py`` on Darcy: in 2-D the direct solve with the
+    symbolic analysis reused beats IC(0)-preconditioned CG at every size up to 512² (2–5×); in
+    3-D IC(0)-PCG beats it from 16³ on (6–19×), as the factor's fill grows like n^(4/3). So:
+    the direct path for 2-D families (grids and meshes), IC(0)-CG for 3-D SPD ones, and
+    GCRO-DR recycling for 3-D indefinite ones. Time-dependent families keep recycling, whose
+    solver carries over from step to step. The rule depends only on the family, so every
+    worker and every resume makes the same choice.
+    """
+    if getattr(family, "time_dependent", False):
+        return "recycle"
+    grid = getattr(family, "grid", None)
+    ndim = len(grid.shape) if grid is not None else 2  # FE families live on 2-D meshes
+    if ndim <= 2:
+        return "direct"
+    return {"method": "cg", "M": "ic"} if getattr(family, "spd", False) else "recycle"
+
+
 def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> dict[str, Any]:
     """The full, JSON-serialisable solver configuration a generation runs with.
 
@@ -1141,7 +1161,8 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         group_size: greedy sorting group size (default 2000).
         solver: ``"recycle"`` (default), ``"independent"``, ``"direct"`` (a sparse direct
             solve per sample, the symbolic analysis of the shared sparsity pattern reused
-            within a block) or a dict; see :func:`resolve_solver_config`. Its ``tune`` entry has a tuner choose ω or k per
+            within a block), ``"auto"`` (the fastest of those by :func:`auto_solver`'s rule,
+            recorded as ``chosen_by: "auto"`` in the solver configuration) or a dict; see :func:`resolve_solver_config`. Its ``tune`` entry has a tuner choose ω or k per
             solve, e.g. ``{"method": "rcg", "M": "ssor", "tune": "omega"}`` (Tsallis-INF over
             20 values of ω in [1, 1.95]); see :func:`resolve_tune_config`.
         backend: solver backend, ``"numpy"`` (default; required for recycling) or ``"petsc"``.
@@ -1205,7 +1226,10 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         raise ValueError(f"backend: must be 'numpy', 'petsc' or 'torch', got {backend!r}")
     time_dependent = bool(getattr(family, "time_dependent", False))
     batch_size = _effective_batch_size(family, batch_size) if time_dependent else 1
-    solver_config = resolve_solver_config(solver, bool(getattr(family, "spd", False)))
+    solver_config = resolve_solver_config(auto_solver(family) if solver == "auto" else solver,
+                                          bool(getattr(family, "spd", False)))
+    if solver == "auto":
+        solver_config["chosen_by"] = "auto"
     if solver_config["mode"] in ("recycle", "direct") and backend != "numpy":
         what = "recycling" if solver_config["mode"] == "recycle" else "solver 'direct'"
         raise ValueError(f"backend: {what} runs on the 'numpy' backend, got {backend!r}; use "
@@ -1470,7 +1494,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output HDF5 file (default FAMILY.h5)")
     parser.add_argument("--order", choices=ORDERS, default="sorted")
     parser.add_argument("--sort-method", choices=GENERATION_SORT_METHODS, default="greedy")
-    parser.add_argument("--solver", choices=("recycle", "independent", "direct"), default="recycle")
+    parser.add_argument("--solver", choices=("recycle", "independent", "direct", "auto"),
+                        default="recycle")
     parser.add_argument("--method", default=None, help="solver method (gcrodr, rcg, cg, gmres, ...)")
     parser.add_argument("--pc", default=None, help="preconditioner name (jacobi, sor, ilu, ...)")
     parser.add_argument("--rtol", type=float, default=None)
@@ -1522,7 +1547,8 @@ def run(args: argparse.Namespace) -> int:
         spd = bool(getattr(family, "spd", False))
         solver: Any = args.solver
         if overrides:
-            base = resolve_solver_config(args.solver, spd)
+            base = resolve_solver_config(
+                auto_solver(family) if args.solver == "auto" else args.solver, spd)
             if "method" in overrides:
                 base = {"method": overrides["method"], "rtol": base["rtol"], "maxiter": base["maxiter"]}
             else:
