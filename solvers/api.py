@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from pdesuite.solvers.linear_operator import as_operator
+from pdesuite.solvers.linear_operator import as_operator, looks_hermitian
 from pdesuite.solvers.monitor import ConvergenceMonitor, confirm_on_true_residual
 from pdesuite.solvers.preconditioner import CountingPreconditioner, make_preconditioner
 from pdesuite.solvers.registry import METHODS
@@ -170,7 +170,7 @@ def _solve_numpy(A, b, method, M, x0, rtol, atol, maxiter, callback, options) ->
         x = np.zeros(op.n, dtype=op.dtype)
         monitor.start(0.0)
         reason = ConvergedReason.CONVERGED_ATOL
-    elif spec.needs_hermitian and op.matrix is not None and not _is_hermitian(op.matrix):
+    elif spec.needs_hermitian and op.matrix is not None and not looks_hermitian(op.matrix):
         monitor.start(float(np.linalg.norm(b - op.matvec(x))))
         reason = ConvergedReason.DIVERGED_NONSYMMETRIC
     else:
@@ -232,20 +232,3 @@ def _true_norm(op, b: np.ndarray, x: np.ndarray, monitor: ConvergenceMonitor) ->
     norm = float(np.linalg.norm(b - op.matvec(x)))
     monitor.true_residual = (x, norm)
     return norm
-
-
-def _is_hermitian(matrix) -> bool:
-    """Whether an explicit matrix looks Hermitian to a probe: ``vᴴ(A u) = (A v)ᴴ u``.
-
-    Two products with fixed random ``u, v``, much cheaper than forming ``A − Aᴴ``; a matrix
-    that is not Hermitian fails the probe with probability 1. The tolerance, ``100·√eps`` of the
-    products' scale, passes the round-off of assembly and of float32 and fails any asymmetry
-    large enough to derail CG.
-    """
-    n = matrix.shape[0]
-    rng = np.random.default_rng(20061)
-    u, v = rng.standard_normal((2, n)).astype(matrix.dtype, copy=False)
-    au, av = matrix @ u, matrix @ v
-    scale = np.linalg.norm(au) * np.linalg.norm(v) + np.linalg.norm(av) * np.linalg.norm(u)
-    tolerance = 100.0 * math.sqrt(np.finfo(matrix.dtype).eps)
-    return bool(abs(np.vdot(v, au) - np.vdot(av, u)) <= tolerance * scale)

@@ -12,7 +12,8 @@ Libraries:
 
 - **CHOLMOD** (SuiteSparse, through scikit-sparse, the extra ``pdesuite[direct]``) for matrices
   taken as symmetric positive definite: ``spd=True``, or ``spd=None`` and the matrix passes the
-  suite's symmetry probe (:func:`pdesuite.solvers.api._is_hermitian`) with a positive diagonal.
+  suite's symmetry probe (:func:`~pdesuite.solvers.linear_operator.looks_hermitian`) with a
+  positive diagonal.
   When CHOLMOD finds the matrix not positive definite, or its solution misses the residual
   target (CHOLMOD's simplicial LDLᵀ factors a symmetric indefinite matrix without pivoting,
   which may be unstable), that matrix is factored by LU instead, and
@@ -42,7 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from pdesuite.solvers.linear_operator import Operator
+from pdesuite.solvers.linear_operator import Operator, looks_hermitian
 from pdesuite.solvers.monitor import ConvergenceMonitor
 from pdesuite.solvers.preconditioner import CountingPreconditioner
 from pdesuite.solvers.registry import register_method
@@ -168,12 +169,10 @@ class DirectSolver:
     def _wants_cholesky(self, matrix: sp.csr_array) -> bool:
         if self.spd is not None:
             return self.spd
-        from pdesuite.solvers.api import _is_hermitian
-
         diagonal = matrix.diagonal()
         if not (np.all(diagonal.real > 0) and not np.any(diagonal.imag)):
             return False  # a positive real diagonal is necessary for Hermitian positive definite
-        return _is_hermitian(matrix)
+        return looks_hermitian(matrix)
 
     def _hash_of(self, matrix: sp.csr_array) -> str:
         """The hash of ``matrix``'s pattern; a new pattern replaces the kept analysis.

@@ -7,6 +7,7 @@ is taken from ``b``).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -150,3 +151,20 @@ def as_operator(A: Any, b: np.ndarray) -> tuple[Operator, np.ndarray]:
     else:
         matvec = lambda x: np.asarray(A(x)).reshape(-1)  # noqa: E731
     return Operator(matvec, n, dtype, matrix), b
+
+
+def looks_hermitian(matrix: sp.csr_array | np.ndarray) -> bool:
+    """Whether an explicit matrix looks Hermitian to a probe: ``vᴴ(A u) = (A v)ᴴ u``.
+
+    Two products with fixed random ``u, v``, much cheaper than forming ``A − Aᴴ``; a matrix
+    that is not Hermitian fails the probe with probability 1. The tolerance, ``100·√eps`` of the
+    products' scale, passes the round-off of assembly and of float32 and fails any asymmetry
+    large enough to derail CG.
+    """
+    n = matrix.shape[0]
+    rng = np.random.default_rng(20061)
+    u, v = rng.standard_normal((2, n)).astype(matrix.dtype, copy=False)
+    au, av = matrix @ u, matrix @ v
+    scale = np.linalg.norm(au) * np.linalg.norm(v) + np.linalg.norm(av) * np.linalg.norm(u)
+    tolerance = 100.0 * math.sqrt(np.finfo(matrix.dtype).eps)
+    return bool(abs(np.vdot(v, au) - np.vdot(av, u)) <= tolerance * scale)

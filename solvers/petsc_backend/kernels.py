@@ -27,6 +27,7 @@ from petsc4py import PETSc
 from pdesuite.solvers.linear_operator import as_csr
 from pdesuite.solvers.petsc_backend.convert import to_petsc_mat
 from pdesuite.solvers.petsc_backend.pc import configure_named
+from pdesuite.solvers.petsc_backend.reasons import pc_failure_name
 from pdesuite.solvers.preconditioner import BasePreconditioner
 from pdesuite.solvers.relaxation import (
     _HERMITIAN_RTOL,
@@ -182,7 +183,7 @@ class PetscKernelPreconditioner(BasePreconditioner):
         reason = self.pc.getFailedReason()
         if reason != PETSc.PC.FailedReason.NOERROR:
             raise ValueError(f"{name}: the incomplete factorisation failed "
-                             f"({_failed_reason_name(reason)}: a zero pivot); A is singular or "
+                             f"({pc_failure_name(reason)}: a zero pivot); A is singular or "
                              "not suited to it; try another preconditioner")
         if self.kind == "ic":
             negative, zero, _ = self.pc.getFactorMatrix().getInertia()
@@ -218,10 +219,3 @@ class PetscKernelPreconditioner(BasePreconditioner):
         options = "".join(f", {name}={value!r}" for name, value in self.options.items())
         return (f"PetscKernelPreconditioner(kind={self.kind!r}, backend={self.backend!r}, "
                 f"pc_type={self.pc_type!r}{options})")
-
-
-def _failed_reason_name(reason: int) -> str:
-    for name in dir(PETSc.PC.FailedReason):
-        if not name.startswith("_") and getattr(PETSc.PC.FailedReason, name) == reason:
-            return name
-    return str(reason)
