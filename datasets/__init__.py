@@ -22,6 +22,7 @@ from pdesuite.datasets.families import (
     HelmholtzGRF,
     NavierStokes2D,
     PoissonFE,
+    PoissonObstacles3D,
     ThermalFE,
 )
 from pdesuite.datasets.generate import generate
@@ -52,6 +53,7 @@ __all__ = [
     "PDEDataset",
     "PDEFamily",
     "PoissonFE",
+    "PoissonObstacles3D",
     "ThermalFE",
     "convert",
     "default_sigma",

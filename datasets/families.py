@@ -1,5 +1,6 @@
-"""The built-in PDE families: Darcy (lognormal and piecewise constant), Helmholtz, FE Poisson,
-FE steady heat, and the time-dependent heat, Burgers and Navier–Stokes families.
+"""The built-in PDE families: Darcy (lognormal and piecewise constant, 2-D and 3-D), the 3-D
+pressure Poisson problem around solid obstacles (DCDM), Helmholtz, FE Poisson, FE steady heat,
+and the time-dependent heat, Burgers and Navier–Stokes families.
 
 Every family is seeded only through ``sample(rng)`` and documented with its equation, options,
 defaults and units. Grid families live on the unit square with ``resolution`` nodes per axis;
@@ -13,6 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import scipy.fft
+import scipy.ndimage
 import scipy.sparse as sp
 
 from pdesuite.datasets.family import (
@@ -49,6 +51,7 @@ __all__ = [
     "HelmholtzGRF",
     "NavierStokes2D",
     "PoissonFE",
+    "PoissonObstacles3D",
     "ThermalFE",
 ]
 
@@ -195,6 +198,227 @@ class Darcy3D(Darcy):
         s = self.resolution
         return gaussian_random_field((s, s, s), self.alpha, self.tau, rng, sigma=self.sigma,
                                      periodic=False)
+
+
+@register_family
+class PoissonObstacles3D(PDEFamily):
+    """The pressure Poisson equation of a fluid step around solid obstacles (DCDM's systems).
+
+    The linear systems of Kaneda et al. (ICML 2023, "A deep conjugate direction method"): the
+    pressure projection of an incompressible flow on an ``s x s x s`` grid of cells
+    (``s = resolution``, cell width ``h = 1/s``, cell centres ``(i + ½)/s`` in the unit cube),
+    some of them solid. In the fluid cells ``−Δp = f``; a face between a fluid and a solid cell is
+    a wall, ``∂p/∂n = 0``; the faces of the cube are open, ``p = 0`` one cell beyond them (the
+    ghost cells of fluid codes), which makes the matrix SPD whatever the obstacles.
+
+    Discretisation: the 7-point Laplacian restricted to the fluid cells, row ``i`` reading
+    ``(Σ_j (p_i − p_j)) / h²`` over the non-solid neighbours ``j`` (fluid cells, and ghost cells
+    with ``p_j = 0``); solid cells have no row and no column (``n`` = the number of fluid cells,
+    at most ``s³``). Assembled by :func:`~pdesuite.discretization.fd.diffusion` with ``a = 1``
+    and ``active`` = the fluid cells, on the node grid ``self.grid`` of ``s + 2`` points per
+    axis whose inner points are the cell centres and whose outer layer is the Dirichlet ghost
+    layer. Without obstacles the matrix is that of :class:`Darcy3D` at resolution ``s + 2`` with
+    ``a = 1``, times ``(s / (s + 1))²``. The sparsity pattern changes from sample to sample (the
+    obstacles move); the direct path of generation analyses each new pattern afresh.
+
+    Random parameters:
+        * the solid mask: ``obstacles`` shapes, each a box or a sphere (drawn from ``shapes``),
+          centre uniform in the cube, box half-widths (one per axis) or sphere radius uniform in
+          ``size_range``; a cell is solid when its centre lies in a shape. Fluid cells cut off
+          from the open faces by solids (a pocket, whose pressure would be undetermined) are
+          made solid. A mask whose solid fraction is outside ``fill`` is drawn again (at most
+          100 times, then RuntimeError).
+        * the right-hand side ``f``, zero in the solids, by ``source``:
+          ``"divergence"`` (default): ``f = −∇·u*``, the divergence of a random velocity ``u*``
+          (three Gaussian random fields, cosine expansion, ``alpha``, ``tau``, ``sigma``) on
+          the faces of the cells, averaged from the two cell centres (the cell's own value on a
+          face of the cube) and zero on every face that touches a solid (no flow through walls)
+          — so that ``u* − ∇p`` is divergence free in the fluid cells
+          (:meth:`divergence_source`); ``"grf"``: a Gaussian random field; ``"constant"``: 1.
+
+    Options (defaults): ``obstacles`` (4), ``shapes`` (["box", "sphere"]), ``size_range``
+    ([0.08, 0.2]), ``fill`` ([0.0, 0.5], bounds of the solid fraction), ``source``
+    ("divergence", "grf" or "constant"), ``alpha`` (2.5), ``tau`` (7.0), ``sigma`` (None:
+    ``τ^(α − 3/2)``).
+
+    Arrays: ``sample`` -> ``{"solid": bool [s, s, s], "source": [s, s, s]}`` (``f``, zero in the
+    solids); inputs ``[2, s, s, s]`` = (solid as 1/0, f); outputs ``[1, s, s, s]`` = p (zero in
+    the solids); coordinates ``[3, s, s, s]``, the cell centres. Dimensionless (``h``, ``Δt``
+    and the density folded into ``f``).
+    """
+
+    name = "poisson-obstacles-3d"
+    spd = True
+    defaults = {"obstacles": 4, "shapes": ["box", "sphere"], "size_range": [0.08, 0.2], "fill": [0.0, 0.5],
+                "source": "divergence", "alpha": 2.5, "tau": 7.0, "sigma": None}
+    input_names = ("solid", "source")
+    output_names = ("pressure",)
+    units = {"x": "1", "solid": "1", "source": "1", "pressure": "1"}
+
+    #: Draws of the solid mask before ``sample`` gives up on the ``fill`` bounds.
+    max_attempts = 100
+
+    def setup(self) -> None:
+        self.obstacles = check_int(self.options["obstacles"], "obstacles", 0)
+        shapes = self.options["shapes"]
+        shapes = [shapes] if isinstance(shapes, str) else shapes
+        if not isinstance(shapes, list) or not shapes:
+            raise ValueError(f"shapes: expected a non-empty list of 'box' and 'sphere', got {self.options['shapes']!r}")
+        self.shapes = tuple(check_choice(shape, "shapes", ("box", "sphere")) for shape in shapes)
+        self.size_range = check_range(self.options["size_range"], "size_range")
+        if self.size_range[0] <= 0.0:
+            raise ValueError(f"size_range: sizes must be > 0, got {self.options['size_range']!r}")
+        self.fill = check_range(self.options["fill"], "fill")
+        if self.fill[0] < 0.0 or self.fill[1] >= 1.0:
+            raise ValueError(f"fill: expected 0 <= lo <= hi < 1 (some fluid must remain), got {self.options['fill']!r}")
+        self.source = check_choice(self.options["source"], "source", ("divergence", "grf", "constant"))
+        self.alpha = check_positive(self.options["alpha"], "alpha")
+        self.tau = check_positive(self.options["tau"], "tau")
+        self.sigma = _check_sigma(self.options["sigma"])
+        s = self.resolution
+        h = 1.0 / s
+        # Node grid whose inner s³ points are the cell centres and whose outer layer is the
+        # Dirichlet ghost layer (zero by fd's default boundary condition).
+        self.grid = Grid((s + 2,) * 3, bounds=(-0.5 * h, 1.0 + 0.5 * h))
+        self.centres = (np.arange(s) + 0.5) * h
+
+    # ------------------------------------------------------------------------------ sampling
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        solid = self._draw_solid(rng)
+        fluid = ~solid
+        s = self.resolution
+        if self.source == "constant":
+            source = fluid.astype(float)
+        elif self.source == "grf":
+            field = gaussian_random_field((s, s, s), self.alpha, self.tau, rng, sigma=self.sigma, periodic=False)
+            source = np.where(fluid, field, 0.0)
+        else:
+            velocity = gaussian_random_field((s, s, s), self.alpha, self.tau, rng, sigma=self.sigma,
+                                             periodic=False, n_samples=3)
+            source = self.divergence_source(solid, velocity)
+        return {"solid": solid, "source": source}
+
+    def _draw_solid(self, rng: np.random.Generator) -> np.ndarray:
+        lo, hi = self.fill
+        for _ in range(self.max_attempts):
+            solid = np.zeros((self.resolution,) * 3, dtype=bool)
+            for _ in range(self.obstacles):
+                kind = self.shapes[int(rng.integers(len(self.shapes)))]
+                centre = rng.random(3)
+                size = rng.uniform(*self.size_range, size=3)
+                solid |= self._shape_mask(kind, centre, size)
+            solid |= _enclosed_fluid(solid)
+            if lo <= solid.mean() <= hi:
+                return solid
+        raise RuntimeError(f"fill: no solid mask with a solid fraction in [{lo}, {hi}] in {self.max_attempts} "
+                           f"draws of {self.obstacles} obstacle(s) of sizes {list(self.size_range)}; widen "
+                           "fill or change obstacles/size_range")
+
+    def _shape_mask(self, kind: str, centre: np.ndarray, size: np.ndarray) -> np.ndarray:
+        """Cells whose centre lies in the box (half-widths ``size``) or sphere (radius ``size[0]``)."""
+        offsets = [self.centres - c for c in centre]
+        if kind == "box":
+            inside = [np.abs(d) <= w for d, w in zip(offsets, size)]
+            return inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]
+        squared = [d * d for d in offsets]
+        distance = squared[0][:, None, None] + squared[1][None, :, None] + squared[2][None, None, :]
+        return distance <= size[0] ** 2
+
+    def divergence_source(self, solid: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+        """``f = −∇·u*`` ``[s, s, s]`` of a cell-centred velocity ``[3, s, s, s]``, zero in solids.
+
+        ``u*`` on a face between two cells is the mean of their values, on a face of the cube
+        the value of its one cell, and zero on a face that touches a solid cell. Then, with ``p``
+        the solution of this family's system, ``u* − ∇p`` (``(p_j − p_i)/h`` on the faces
+        between non-solid cells, ``p = 0`` in the ghost cells) has zero divergence in every
+        fluid cell.
+        """
+        s = self.resolution
+        solid = self._mask(solid, "solid")
+        velocity = np.asarray(velocity, dtype=float)
+        if velocity.shape != (3, s, s, s):
+            raise ValueError(f"velocity: expected shape {(3, s, s, s)}, got {velocity.shape}")
+        divergence = np.zeros((s, s, s))
+        for axis in range(3):
+            v = velocity[axis]
+            first = np.take(v, [0], axis=axis)
+            last = np.take(v, [s - 1], axis=axis)
+            extended = np.concatenate([first, v, last], axis=axis)
+            faces = 0.5 * (_axis_slice(extended, axis, 0, -1) + _axis_slice(extended, axis, 1, None))
+            pad = [(0, 0)] * 3
+            pad[axis] = (1, 1)
+            walled = np.pad(solid, pad, constant_values=False)
+            faces[_axis_slice(walled, axis, 0, -1) | _axis_slice(walled, axis, 1, None)] = 0.0
+            divergence += np.diff(faces, axis=axis) * s
+        return np.where(solid, 0.0, -divergence)
+
+    # ------------------------------------------------------------------------------ arrays
+    def _mask(self, value: Any, key: str) -> np.ndarray:
+        s = self.resolution
+        mask = np.asarray(value)
+        if mask.shape != (s, s, s):
+            raise ValueError(f"params[{key!r}]: expected shape {(s, s, s)}, got {mask.shape}")
+        if mask.dtype != bool:
+            if mask.dtype.kind not in "iuf" or not np.all((mask == 0) | (mask == 1)):
+                raise ValueError(f"params[{key!r}]: expected a bool mask (or 0/1 values), got dtype {mask.dtype}")
+            mask = mask != 0
+        return mask
+
+    def _solid(self, params: Params) -> np.ndarray:
+        if "solid" not in params:
+            raise ValueError("params: missing 'solid'; expected the dict that sample() returns")
+        return self._mask(params["solid"], "solid")
+
+    def assemble(self, params: Params) -> LinearSystem:
+        solid = self._solid(params)
+        s = self.resolution
+        source = _field(params, "source", (s, s, s))
+        if solid.all():
+            raise ValueError("params['solid']: every cell is solid; there is nothing to solve")
+        enclosed = _enclosed_fluid(solid)
+        if enclosed.any():
+            raise ValueError(f"params['solid']: {int(enclosed.sum())} fluid cell(s) are enclosed by solids, away "
+                             "from the open faces of the cube: their pressure is undetermined (a singular "
+                             "matrix); make them solid, as sample() does")
+        active = np.ones(self.grid.shape, dtype=bool)
+        active[1:-1, 1:-1, 1:-1] = ~solid
+        padded = np.zeros(self.grid.shape)
+        padded[1:-1, 1:-1, 1:-1] = np.where(solid, 0.0, source)
+        return fd.diffusion(self.grid, 1.0, source=padded, active=active)
+
+    def inputs(self, params: Params) -> np.ndarray:
+        solid = self._solid(params)
+        s = self.resolution
+        source = np.where(solid, 0.0, _field(params, "source", (s, s, s)))
+        return np.stack([solid, source]).astype(np.float32)
+
+    def outputs(self, params: Params, u_full: np.ndarray) -> np.ndarray:
+        """``[1, s, s, s]`` float32 pressure in every cell (zero in the solids)."""
+        u_full = np.asarray(u_full, dtype=float)
+        if u_full.shape != (self.grid.size,):
+            raise ValueError(f"u_full: expected shape ({self.grid.size},) (system.expand(x)), got {u_full.shape}")
+        return self.grid.to_field(u_full)[:, 1:-1, 1:-1, 1:-1].astype(np.float32)
+
+    def coordinates(self) -> np.ndarray:
+        """``[3, s, s, s]``: x, y, z of every cell centre, ``(i + ½)/s`` along each axis."""
+        return np.stack(np.meshgrid(self.centres, self.centres, self.centres, indexing="ij"))
+
+
+def _axis_slice(array: np.ndarray, axis: int, start: int | None, stop: int | None) -> np.ndarray:
+    index = [slice(None)] * array.ndim
+    index[axis] = slice(start, stop)
+    return array[tuple(index)]
+
+
+def _enclosed_fluid(solid: np.ndarray) -> np.ndarray:
+    """Fluid cells (False in ``solid``) with no face-connected path of fluid to the array's border."""
+    labels, count = scipy.ndimage.label(~solid)  # face (6-) connectivity
+    if count == 0:
+        return np.zeros_like(solid)
+    border = np.ones_like(solid)
+    border[(slice(1, -1),) * solid.ndim] = False
+    open_labels = np.unique(labels[border & ~solid])
+    return (labels > 0) & ~np.isin(labels, open_labels)
 
 
 @register_family

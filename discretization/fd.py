@@ -28,6 +28,12 @@ Discretisation (the same for every operator here):
 * A problem without Dirichlet nodes and without a positive zero-order term (all-Neumann, all
   periodic, or a mix of the two) is singular: the constants are in the null space of ``A``. It is
   returned as it is; pin a value or add a reaction term to make it regular.
+* Masked domains (``active=`` of :func:`diffusion`): an inactive node is taken out of the
+  problem with the faces to it, so each face between an active node and an inactive one is a
+  wall without flux (zero Neumann, half-way between the two nodes, as in a finite-volume cell
+  that borders a solid). Inactive nodes are neither unknowns nor Dirichlet data: their rows and
+  columns are absent, ``lift`` and :meth:`~.system.LinearSystem.expand` give them zero. A
+  connected set of active nodes that touches no Dirichlet node is singular as above.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ def diffusion(
     source: FieldLike = 0.0,
     bc: BCLike = None,
     reaction: FieldLike = 0.0,
+    active: np.ndarray | None = None,
 ) -> LinearSystem:
     """Assemble ``-∇·(a ∇u) + c u = f`` (c = ``reaction``, default 0).
 
@@ -71,16 +78,23 @@ def diffusion(
             Dirichlet); None is zero Dirichlet everywhere. See the module docstring for how each
             kind is discretised.
         reaction: ``c`` >= 0, in the same forms (default 0).
+        active: None (every node belongs to the domain) or a bool array ``[*grid.shape]``, False
+            on the nodes taken out of the domain (solid cells): they and the faces to them are
+            removed, leaving zero-flux walls (see the module docstring). ``coefficient``,
+            ``source`` and ``reaction`` are not read there.
 
     Returns:
         LinearSystem with SPD ``A`` ``[n_free, n_free]`` (semi-definite when singular, see the
-        module docstring), ``b`` ``[n_free]``.
+        module docstring), ``b`` ``[n_free]``; the free DoFs are the active nodes that are not
+        Dirichlet nodes.
     """
     _check_grid(grid)
-    a = _node_field(grid, coefficient, "coefficient", positive=True)
+    mask = _active_mask(grid, active)
+    a = _node_field(grid, coefficient if mask is None else _fill_inactive(grid, coefficient, mask),
+                    "coefficient", positive=True)
     f = _node_field(grid, source, "source")
     c = _node_field(grid, reaction, "reaction", nonnegative=True)
-    return _assemble(grid, bc, conductivity=a, reaction=c, velocity=None, source=f)
+    return _assemble(grid, bc, conductivity=a, reaction=c, velocity=None, source=f, active=mask)
 
 
 def helmholtz(
@@ -197,6 +211,29 @@ def _node_field(grid: Grid, data: FieldLike, name: str, positive: bool = False, 
     return values
 
 
+def _active_mask(grid: Grid, active) -> np.ndarray | None:
+    """``active`` as a bool array ``[*grid.shape]`` (None stays None); errors name ``active``."""
+    if active is None:
+        return None
+    mask = np.asarray(active)
+    if mask.dtype != bool:
+        raise TypeError(f"active: expected a bool array, got dtype {mask.dtype}")
+    if mask.shape != grid.shape:
+        raise ValueError(f"active: expected shape {grid.shape} (the grid), got {mask.shape}")
+    return mask
+
+
+def _fill_inactive(grid: Grid, coefficient: FieldLike, mask: np.ndarray) -> FieldLike:
+    """A node array of ``coefficient`` with 1 on the inactive nodes, which are never read."""
+    if callable(coefficient) or np.ndim(coefficient) == 0:
+        return coefficient
+    values = np.array(coefficient, dtype=float)
+    if values.shape != grid.shape:
+        return coefficient  # _node_field reports the shape
+    values[~mask] = 1.0
+    return values
+
+
 def _velocity_field(grid: Grid, velocity) -> np.ndarray:
     """Velocity as ``[ndim, *shape]``."""
     if callable(velocity):
@@ -294,12 +331,16 @@ def _neumann_rhs(grid: Grid, bcs: dict[str, BoundaryCondition], weights: np.ndar
 
 # ----------------------------------------------------------------------------- assembly
 def _assemble(grid: Grid, bc: BCLike, conductivity: np.ndarray, reaction: np.ndarray | None,
-              velocity: np.ndarray | None, source: np.ndarray) -> LinearSystem:
+              velocity: np.ndarray | None, source: np.ndarray,
+              active: np.ndarray | None = None) -> LinearSystem:
     ndim, shape = grid.ndim, grid.shape
     bcs = normalize_grid_bcs(bc, ndim)
     factors = _axis_factors(grid, bcs)
     weights = _row_weights(grid, factors)
     fixed, lift_values = _dirichlet_values(grid, bcs)
+    if active is not None:  # inactive nodes leave the problem: no unknown, no Dirichlet value
+        fixed = fixed | ~active
+        lift_values = np.where(active, lift_values, 0.0)
     periodic_axes = [isinstance(bcs[grid.sides[2 * d]], Periodic) for d in range(ndim)]
 
     index_dtype = np.int32 if grid.size < np.iinfo(np.int32).max else np.int64
@@ -326,9 +367,14 @@ def _assemble(grid: Grid, bc: BCLike, conductivity: np.ndarray, reaction: np.nda
         for lo_idx, hi_idx in pairs:
             a_lo, a_hi = conductivity[lo_idx], conductivity[hi_idx]
             conductance = (2.0 * a_lo * a_hi / (a_lo + a_hi)) * face_fraction[lo_idx] / (h * h)
+            if active is not None:  # no flux through a face that touches an inactive node
+                open_face = active[lo_idx] & active[hi_idx]
+                conductance = np.where(open_face, conductance, 0.0)
             diagonal[lo_idx] += conductance
             diagonal[hi_idx] += conductance
             p, q, c = index[lo_idx].ravel(), index[hi_idx].ravel(), conductance.ravel()
+            if active is not None:
+                p, q, c = p[open_face.ravel()], q[open_face.ravel()], c[open_face.ravel()]
             rows += [p, q]
             cols += [q, p]
             vals += [-c, -c]

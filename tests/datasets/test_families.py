@@ -27,6 +27,7 @@ SMALL = {
     "darcy": {"resolution": 12},
     "darcy-pwc": {"resolution": 12},
     "darcy-3d": {"resolution": 6},
+    "poisson-obstacles-3d": {"resolution": 8, "size_range": [0.15, 0.3]},
     "helmholtz": {"resolution": 12},
     "poisson-fe": {"resolution": 3},
     "thermal-fe": {"resolution": 4},
@@ -161,6 +162,187 @@ def test_darcy_piecewise_takes_only_3_and_12_where_the_field_says() -> None:
     g = gaussian_random_field((24, 24), 2.0, 3.0, np.random.default_rng(9))
     np.testing.assert_array_equal(a == 12.0, g >= 0)
     assert family.spd and family.direct_solve({"coefficient": a}).max() > 0
+
+
+# ----------------------------------------------------------------------------------- obstacles
+def _obstacle_matrix(solid: np.ndarray) -> np.ndarray:
+    """The fluid-cell Laplacian written out cell by cell: dense ``[n, n]`` in C order of the cells."""
+    s = solid.shape[0]
+    cells = [c for c in np.ndindex(solid.shape) if not solid[c]]
+    number = {c: i for i, c in enumerate(cells)}
+    A = np.zeros((len(cells), len(cells)))
+    for c, i in number.items():
+        for axis in range(3):
+            for step in (-1, 1):
+                q = list(c)
+                q[axis] += step
+                q = tuple(q)
+                if not all(0 <= v < s for v in q):
+                    A[i, i] += s * s  # open face: p = 0 in the ghost cell
+                elif not solid[q]:
+                    A[i, i] += s * s
+                    A[i, number[q]] -= s * s
+    return A  # solid neighbours add nothing: zero flux
+
+
+def _second_differences(n: int, low: str, high: str) -> np.ndarray:
+    """1-D ``[n, n]`` second differences times h²: "D" a zero ghost beyond the end, "N" no flux."""
+    T = 2 * np.eye(n) - np.eye(n, k=1) - np.eye(n, k=-1)
+    T[0, 0] -= low == "N"
+    T[-1, -1] -= high == "N"
+    return T
+
+
+def test_poisson_obstacles_matrix_is_the_fluid_cell_laplacian_and_spd() -> None:
+    s = 7
+    family = get_family("poisson-obstacles-3d", resolution=s, obstacles=5, size_range=[0.15, 0.3])
+    params = family.sample(np.random.default_rng(11))
+    solid = params["solid"]
+    assert solid.dtype == bool and solid.shape == (s, s, s) and 0.05 < solid.mean() < 0.5
+    system = family.assemble(params)
+    A = system.A.toarray()
+    # solid rows are absent: one unknown per fluid cell, in C order of the cells
+    assert system.n_free == int((~solid).sum())
+    padded = np.zeros((s + 2,) * 3, dtype=bool)
+    padded[1:-1, 1:-1, 1:-1] = ~solid
+    np.testing.assert_array_equal(system.free, np.flatnonzero(padded.ravel()))
+    np.testing.assert_allclose(A, _obstacle_matrix(solid), rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(A, A.T)
+    np.linalg.cholesky(A)
+    assert np.linalg.eigvalsh(A).min() > 0
+    np.testing.assert_allclose(system.b, params["source"][~solid], rtol=1e-15)
+    # the pressure is zero in the solids, and the inputs say where they are
+    p = family.outputs(params, system.expand(spla.spsolve(system.A.tocsc(), system.b)))[0]
+    assert np.all(p[solid] == 0) and np.any(p[~solid] != 0)
+    inputs = family.inputs(params)
+    np.testing.assert_array_equal(inputs[0], solid.astype(np.float32))
+    assert np.all(inputs[1][solid] == 0)
+
+
+def test_poisson_obstacles_without_obstacles_is_darcy_3d_scaled() -> None:
+    from pdesuite.datasets import Darcy3D
+
+    s = 6
+    family = get_family("poisson-obstacles-3d", resolution=s, obstacles=0, source="constant")
+    params = family.sample(np.random.default_rng(0))
+    assert not params["solid"].any() and np.all(params["source"] == 1.0)
+    darcy = Darcy3D(s + 2).assemble({"coefficient": np.ones((s + 2,) * 3)})
+    system = family.assemble(params)
+    np.testing.assert_allclose(system.A.toarray(), darcy.A.toarray() * (s / (s + 1)) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(system.b, darcy.b, rtol=1e-15)
+    np.testing.assert_allclose(family.coordinates()[:, 0, 0, 0], [0.5 / s] * 3)
+    np.testing.assert_allclose(family.coordinates()[:, -1, 2, 0], [(s - 0.5) / s, 2.5 / s, 0.5 / s])
+
+
+def test_poisson_obstacles_box_of_fluid_has_the_kronecker_laplacian_and_its_eigenmode() -> None:
+    """Fluid in the box x < m (open at x = 0), 2 <= y < s − 1 (walls on both sides), all z
+    (open at both ends): A = s² (T_DN ⊗ I ⊗ I + I ⊗ T_NN ⊗ I + I ⊗ I ⊗ T_DD), and its lowest
+    mode, sin((i + 1)π/(2m + 1)) · 1 · sin((k + 1)π/(s + 1)), solves A p = f with p = f/λ."""
+    s, m = 9, 4
+    ny = s - 3
+    solid = np.ones((s, s, s), dtype=bool)
+    solid[:m, 2:s - 1, :] = False
+    family = get_family("poisson-obstacles-3d", resolution=s)
+    i = np.arange(m)[:, None, None]
+    k = np.arange(s)[None, None, :]
+    mode = np.sin((i + 1) * np.pi / (2 * m + 1)) * np.sin((k + 1) * np.pi / (s + 1)) * np.ones((1, ny, 1))
+    source = np.zeros((s, s, s))
+    source[:m, 2:s - 1, :] = mode
+    params = {"solid": solid, "source": source}
+    system = family.assemble(params)
+    Tx, Ty, Tz = (_second_differences(m, "D", "N"), _second_differences(ny, "N", "N"),
+                  _second_differences(s, "D", "D"))
+    expected = s * s * (np.kron(np.kron(Tx, np.eye(ny)), np.eye(s)) + np.kron(np.kron(np.eye(m), Ty), np.eye(s))
+                        + np.kron(np.kron(np.eye(m), np.eye(ny)), Tz))
+    np.testing.assert_allclose(system.A.toarray(), expected, rtol=1e-12, atol=1e-9)
+    lowest = s * s * 4 * (np.sin(np.pi / (2 * (2 * m + 1))) ** 2 + np.sin(np.pi / (2 * (s + 1))) ** 2)
+    assert np.linalg.eigvalsh(system.A.toarray()).min() == pytest.approx(lowest, rel=1e-12)
+    p = system.expand(spla.spsolve(system.A.tocsc(), system.b))
+    pressure = family.outputs(params, p)[0]
+    np.testing.assert_allclose(pressure, source / lowest, rtol=1e-6, atol=1e-7 * np.abs(source / lowest).max())
+
+
+def test_poisson_obstacles_pressure_makes_the_velocity_divergence_free() -> None:
+    """The projection step the family models: u = u* − ∇p has zero divergence in every fluid cell."""
+    s = 10
+    family = get_family("poisson-obstacles-3d", resolution=s, obstacles=6, size_range=[0.1, 0.25])
+    solid = family.sample(np.random.default_rng(3))["solid"]
+    velocity = np.random.default_rng(4).standard_normal((3, s, s, s))
+    source = family.divergence_source(solid, velocity)
+    system = family.assemble({"solid": solid, "source": source})
+    p = system.expand(spla.spsolve(system.A.tocsc(), system.b)).reshape((s + 2,) * 3)  # float64, ghosts 0
+    wall = np.ones((s + 2,) * 3, dtype=bool)
+    wall[1:-1, 1:-1, 1:-1] = solid
+    wall[[0, -1], :, :] = wall[:, [0, -1], :] = wall[:, :, [0, -1]] = False  # ghosts are open
+    divergence = np.zeros((s, s, s))
+    for axis in range(3):
+        v = np.moveaxis(velocity[axis], axis, 0)
+        w = np.moveaxis(wall, axis, 0)[:, 1:-1, 1:-1]
+        q = np.moveaxis(p, axis, 0)[:, 1:-1, 1:-1]
+        u_star = np.concatenate([v[:1], 0.5 * (v[1:] + v[:-1]), v[-1:]])  # s + 1 faces
+        u = u_star - (q[1:] - q[:-1]) * s
+        u[w[1:] | w[:-1]] = 0.0
+        divergence += np.moveaxis((u[1:] - u[:-1]) * s, 0, axis)
+    assert np.abs(source[~solid]).max() > 1.0
+    assert np.abs(divergence[~solid]).max() < 1e-9 * np.abs(source).max()
+    assert np.all(source[solid] == 0)
+
+
+def test_poisson_obstacles_pockets_fill_bounds_and_errors() -> None:
+    s = 9
+    shell = np.zeros((s, s, s), dtype=bool)
+    shell[2:7, 2:7, 2:7] = True
+    shell[3:6, 3:6, 3:6] = False  # a hollow cube: 27 fluid cells cut off from the open faces
+    family = get_family("poisson-obstacles-3d", resolution=s)
+    with pytest.raises(ValueError, match="27 fluid cell"):
+        family.assemble({"solid": shell, "source": np.ones((s, s, s))})
+    with pytest.raises(ValueError, match="every cell is solid"):
+        family.assemble({"solid": np.ones((s, s, s), dtype=bool), "source": np.ones((s, s, s))})
+    with pytest.raises(ValueError, match="bool mask"):
+        family.assemble({"solid": np.full((s, s, s), 0.5), "source": np.ones((s, s, s))})
+    # sampled masks never hold a pocket, and respect the fill bounds
+    crowded = get_family("poisson-obstacles-3d", resolution=s, obstacles=12, size_range=[0.1, 0.3],
+                         fill=[0.2, 0.6], shapes="box")
+    for seed in range(5):
+        params = crowded.sample(np.random.default_rng(seed))
+        assert 0.2 <= params["solid"].mean() <= 0.6
+        np.linalg.cholesky(crowded.assemble(params).A.toarray())
+    impossible = get_family("poisson-obstacles-3d", resolution=s, obstacles=1, size_range=[0.05, 0.1], fill=[0.5, 0.9])
+    with pytest.raises(RuntimeError, match="fill"):
+        impossible.sample(np.random.default_rng(0))
+    for bad in ({"fill": [0.2, 1.0]}, {"shapes": ["cone"]}, {"size_range": [0.0, 0.1]}, {"source": "point"},
+                {"obstacles": -1}, {"shapes": []}):
+        with pytest.raises(ValueError):
+            get_family("poisson-obstacles-3d", resolution=s, **bad)
+
+
+@pytest.mark.parametrize("solver", ["direct", {"method": "cg", "M": "ic"}])
+def test_poisson_obstacles_generation_solves_each_new_pattern(tmp_path, solver) -> None:
+    from pdesuite.datasets import generate
+    from pdesuite.datasets.storage import open_dataset
+
+    s, n = 8, 3
+    family = get_family("poisson-obstacles-3d", resolution=s, size_range=[0.15, 0.3])
+    path = generate(family, n, tmp_path / "obstacles.h5", solver=solver, seed=5, progress=False)
+    with open_dataset(path) as handle:
+        inputs, outputs = handle["inputs"][()], handle["outputs"][()]
+        solid, source = handle["parameters/solid"][()], handle["parameters/source"][()]
+        residual, converged = handle["solver/residual"][()], handle["solver/converged"][()]
+        coordinates = handle["coordinates"][()]
+    assert inputs.shape == (n, 2, s, s, s) and outputs.shape == (n, 1, s, s, s)
+    assert coordinates.shape == (3, s, s, s) and solid.shape == (n, s, s, s) and solid.dtype == bool
+    assert converged.all() and np.all(residual < 1e-8)
+    sizes = set()
+    for index in range(n):
+        params = {"solid": solid[index], "source": source[index]}
+        system = family.assemble(params)
+        sizes.add(system.n_free)
+        x = system.restrict(np.pad(outputs[index, 0].astype(float), 1).ravel())
+        # float32 outputs: the residual of the rounded solution
+        assert np.linalg.norm(system.b - system.A @ x) < 1e-5 * np.linalg.norm(system.b)
+        assert np.all(outputs[index, 0][solid[index]] == 0)
+        np.testing.assert_array_equal(inputs[index], family.inputs(params))
+    assert len(sizes) == n  # every sample has its own pattern
 
 
 # ----------------------------------------------------------------------------------- Helmholtz

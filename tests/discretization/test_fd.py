@@ -276,6 +276,39 @@ def test_laplacian_1d_five_nodes_matches_hand_matrix():
     np.testing.assert_array_equal(system.free, [1, 2, 3])
 
 
+def test_inactive_nodes_are_removed_with_their_faces():
+    # 7 nodes, u = 1 at x = 0 and u = 2 at x = 1, node 3 taken out: two segments with a wall
+    # (no flux) on the side of node 3, each still held by its Dirichlet end
+    active = np.ones(7, dtype=bool)
+    active[3] = False
+    system = diffusion(Grid(7), 1.0, 1.0, Dirichlet(lambda x: 1.0 + x[:, 0]), active=active)
+    np.testing.assert_array_equal(system.free, [1, 2, 4, 5])
+    expected = 36.0 * np.array([[2, -1, 0, 0], [-1, 1, 0, 0], [0, 0, 1, -1], [0, 0, -1, 2]], dtype=float)
+    np.testing.assert_allclose(system.A.toarray(), expected, rtol=1e-14)
+    np.testing.assert_allclose(system.b, [1 + 36.0, 1, 1, 1 + 2 * 36.0], rtol=1e-14)
+    u = system.expand(spla.spsolve(system.A.tocsc(), system.b))
+    assert u[3] == 0.0 and u[0] == 1.0 and u[6] == 2.0
+    # an inactive Dirichlet node is a wall too: no lift, no coupling into b
+    active = np.ones(7, dtype=bool)
+    active[0] = False
+    system = diffusion(Grid(7), 1.0, 0.0, Dirichlet(5.0), active=active)
+    np.testing.assert_array_equal(system.free, [1, 2, 3, 4, 5])
+    assert system.lift[0] == 0.0 and system.lift[6] == 5.0
+    np.testing.assert_allclose(system.b, [0, 0, 0, 0, 5 * 36.0])
+    assert system.A.toarray()[0, 0] == 36.0
+    # 2-D: the coefficient is not read on inactive nodes; bad masks are named
+    active = np.ones((5, 5), dtype=bool)
+    active[2, 2] = False
+    a = np.ones((5, 5))
+    a[2, 2] = np.nan
+    system = diffusion(Grid((5, 5)), a, 1.0, active=active)
+    assert system.n_free == 8 and system.A.nnz == 8 + 2 * 8  # a ring of 8 nodes
+    with pytest.raises(TypeError, match="active"):
+        diffusion(Grid((5, 5)), 1.0, active=active.astype(int))
+    with pytest.raises(ValueError, match="active"):
+        diffusion(Grid((5, 5)), 1.0, active=np.ones((4, 5), dtype=bool))
+
+
 def test_variable_coefficient_1d_uses_harmonic_face_means():
     a = np.array([1.0, 2.0, 4.0, 4.0, 1.0])  # faces: 4/3, 8/3, 4, 8/5
     faces = np.array([4 / 3, 8 / 3, 4.0, 8 / 5])
