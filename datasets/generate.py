@@ -5,14 +5,17 @@
 1. **Plan.** Sample ``i`` is drawn by ``family.sample(np.random.default_rng([seed, i]))``, so it
    is the same whatever the order or the number of workers. For ``order="sorted"`` the sort key
    of every sample is drawn and the samples are ordered (:mod:`.sorting`; the sorting time is
-   recorded apart from the solve time). The order is saved in ``<out>.parts/``.
+   recorded apart from the solve time). With ``solver="auto"`` (the default) the candidate
+   solvers are timed on the first samples of that order and the fastest is chosen
+   (:mod:`.solver_choice`). The order and the solver are saved in ``<out>.parts/``.
 2. **Blocks.** The solve order is cut into fixed blocks of ``chunk_size`` consecutive samples.
-   Each block is solved from a *fresh* solver: one :class:`RecyclingSolver` (``"rcg"`` on SPD
-   families, ``"gcrodr"`` otherwise) carries its recycle space from one sample to the next
-   *within* the block, and forgets it at the block's end. With ``solver="direct"`` the block's
-   solver is one :class:`~pdesuite.solvers.DirectSolver` instead, which analyses the sparsity
-   pattern the block's matrices share once and refactors the values of each sample (the
-   arrays do not depend on that reuse: the analysis is a function of the pattern alone).
+   Each block is solved from a *fresh* solver. With ``solver="recycle"`` one
+   :class:`RecyclingSolver` (``"rcg"`` on SPD families, ``"gcrodr"`` otherwise) carries its
+   recycle space from one sample to the next *within* the block, and forgets it at the block's
+   end. With ``solver="direct"`` the block's solver is one
+   :class:`~pdesuite.solvers.DirectSolver`, which analyses the sparsity pattern the block's
+   matrices share once and refactors the values of each sample (the arrays do not depend on
+   that reuse: the analysis is a function of the pattern alone).
 3. **Workers.** The blocks still to do are split into ``workers`` contiguous runs of the sorted
    order, one process each (``spawn`` context); with ``workers=1`` everything runs in this
    process. Each finished block is one shard file ``<out>.parts/block_XXXXXX.h5``, written
@@ -87,6 +90,13 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
+from pdesuite.datasets.solver_choice import (
+    MIN_PROBED_SAMPLES,
+    PROBE_SAMPLES,
+    candidate_solvers,
+    choose_solver,
+    rule_choice,
+)
 from pdesuite.datasets.sorting import timed_sort_order
 from pdesuite.datasets.storage import (
     SCHEMA_VERSION,
@@ -140,6 +150,8 @@ _RECYCLE_DEFAULTS = {method: {name: METHOD_DEFAULTS[method][name] for name in na
                      for method, names in (("gcrodr", ("restart", "k")), ("rcg", ("k", "ell")))}
 #: The options of a direct configuration (``solver="direct"``) besides rtol, atol and maxiter.
 _DIRECT_KEYS = tuple(name for name in METHOD_DEFAULTS["direct"] if name != "factorization")
+#: The options of ``solver={"method": "auto", ...}``: those every candidate takes.
+_AUTO_KEYS = ("rtol", "atol", "maxiter")
 #: Options a tuner may choose per solve: ``solver={"tune": "omega"}`` (see :func:`resolve_tune_config`).
 TUNABLE_OPTIONS = ("omega", "k")
 #: Tuners by name, the classes of :mod:`pdesuite.solvers.tuning`.
@@ -167,26 +179,6 @@ _TUNER_STREAM = 0x74756E65
 # --------------------------------------------------------------------------------------------
 # configuration
 # --------------------------------------------------------------------------------------------
-
-
-def auto_solver(family: Any) -> str | dict[str, Any]:
-    """The solver ``solver="auto"`` picks for ``family``, from where each one wins.
-
-    Measured by ``benchmarks/bench_crossover.py`` on Darcy: in 2-D the direct solve with the
-    symbolic analysis reused beats IC(0)-preconditioned CG at every size up to 512² (2–5×); in
-    3-D IC(0)-PCG beats it from 16³ on (6–19×), as the factor's fill grows like n^(4/3). So:
-    the direct path for 2-D families (grids and meshes), IC(0)-CG for 3-D SPD ones, and
-    GCRO-DR recycling for 3-D indefinite ones. Time-dependent families keep recycling, whose
-    solver carries over from step to step. The rule depends only on the family, so every
-    worker and every resume makes the same choice.
-    """
-    if getattr(family, "time_dependent", False):
-        return "recycle"
-    grid = getattr(family, "grid", None)
-    ndim = len(grid.shape) if grid is not None else 2  # FE families live on 2-D meshes
-    if ndim <= 2:
-        return "direct"
-    return {"method": "cg", "M": "ic"} if getattr(family, "spd", False) else "recycle"
 
 
 def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> dict[str, Any]:
@@ -1142,7 +1134,7 @@ def _existing_output(out: Path, run_hash: str) -> bool:
 
 def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *,
              order: str = "sorted", sort_method: str = "greedy", group_size: int = 2000,
-             solver: Union[str, Mapping[str, Any]] = "recycle", backend: str = "numpy",
+             solver: Union[str, Mapping[str, Any]] = "auto", backend: str = "numpy",
              workers: int = 1, seed: int = 0, chunk_size: int = DEFAULT_CHUNK_SIZE,
              batch_size: Optional[int] = None, progress: bool = True,
              compression: Optional[str] = "gzip", overwrite: bool = False,
@@ -1159,12 +1151,16 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
             ``"random"`` (a permutation seeded by ``seed``).
         sort_method: ``"greedy"`` (default), ``"fft"`` or ``"none"``; see :mod:`.sorting`.
         group_size: greedy sorting group size (default 2000).
-        solver: ``"recycle"`` (default), ``"independent"``, ``"direct"`` (a sparse direct
-            solve per sample, the symbolic analysis of the shared sparsity pattern reused
-            within a block), ``"auto"`` (the fastest of those by :func:`auto_solver`'s rule,
-            recorded as ``chosen_by: "auto"`` in the solver configuration) or a dict; see :func:`resolve_solver_config`. Its ``tune`` entry has a tuner choose ω or k per
-            solve, e.g. ``{"method": "rcg", "M": "ssor", "tune": "omega"}`` (Tsallis-INF over
-            20 values of ω in [1, 1.95]); see :func:`resolve_tune_config`.
+        solver: ``"auto"`` (default: the fastest of the direct path, preconditioned Krylov and
+            recycling, timed on the first samples once per run and recorded in the file's
+            ``solver_config`` with ``chosen_by``, the estimates and the probe's time; see
+            :mod:`.solver_choice`; ``{"method": "auto", "rtol": ...}`` sets ``rtol``,
+            ``atol`` and ``maxiter`` of every candidate), ``"recycle"``, ``"independent"``, ``"direct"`` (a sparse
+            direct solve per sample, the symbolic analysis of the shared sparsity pattern
+            reused within a block) or a dict; see :func:`resolve_solver_config`. Its ``tune``
+            entry has a tuner choose ω or k per solve, e.g.
+            ``{"method": "rcg", "M": "ssor", "tune": "omega"}`` (Tsallis-INF over 20 values of
+            ω in [1, 1.95]); see :func:`resolve_tune_config`.
         backend: solver backend, ``"numpy"`` (default; required for recycling) or ``"petsc"``.
         workers: processes on this machine (default 1: in this process).
         seed: the dataset seed; sample ``i`` is drawn from ``default_rng([seed, i])``.
@@ -1226,10 +1222,7 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         raise ValueError(f"backend: must be 'numpy', 'petsc' or 'torch', got {backend!r}")
     time_dependent = bool(getattr(family, "time_dependent", False))
     batch_size = _effective_batch_size(family, batch_size) if time_dependent else 1
-    solver_config = resolve_solver_config(auto_solver(family) if solver == "auto" else solver,
-                                          bool(getattr(family, "spd", False)))
-    if solver == "auto":
-        solver_config["chosen_by"] = "auto"
+    solver_config = _solver_request(family, solver, backend, n, time_dependent)
     if solver_config["mode"] in ("recycle", "direct") and backend != "numpy":
         what = "recycling" if solver_config["mode"] == "recycle" else "solver 'direct'"
         raise ValueError(f"backend: {what} runs on the 'numpy' backend, got {backend!r}; use "
@@ -1332,6 +1325,55 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
     return out
 
 
+def _solver_request(family: Any, solver: Union[str, Mapping[str, Any]], backend: str, n: int,
+                    time_dependent: bool) -> dict[str, Any]:
+    """The resolved solver configuration, or for ``"auto"`` what the probe will choose among.
+
+    ``"auto"`` becomes ``{"mode": "auto", "candidates": [...], "probe": P}`` (resolved by
+    :func:`_probe_solver` when the plan is made) when there is a choice worth timing, else the
+    rule's choice marked ``chosen_by: "rule"``; see :mod:`.solver_choice`.
+    """
+    spd = bool(getattr(family, "spd", False))
+    if isinstance(solver, Mapping) and solver.get("method") == "auto":
+        tolerances = {key: value for key, value in solver.items() if key != "method"}
+        unknown = sorted(set(tolerances) - set(_AUTO_KEYS))
+        if unknown:
+            raise ValueError(f"solver: 'auto' takes only {list(_AUTO_KEYS)}, got {unknown}; other "
+                             "options belong to a chosen solver ('recycle', 'independent', 'direct')")
+    elif solver == "auto":
+        tolerances = {}
+    else:
+        return resolve_solver_config(solver, spd)
+
+    def resolve(choice: str | Mapping[str, Any]) -> dict[str, Any]:
+        request = {"method": "rcg" if spd else "gcrodr"} if choice == "recycle" else \
+            {"method": "direct"} if choice == "direct" else dict(choice)
+        return resolve_solver_config({**request, **tolerances}, spd)
+
+    candidates = candidate_solvers(family, backend)
+    if time_dependent or n < MIN_PROBED_SAMPLES or len(candidates) == 1:
+        return {**resolve(rule_choice(family, backend)), "chosen_by": "rule"}
+    return {"mode": "auto", "candidates": [resolve(c) for c in candidates],
+            "probe": min(PROBE_SAMPLES, n)}
+
+
+def _probe_solver(family: Any, request: Mapping[str, Any], order: np.ndarray, seed: int,
+                  chunk_size: int, backend: str) -> dict[str, Any]:
+    """The candidate of an ``"auto"`` request that solves the first samples of ``order`` fastest.
+
+    Returns its configuration with ``chosen_by: "probe"``, ``estimates`` (seconds per sample of
+    each candidate, None if cut off) and ``probe_time`` (seconds the probe took, draws included).
+    """
+    start = time.perf_counter()
+    systems = [family.assemble(family.sample(np.random.default_rng([seed, int(index)])))
+               for index in order[:request["probe"]]]
+    candidates = request["candidates"]
+    index, estimates = choose_solver(systems, candidates, lambda c: _make_solver(c, backend),
+                                     block_size=min(chunk_size, len(order)))
+    return {**candidates[index], "chosen_by": "probe", "estimates": estimates,
+            "probe_time": time.perf_counter() - start}
+
+
 def _run_share(plan: _Plan, blocks: list[int], workers: int, bar, mp_context: str) -> None:
     if not blocks:
         return
@@ -1346,7 +1388,11 @@ def _run_share(plan: _Plan, blocks: list[int], workers: int, bar, mp_context: st
 def _prepare_plan(family, run_config, run_hash, parts: Path, group_size, bar, solver_config,
                   backend, time_dependent, comm, rank, size,
                   batch_size: int = 1) -> tuple[_Plan, dict[str, float]]:
-    """Load the plan of a partial run, or make and save a new one (rank 0)."""
+    """Load the plan of a partial run, or make and save a new one (rank 0).
+
+    A new plan of a ``solver="auto"`` run times the candidates here, once, so that every
+    worker and every resume solves with the same choice (saved in the plan as ``solver``).
+    """
     plan_path = parts / _PLAN_FILE
     order_path = parts / _ORDER_FILE
     payload = None
@@ -1362,6 +1408,7 @@ def _prepare_plan(family, run_config, run_hash, parts: Path, group_size, bar, so
                         "same arguments to resume it, or pass overwrite=True to discard it.")
                 order = np.load(order_path)
                 timings = saved["timings"]
+                solver_config = saved.get("solver", solver_config)
             else:
                 n, seed = run_config["n"], run_config["seed"]
                 method = run_config["sort_method"]
@@ -1376,17 +1423,23 @@ def _prepare_plan(family, run_config, run_hash, parts: Path, group_size, bar, so
                     order, sort_time = timed_sort_order(np.zeros((n, 1)), method=method, seed=seed)
                     key_time = 0.0
                 timings = {"sort_time": sort_time, "key_time": key_time}
+                if solver_config["mode"] == "auto":
+                    bar.set_description_str(f"generate {family.name} (timing solvers)")
+                    solver_config = _probe_solver(family, solver_config, order, run_config["seed"],
+                                                  run_config["chunk_size"], backend)
+                    bar.set_description_str(f"generate {family.name}")
                 _write_atomic(order_path, lambda p: _save_array(p, order))
                 _write_atomic(plan_path, lambda p: p.write_text(json.dumps(
-                    {"run_hash": run_hash, "config": run_config, "timings": timings}, indent=1)))
-            payload = (order, timings)
+                    {"run_hash": run_hash, "config": run_config, "timings": timings,
+                     "solver": solver_config}, indent=1)))
+            payload = (order, timings, solver_config)
         except BaseException as error:  # noqa: BLE001 - re-raised on every rank
             payload = error
     if comm is not None and size > 1:
         payload = comm.bcast(payload, root=0)
     if isinstance(payload, BaseException):
         raise payload
-    order, timings = payload
+    order, timings, solver_config = payload
     plan = _Plan(family=family, n=run_config["n"], seed=run_config["seed"], solver=solver_config,
                  backend=backend, chunk_size=run_config["chunk_size"],
                  order=np.asarray(order, dtype=np.int64), parts=parts, run_hash=run_hash,
@@ -1494,8 +1547,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output HDF5 file (default FAMILY.h5)")
     parser.add_argument("--order", choices=ORDERS, default="sorted")
     parser.add_argument("--sort-method", choices=GENERATION_SORT_METHODS, default="greedy")
-    parser.add_argument("--solver", choices=("recycle", "independent", "direct", "auto"),
-                        default="recycle")
+    parser.add_argument("--solver", choices=("auto", "recycle", "independent", "direct"),
+                        default="auto", help="auto (default): the fastest of direct, "
+                        "preconditioned Krylov and recycling, timed on the first samples; "
+                        "--method, --pc, --restart, --ell, --k and --tune refine recycle then")
     parser.add_argument("--method", default=None, help="solver method (gcrodr, rcg, cg, gmres, ...)")
     parser.add_argument("--pc", default=None, help="preconditioner name (jacobi, sor, ilu, ...)")
     parser.add_argument("--rtol", type=float, default=None)
@@ -1546,9 +1601,11 @@ def run(args: argparse.Namespace) -> int:
         family = get_family(args.family, **family_config)
         spd = bool(getattr(family, "spd", False))
         solver: Any = args.solver
-        if overrides:
-            base = resolve_solver_config(
-                auto_solver(family) if args.solver == "auto" else args.solver, spd)
+        if overrides and args.solver == "auto" and set(overrides) <= set(_AUTO_KEYS):
+            solver = {"method": "auto", **overrides}
+        elif overrides:
+            # Options of one solver refine recycling when no solver was named.
+            base = resolve_solver_config("recycle" if args.solver == "auto" else args.solver, spd)
             if "method" in overrides:
                 base = {"method": overrides["method"], "rtol": base["rtol"], "maxiter": base["maxiter"]}
             else:

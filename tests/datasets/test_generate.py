@@ -137,7 +137,7 @@ def _assert_bitwise_equal(a, b):
 
 def test_samples_are_stored_at_their_draw_index_and_solved_accurately(tmp_path):
     family = TinyDiffusion(8)
-    path = generate(family, 10, tmp_path / "d.h5", chunk_size=4, seed=5, progress=False)
+    path = generate(family, 10, tmp_path / "d.h5", solver="recycle", chunk_size=4, seed=5, progress=False)
     arrays = _arrays(path)
     assert arrays["inputs"].shape == (10, 1, 8, 8) and arrays["outputs"].dtype == np.float32
     for index in range(10):
@@ -166,8 +166,8 @@ def test_samples_are_stored_at_their_draw_index_and_solved_accurately(tmp_path):
 
 def test_bitwise_identical_for_one_and_two_workers(tmp_path):
     family = TinyDiffusion(8)
-    one = generate(family, 12, tmp_path / "one.h5", chunk_size=3, workers=1, progress=False)
-    two = generate(family, 12, tmp_path / "two.h5", chunk_size=3, workers=2, progress=False)
+    one = generate(family, 12, tmp_path / "one.h5", solver="recycle", chunk_size=3, workers=1, progress=False)
+    two = generate(family, 12, tmp_path / "two.h5", solver="recycle", chunk_size=3, workers=2, progress=False)
     _assert_bitwise_equal(_arrays(one), _arrays(two))
 
 
@@ -365,20 +365,20 @@ def test_batch_size_is_checked_and_capped_by_memory(tmp_path):
 
 def test_interrupt_keeps_done_blocks_and_rerun_completes_identically(tmp_path):
     family = TinyDiffusion(8)
-    reference = _arrays(generate(family, 12, tmp_path / "ref.h5", chunk_size=3, progress=False))
+    reference = _arrays(generate(family, 12, tmp_path / "ref.h5", solver="recycle", chunk_size=3, progress=False))
     # Interrupt while the third block (positions 6..8) is being solved.
     victim = int(reference["solve_order"][7])
     TinyDiffusion.interrupt_at = float(reference["parameters/shift"][victim])
     out = tmp_path / "resumed.h5"
     try:
         with pytest.raises(KeyboardInterrupt):
-            generate(family, 12, out, chunk_size=3, progress=False)
+            generate(family, 12, out, solver="recycle", chunk_size=3, progress=False)
     finally:
         TinyDiffusion.interrupt_at = None
     parts = tmp_path / "resumed.h5.parts"
     assert sorted(p.name for p in parts.glob("block_*")) == ["block_000000.h5", "block_000001.h5"]
     assert not list(parts.glob("*.tmp")) and not out.exists()
-    generate(family, 12, out, chunk_size=3, progress=False)
+    generate(family, 12, out, solver="recycle", chunk_size=3, progress=False)
     _assert_bitwise_equal(reference, _arrays(out))
     assert not parts.exists()
 
@@ -494,7 +494,7 @@ _KILLED_RUN = textwrap.dedent("""
     from tests.datasets.test_generate import TinyDiffusion
     from pdesuite.datasets.generate import generate
     if __name__ == "__main__":
-        generate(TinyDiffusion(8), 24, sys.argv[1], chunk_size=2, workers=int(sys.argv[2]),
+        generate(TinyDiffusion(8), 24, sys.argv[1], solver="recycle", chunk_size=2, workers=int(sys.argv[2]),
                  progress=False)
 """)
 
@@ -503,7 +503,7 @@ _KILLED_RUN = textwrap.dedent("""
 @pytest.mark.parametrize("workers", [1, 2])
 def test_resume_after_sigkill(tmp_path, workers):
     family = TinyDiffusion(8)
-    reference = _arrays(generate(family, 24, tmp_path / "ref.h5", chunk_size=2, progress=False))
+    reference = _arrays(generate(family, 24, tmp_path / "ref.h5", solver="recycle", chunk_size=2, progress=False))
     script = tmp_path / "run.py"
     script.write_text(_KILLED_RUN)
     out = tmp_path / "killed.h5"
@@ -523,7 +523,7 @@ def test_resume_after_sigkill(tmp_path, workers):
             process.kill()
     done = len(list(parts.glob("block_*.h5")))
     assert 3 <= done < 12 and not out.exists()
-    generate(family, 24, out, chunk_size=2, progress=False)
+    generate(family, 24, out, solver="recycle", chunk_size=2, progress=False)
     _assert_bitwise_equal(reference, _arrays(out))
     assert set(SOLVER_STATS) <= {name.split("/")[1] for name in reference if name.startswith("solver/")} | {"time"}
 
@@ -534,7 +534,7 @@ _MPI_RUN = textwrap.dedent("""
     from tests.datasets.test_generate import TinyDiffusion
     from pdesuite.datasets.generate import generate
     if __name__ == "__main__":
-        generate(TinyDiffusion(8), 12, sys.argv[1], chunk_size=3, progress=False, comm=MPI.COMM_WORLD)
+        generate(TinyDiffusion(8), 12, sys.argv[1], solver="recycle", chunk_size=3, progress=False, comm=MPI.COMM_WORLD)
 """)
 
 
@@ -554,5 +554,5 @@ def test_mpiexec_two_ranks_match_one_process(tmp_path):
     run = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script), str(out)], cwd=REPO,
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    reference = generate(TinyDiffusion(8), 12, tmp_path / "ref.h5", chunk_size=3, progress=False)
+    reference = generate(TinyDiffusion(8), 12, tmp_path / "ref.h5", solver="recycle", chunk_size=3, progress=False)
     _assert_bitwise_equal(_arrays(reference), _arrays(out))

@@ -123,27 +123,28 @@ def test_cli_solver_direct(tmp_path, capsys):
     assert config["mode"] == "direct" and config["rtol"] == 1e-10
 
 
-def test_auto_picks_direct_in_2d_and_ic_cg_in_3d_and_records_it(tmp_path):
-    """The rule of benchmarks/bench_crossover.py: direct for 2-D families, IC(0)-CG for 3-D
-    SPD ones; the choice lands in the file's solver configuration."""
+def test_auto_rule_picks_direct_in_2d_and_ic_cg_in_3d_and_records_it(tmp_path):
+    """The rule of benchmarks/bench_crossover.py, taken by runs too small to probe: direct for
+    2-D families, IC(0)-CG for 3-D SPD ones; the choice lands in the file's configuration."""
     import json
 
     import h5py
 
     from pdesuite.datasets import generate, get_family
-    from pdesuite.datasets.generate import auto_solver
+    from pdesuite.datasets.solver_choice import MIN_PROBED_SAMPLES, rule_choice
 
-    assert auto_solver(get_family("darcy", resolution=12)) == "direct"
-    assert auto_solver(get_family("poisson-fe", resolution=3)) == "direct"
-    assert auto_solver(get_family("darcy-3d", resolution=6)) == {"method": "cg", "M": "ic"}
-    assert auto_solver(get_family("heat", resolution=9)) == "recycle"
+    assert rule_choice(get_family("darcy", resolution=12)) == "direct"
+    assert rule_choice(get_family("poisson-fe", resolution=3)) == "direct"
+    assert rule_choice(get_family("darcy-3d", resolution=6)) == {"method": "cg", "M": "ic"}
+    assert rule_choice(get_family("heat", resolution=9)) == "recycle"
+    assert rule_choice(get_family("darcy", resolution=12), backend="petsc") == {"method": "cg", "M": "ic"}
     for name, resolution, mode, method in (("darcy", 12, "direct", "direct"),
                                            ("darcy-3d", 6, "independent", "cg")):
-        path = generate(name, 6, out=tmp_path / f"{name}.h5", solver="auto", seed=3,
+        path = generate(name, MIN_PROBED_SAMPLES - 1, out=tmp_path / f"{name}.h5", seed=3,
                         resolution=resolution, progress=False)
         with h5py.File(path, "r") as f:
             config = json.loads(f.attrs["solver_config"])
-        assert config["chosen_by"] == "auto"
+        assert config["chosen_by"] == "rule"
         assert (config["mode"], config["method"]) == (mode, method)
         if name == "darcy-3d":
             assert config["M"] == "ic"
