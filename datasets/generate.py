@@ -635,7 +635,8 @@ class _Plan:
 
 def _make_solver(config: Mapping[str, Any], backend: str,
                  tuning: Optional["_BlockTuning"] = None) -> Callable[..., Any]:
-    """A ``solve(A, b, x0=None, context=None) -> SolveResult`` with the state of one block.
+    """A ``solve(A, b, x0=None, context=None, callback=None) -> SolveResult`` with the state of
+    one block (``callback(iteration, residual_norm)`` as in :func:`~pdesuite.solvers.solve`).
 
     With ``tuning``, its tuner is passed as the tuned option, so that :func:`solve` asks it
     for a value (``suggest(context)``) before each solve and reports the iterations after it.
@@ -659,15 +660,15 @@ def _make_solver(config: Mapping[str, Any], backend: str,
         recycler = RecyclingSolver(method=config["method"], rtol=config["rtol"], atol=config["atol"],
                                    maxiter=config["maxiter"], M=config["M"], **kwargs, **options)
 
-        def solve_recycled(A, b, x0=None, context=None):
-            return recycler.solve(A, b, x0=x0, context=context)
+        def solve_recycled(A, b, x0=None, context=None, callback=None):
+            return recycler.solve(A, b, x0=x0, context=context, callback=callback)
 
         return solve_recycled
 
-    def solve_independent(A, b, x0=None, context=None):
+    def solve_independent(A, b, x0=None, context=None, callback=None):
         return solve(A, b, method=config["method"], M=config["M"], x0=x0, rtol=config["rtol"],
                      atol=config["atol"], maxiter=config["maxiter"], backend=backend,
-                     context=context, **options)
+                     context=context, callback=callback, **options)
 
     return solve_independent
 
@@ -685,8 +686,8 @@ def _make_direct_solver(config: Mapping[str, Any], backend: str) -> Callable[...
     direct = DirectSolver(spd=config["spd"], ordering=config["ordering"], rtol=config["rtol"],
                           atol=config["atol"])
 
-    def solve_direct(A, b, x0=None, context=None):
-        return direct.solve(A, b, x0=x0)
+    def solve_direct(A, b, x0=None, context=None, callback=None):
+        return direct.solve(A, b, x0=x0)  # one factorisation: no iterations to report
 
     return solve_direct
 

@@ -10,8 +10,9 @@ the direct path 2–5× ahead in 2-D up to 512² and IC(0)-CG 6–19× ahead in 
 So, like FFTW's ``FFTW_MEASURE`` planner, the choice is measured (:func:`choose_solver`): each
 candidate solves the first ``probe`` samples of the solve order as a block would, the first
 solve (which carries the analysis or the subspace's start-up) apart from the rest, and the
-candidate with the smallest estimated block time wins. A candidate is cut off as soon as its
-time exceeds the best estimate so far, so the probe costs about one block's solves per
+candidate with the smallest estimated block time wins. An iterative candidate is stopped as
+soon as its time exceeds the best estimate so far (the direct path, which cannot be stopped,
+comes first where it is expected to win), so the probe costs about one block's solves per
 candidate at worst. The choice is made once per run, before any worker starts, saved with
 the plan (a resume keeps it) and recorded in the file's ``solver_config`` with the estimates.
 
@@ -111,6 +112,10 @@ def estimate_block_time(times: Sequence[float], block_size: int) -> float:
     return float(times[0] + (block_size - 1) * sum(later) / len(later))
 
 
+class _OverBudget(Exception):
+    """Raised from a solve's callback once it has run longer than the best block estimate."""
+
+
 def choose_solver(systems: Sequence[Any], candidates: Sequence[Any],
                   make_solve: Callable[[Any], Callable[..., Any]],
                   block_size: int) -> tuple[int, dict[str, Optional[float]]]:
@@ -119,13 +124,16 @@ def choose_solver(systems: Sequence[Any], candidates: Sequence[Any],
     Args:
         systems: the probe's linear systems (objects with ``A`` and ``b``), in solve order.
         candidates: the solver configurations to compare, the preferred first (it wins ties).
-        make_solve: builds a fresh block solver ``solve(A, b)`` from a candidate.
+        make_solve: builds a fresh block solver ``solve(A, b, callback=None)`` from a
+            candidate; ``callback(iteration, residual_norm)`` is called by iterative ones after
+            every iteration, and stops the solve by raising.
         block_size: samples per block, to which :func:`estimate_block_time` extrapolates.
 
     Returns:
         ``(index, estimates)``: the winner's position in ``candidates``, and for each candidate
-        (by :func:`label`) its estimated seconds per sample, None for one cut off because it
-        ran longer than the best estimate so far, or that did not converge.
+        (by :func:`label`) its estimated seconds per sample; None for one that did not
+        converge, or that was stopped because its solves took longer than the best estimate
+        of a whole block so far.
     """
     if not systems or not candidates:
         raise ValueError("choose_solver: needs at least one system and one candidate")
@@ -133,12 +141,21 @@ def choose_solver(systems: Sequence[Any], candidates: Sequence[Any],
     estimates: dict[str, Optional[float]] = {}
     for index, candidate in enumerate(candidates):
         solve = make_solve(candidate)
+        started = time.perf_counter()
+
+        def stop_when_over_budget(iteration: int, residual_norm: float) -> None:
+            if time.perf_counter() - started > best_block:
+                raise _OverBudget
+
         times: list[float] = []
         for system in systems:
             start = time.perf_counter()
-            result = solve(system.A, system.b)
+            try:
+                result = solve(system.A, system.b, callback=stop_when_over_budget)
+            except _OverBudget:
+                result = None
             times.append(time.perf_counter() - start)
-            if not result.converged or sum(times) > best_block:
+            if result is None or not result.converged or sum(times) > best_block:
                 times = []
                 break
         if not times:

@@ -32,7 +32,7 @@ def _fake_solve(clock, seconds, converged=True):
     """A block solver whose n-th solve takes ``seconds[n]`` on ``clock``."""
     calls = iter(seconds)
 
-    def solve(A, b):
+    def solve(A, b, callback=None):
         clock.now += next(calls)
         return SimpleNamespace(converged=converged)
 
@@ -62,6 +62,25 @@ def test_choose_solver_takes_the_smallest_block_time_and_cuts_off_slow_candidate
     assert estimates["c+ilu"] is None
     # 3 + 3 + 1 + 4.1 + 0.1 + ... the cut-off stopped c after its second solve (6 s > 4.9 s).
     assert clock.now == pytest.approx(3.0 + 4.2 + 6.0)
+
+
+def test_an_iterative_candidate_is_stopped_once_it_runs_past_the_best_block(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(solver_choice.time, "perf_counter", clock)
+    iterations_run = []
+
+    def slow_iterative(A, b, callback=None):
+        for iteration in range(1, 1001):  # 0.01 s per iteration, 10 s if it ran to the end
+            clock.now += 0.01
+            iterations_run.append(iteration)
+            callback(iteration, 1.0)
+        return SimpleNamespace(converged=True)
+
+    solves = {"direct": _fake_solve(clock, [1.0, 0.5]), "cg": slow_iterative}
+    index, estimates = choose_solver([SimpleNamespace(A=None, b=None)] * 2, ["direct", "cg"],
+                                     solves.__getitem__, block_size=4)
+    assert index == 0 and estimates == {"direct": pytest.approx(0.625), "cg": None}
+    assert len(iterations_run) == 251  # stopped at the first check past 2.5 s
 
 
 def test_a_candidate_that_does_not_converge_never_wins(monkeypatch):
