@@ -97,10 +97,10 @@ from pdesuite.datasets.solver_choice import (
     choose_solver,
     rule_choice,
 )
+from pdesuite.datasets.shards import ShardWriter, merge_shards, shard_is_done, shard_layout
 from pdesuite.datasets.sorting import timed_sort_order
 from pdesuite.datasets.storage import (
     SCHEMA_VERSION,
-    SOLVER_STATS,
     create_dataset_file,
     schema_attrs,
 )
@@ -814,17 +814,6 @@ def _simulate_samples(plan: _Plan, indices: Sequence[int], solve: Callable[..., 
 # --------------------------------------------------------------------------------------------
 
 
-def _parameter_specs(params: Mapping[str, Any]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    specs = {}
-    for name, value in params.items():
-        array = np.asarray(value)
-        if array.dtype.kind not in "biufc":
-            raise TypeError(f"family.sample: parameter {name!r} has dtype {array.dtype}; only "
-                            "numeric parameters can be stored")
-        specs[str(name)] = (array.shape, array.dtype)
-    return specs
-
-
 def _run_block(plan: _Plan, block: int, on_sample: Callable[[], None],
                should_stop: Callable[[], bool] = lambda: False) -> bool:
     """Solve one block into its shard file. False if stopped before the end."""
@@ -842,7 +831,8 @@ def _run_block(plan: _Plan, block: int, on_sample: Callable[[], None],
     # Time-dependent samples run in batches of consecutive positions of the block: a batch is
     # a function of the plan alone, whatever the worker count or a resume.
     batch = plan.batch_size if plan.time_dependent else 1
-    handle = None
+    writer = ShardWriter(temporary, indices, {"run_hash": plan.run_hash, "block": int(block)},
+                         tuned=_tuned_stat(plan))
     try:
         for start in range(0, len(indices), batch):
             if should_stop():
@@ -851,89 +841,24 @@ def _run_block(plan: _Plan, block: int, on_sample: Callable[[], None],
                 samples = _simulate_samples(plan, [int(i) for i in indices[start:start + batch]], solve, tuning)
             else:
                 samples = [_solve_sample(plan, int(indices[start]), recorder)]
-            for position, sample in enumerate(samples, start):
-                if handle is None:
-                    handle = _create_shard(temporary, plan, block, indices, sample)
-                    fields = [name for name in ("inputs", "outputs", "trajectories") if name in sample]
-                    specs = _parameter_specs(sample["parameters"])
-                _write_sample(handle, position, int(indices[position]), sample, fields, specs)
+            for sample in samples:
+                writer.add(sample)
                 on_sample()
         if should_stop():
             return False
-        handle.attrs["complete"] = True
-        handle.close()
-        handle = None
+        writer.finish()
         os.replace(temporary, final)
         return True
     finally:
-        if handle is not None:
-            handle.close()
+        writer.close()
         if temporary.exists():
             temporary.unlink()
-
-
-def _create_shard(path: Path, plan: _Plan, block: int, indices: np.ndarray, sample: Mapping[str, Any]):
-    fields = {name: (np.asarray(sample[name]).shape, np.float32)
-              for name in ("inputs", "outputs", "trajectories") if name in sample}
-    handle = create_dataset_file(path, n=len(indices), fields=fields, attrs={},
-                                 parameters=_parameter_specs(sample["parameters"]),
-                                 solver_stats=True, compression=None)
-    _create_tuned_stat(handle, plan, len(indices))
-    handle.create_dataset("index", data=np.asarray(indices, dtype=np.int64))
-    handle.attrs["run_hash"] = plan.run_hash
-    handle.attrs["block"] = int(block)
-    handle.attrs["complete"] = False
-    return handle
 
 
 def _tuned_stat(plan: _Plan) -> Optional[str]:
     """The name of the per-sample statistic of the tuned option (``omega``, ``k``), or None."""
     tune = plan.solver.get("tune")
     return tune["option"] if tune else None
-
-
-def _create_tuned_stat(handle, plan: _Plan, n: int) -> None:
-    name = _tuned_stat(plan)
-    if name is not None:
-        handle["solver"].create_dataset(name, shape=(n,), dtype=np.float64)
-
-
-def _write_sample(handle, position: int, index: int, sample: Mapping[str, Any],
-                  fields: Sequence[str], specs: Mapping[str, Any]) -> None:
-    for name in fields:
-        if name not in sample:
-            raise ValueError(f"sample {index}: the family returned no {name!r}, the first sample did")
-        data = sample[name]
-        if data.shape != handle[name].shape[1:]:
-            raise ValueError(f"sample {index}: {name} has shape {data.shape}, the first sample of "
-                             f"its block {handle[name].shape[1:]}")
-        handle[name][position] = data
-    for name, value in sample["parameters"].items():
-        value = np.asarray(value)
-        if name not in specs or value.shape != specs[name][0]:
-            raise ValueError(f"sample {index}: parameter {name!r} has shape {value.shape}, the "
-                             f"first sample of its block {specs.get(name, ('missing',))[0]}")
-        handle["parameters"][name][position] = value
-    for name, value in sample["solver"].items():
-        handle["solver"][name][position] = value
-
-
-def _shard_is_done(plan: _Plan, block: int) -> bool:
-    """A shard exists, opens, is complete and belongs to this run."""
-    h5py = _h5py()
-    path = plan.block_path(block)
-    if not path.exists():
-        return False
-    try:
-        with h5py.File(path, "r") as handle:
-            ok = (bool(handle.attrs.get("complete", False))
-                  and str(handle.attrs.get("run_hash", "")) == plan.run_hash
-                  and np.array_equal(handle["index"][()], plan.block_indices(block)))
-    except (OSError, KeyError):
-        ok = False
-    if not ok:
-        path.unlink()
-    return ok
 
 
 def _h5py():
@@ -1066,11 +991,7 @@ def _draw_keys(family: Any, n: int, seed: int, bar) -> tuple[np.ndarray, float]:
 
 def _merge(plan: _Plan, out: Path, run_config: Mapping[str, Any], timings: Mapping[str, float],
            family: Any, compression: Optional[str]) -> None:
-    h5py = _h5py()
-    with h5py.File(plan.block_path(0), "r") as first:
-        fields = {name: (first[name].shape[1:], np.float32)
-                  for name in ("inputs", "outputs", "trajectories") if name in first}
-        parameters = {name: (item.shape[1:], item.dtype) for name, item in first["parameters"].items()}
+    fields, parameters = shard_layout(plan.block_path(0))
     attrs = schema_attrs(family=family.name, config=run_config["family_config"], seed=plan.seed,
                          n=plan.n, kind="time-dependent" if plan.time_dependent else "steady",
                          units=_family_units(family), order=run_config["order"],
@@ -1079,36 +1000,15 @@ def _merge(plan: _Plan, out: Path, run_config: Mapping[str, Any], timings: Mappi
                   "chunk_size": plan.chunk_size, "key_time": timings["key_time"],
                   "backend": plan.backend})
     temporary = out.with_name(out.name + ".tmp")
-    solve_time = 0.0
+    tuned = _tuned_stat(plan)
     with create_dataset_file(temporary, n=plan.n, fields=fields, attrs=attrs,
                              coordinates=family.coordinates(), parameters=parameters,
                              solver_stats=True, compression=compression) as handle:
-        _create_tuned_stat(handle, plan, plan.n)
-        tuned = [_tuned_stat(plan)] if _tuned_stat(plan) else []
+        if tuned is not None:
+            handle["solver"].create_dataset(tuned, shape=(plan.n,), dtype=np.float64)
         handle.create_dataset("solve_order", data=plan.order.astype(np.int64))
-        for block in range(plan.n_blocks):
-            with h5py.File(plan.block_path(block), "r") as shard:
-                indices = shard["index"][()]
-                for name in fields:
-                    source = shard[name]
-                    for position, index in enumerate(indices):
-                        handle[name][index] = source[position]
-                for name in parameters:
-                    source = shard["parameters"][name][()]
-                    for position, index in enumerate(indices):
-                        handle["parameters"][name][index] = source[position]
-                # Statistics are small: scatter them whole.
-                order = np.argsort(indices)
-                for name in [*SOLVER_STATS, *tuned]:
-                    if name in ("block", "position"):
-                        continue
-                    values = shard["solver"][name][()]
-                    handle["solver"][name][indices[order]] = values[order]
-                solve_time += float(np.sum(shard["solver"]["time"][()]))
-                start = block * plan.chunk_size
-                handle["solver"]["block"][np.sort(indices)] = block
-                handle["solver"]["position"][indices[order]] = start + order
-        handle.attrs["solve_time"] = solve_time
+        shards = [plan.block_path(block) for block in range(plan.n_blocks)]
+        handle.attrs["solve_time"] = merge_shards(handle, shards, plan.chunk_size, tuned)
         handle.attrs["complete"] = True
     os.replace(temporary, out)
 
@@ -1284,7 +1184,8 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
                                           solver_config, backend, time_dependent, comm, rank, size,
                                           batch_size)
             _remove_stale_temporaries(parts, rank)
-            pending = [block for block in range(plan.n_blocks) if not _shard_is_done(plan, block)] \
+            pending = [block for block in range(plan.n_blocks) if not shard_is_done(plan.block_path(block), plan.run_hash,
+                                                   plan.block_indices(block))] \
                 if rank == 0 else None
             if comm is not None and size > 1:
                 pending = comm.bcast(pending, root=0)

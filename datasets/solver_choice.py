@@ -10,10 +10,11 @@ the direct path 2–5× ahead in 2-D up to 512² and IC(0)-CG 6–19× ahead in 
 So, like FFTW's ``FFTW_MEASURE`` planner, the choice is measured (:func:`choose_solver`): each
 candidate solves the first ``probe`` samples of the solve order as a block would, the first
 solve (which carries the analysis or the subspace's start-up) apart from the rest, and the
-candidate with the smallest estimated block time wins. An iterative candidate is stopped as
-soon as its time exceeds the best estimate so far (the direct path, which cannot be stopped,
-comes first where it is expected to win), so the probe costs about one block's solves per
-candidate at worst. The choice is made once per run, before any worker starts, saved with
+candidate with the smallest estimated block time wins. A candidate is stopped as soon as
+the least block estimate it could still reach exceeds the best so far: iterative ones from
+their callback, mid-solve; the direct path, which cannot be stopped mid-solve, comes first
+where it is expected to win. So the probe costs at most about one block's solves per
+candidate, and much less where one candidate is clearly ahead. The choice is made once per run, before any worker starts, saved with
 the plan (a resume keeps it) and recorded in the file's ``solver_config`` with the estimates.
 
 Timing makes the choice machine-dependent, like FFTW's plans: two runs may choose differently
@@ -112,6 +113,16 @@ def estimate_block_time(times: Sequence[float], block_size: int) -> float:
     return float(times[0] + (block_size - 1) * sum(later) / len(later))
 
 
+def _lower_bound(times: Sequence[float], elapsed: float, probe: int, block_size: int) -> float:
+    """The least block estimate a candidate can still reach: ``times`` of its finished probe
+    solves, ``elapsed`` seconds into the next one, ``probe`` solves in all."""
+    if probe == 1:
+        return block_size * elapsed
+    if not times:
+        return elapsed
+    return times[0] + (block_size - 1) * (sum(times[1:]) + elapsed) / (probe - 1)
+
+
 class _OverBudget(Exception):
     """Raised from a solve's callback once it has run longer than the best block estimate."""
 
@@ -141,23 +152,26 @@ def choose_solver(systems: Sequence[Any], candidates: Sequence[Any],
     estimates: dict[str, Optional[float]] = {}
     for index, candidate in enumerate(candidates):
         solve = make_solve(candidate)
-        started = time.perf_counter()
+        times: list[float] = []
+        start = 0.0
 
         def stop_when_over_budget(iteration: int, residual_norm: float) -> None:
-            if time.perf_counter() - started > best_block:
+            elapsed = time.perf_counter() - start
+            if _lower_bound(times, elapsed, len(systems), block_size) > best_block:
                 raise _OverBudget
 
-        times: list[float] = []
         for system in systems:
             start = time.perf_counter()
             try:
                 result = solve(system.A, system.b, callback=stop_when_over_budget)
             except _OverBudget:
                 result = None
-            times.append(time.perf_counter() - start)
-            if result is None or not result.converged or sum(times) > best_block:
+            elapsed = time.perf_counter() - start
+            if result is None or not result.converged or \
+                    _lower_bound(times, elapsed, len(systems), block_size) > best_block:
                 times = []
                 break
+            times.append(elapsed)
         if not times:
             estimates[label(candidate)] = None
             continue
