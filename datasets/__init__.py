@@ -25,7 +25,7 @@ from pdesuite.datasets.families import (
     PoissonObstacles3D,
     ThermalFE,
 )
-from pdesuite.datasets.generate import generate
+from pdesuite.datasets.generation import generate
 from pdesuite.datasets.grf import default_sigma, gaussian_random_field, grf_spectrum
 from pdesuite.datasets.readers import convert, read_fno_mat, read_neuraloperator_pt, read_pdebench_hdf5
 from pdesuite.datasets.sorting import sort_order

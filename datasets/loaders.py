@@ -304,7 +304,7 @@ class _PDEDatasetBase:
 _DOC = """A torch ``Dataset`` of ``(x, y)`` float32 tensors ``[C, *spatial]`` from a pdesuite file.
 
     Args:
-        path: a file written by :func:`~pdesuite.datasets.generate.generate` or
+        path: a file written by :func:`~pdesuite.datasets.generation.generate` or
             :func:`~pdesuite.datasets.readers.convert`; checked against the schema on creation
             (ValueError/OSError naming the file otherwise).
         split: ``"train"`` (default), ``"val"``, ``"test"`` or ``"all"``.

@@ -49,7 +49,7 @@ def _builder(module_name: str, add: str, run: str) -> Callable[[], tuple]:
 # Built subcommands: name -> a loader of (add_arguments, run). A subcommand's module is imported
 # only when that subcommand runs, so that `pdesuite --help` stays fast and imports no torch.
 _BUILT: dict[str, Callable[[], tuple]] = {
-    "generate": _builder("pdesuite.datasets.generate", "add_arguments", "run"),
+    "generate": _builder("pdesuite.datasets.generation", "add_arguments", "run"),
     "train": _builder("pdesuite.operators.train_cli", "add_train_arguments", "run_train"),
     "evaluate": _builder("pdesuite.operators.train_cli", "add_evaluate_arguments", "run_evaluate"),
 }

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from pdesuite.datasets.family import FAMILIES, PDEFamily, batch_solves
-from pdesuite.datasets.generate import cli_generate, generate, resolve_solver_config
+from pdesuite.datasets.generation import cli_generate, generate, resolve_solver_config
 from pdesuite.datasets.storage import SOLVER_STATS, open_dataset
 from pdesuite.discretization import Grid, fd
 
@@ -330,37 +330,37 @@ def test_an_overriding_simulate_batch_with_solves_puts_batch_size_into_the_run(t
 
 def test_families_without_solves_keep_batch_size_out_of_the_run():
     from pdesuite.datasets import get_family
-    from pdesuite.datasets.generate import _batch_size_may_change_arrays
+    from pdesuite.datasets.generation.plan import batch_size_may_change_arrays
 
     for name in ("navier-stokes", "burgers"):
         family = get_family(name, resolution=16)
         for solver in ("recycle", {"method": "gmres", "tune": {"option": "omega", "tuner": "fixed",
                                                                "value": 1.0}, "M": "sor"}):
-            assert not _batch_size_may_change_arrays(family, resolve_solver_config(solver, spd=False))
+            assert not batch_size_may_change_arrays(family, resolve_solver_config(solver, spd=False))
     recycle = resolve_solver_config("recycle", spd=True)
-    assert _batch_size_may_change_arrays(TinyHeatLockstep(6), recycle)
-    assert not _batch_size_may_change_arrays(TinyHeat(6), recycle)  # the default loop: in order
-    assert _batch_size_may_change_arrays(TinyHeatBatchDependent(6), resolve_solver_config("independent", spd=True))
+    assert batch_size_may_change_arrays(TinyHeatLockstep(6), recycle)
+    assert not batch_size_may_change_arrays(TinyHeat(6), recycle)  # the default loop: in order
+    assert batch_size_may_change_arrays(TinyHeatBatchDependent(6), resolve_solver_config("independent", spd=True))
 
     # a batched family that declares no solves
     no_solves = TinyHeatLockstep(6)
     no_solves.batch_solves = False
-    assert not _batch_size_may_change_arrays(no_solves, recycle)
+    assert not batch_size_may_change_arrays(no_solves, recycle)
 
 
 def test_batch_size_is_checked_and_capped_by_memory(tmp_path):
     from pdesuite.datasets import get_family
-    from pdesuite.datasets.generate import MAX_BATCH_BYTES, _effective_batch_size
+    from pdesuite.datasets.generation.plan import MAX_BATCH_BYTES, effective_batch_size
 
     family = _tiny_navier_stokes()
     for bad in (0, -2, 1.5, True, "8"):
         with pytest.raises(ValueError, match="batch_size"):
             generate(family, 2, tmp_path / "bad.h5", batch_size=bad, progress=False)
-    assert _effective_batch_size(family, None) == 64  # its default at 16²
+    assert effective_batch_size(family, None) == 64  # its default at 16²
     big = get_family("navier-stokes", resolution=256, final_time=20.0)  # 21 frames: 5.5 MB each
     trajectory_bytes = 4 * 21 * 256 * 256
-    assert _effective_batch_size(big, 1000) == MAX_BATCH_BYTES // trajectory_bytes == 48
-    assert _effective_batch_size(big, 3) == 3 and _effective_batch_size(big, None) == 1
+    assert effective_batch_size(big, 1000) == MAX_BATCH_BYTES // trajectory_bytes == 48
+    assert effective_batch_size(big, 3) == 3 and effective_batch_size(big, None) == 1
 
 
 def test_interrupt_keeps_done_blocks_and_rerun_completes_identically(tmp_path):
@@ -492,7 +492,7 @@ def test_cli_generate(tmp_path, capsys):
 _KILLED_RUN = textwrap.dedent("""
     import sys
     from tests.datasets.test_generate import TinyDiffusion
-    from pdesuite.datasets.generate import generate
+    from pdesuite.datasets.generation import generate
     if __name__ == "__main__":
         generate(TinyDiffusion(8), 24, sys.argv[1], solver="recycle", chunk_size=2, workers=int(sys.argv[2]),
                  progress=False)
@@ -532,7 +532,7 @@ _MPI_RUN = textwrap.dedent("""
     import sys
     from mpi4py import MPI
     from tests.datasets.test_generate import TinyDiffusion
-    from pdesuite.datasets.generate import generate
+    from pdesuite.datasets.generation import generate
     if __name__ == "__main__":
         generate(TinyDiffusion(8), 12, sys.argv[1], solver="recycle", chunk_size=3, progress=False, comm=MPI.COMM_WORLD)
 """)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pdesuite.datasets.family import get_family
-from pdesuite.datasets.generate import _make_solver, cli_generate, generate, resolve_solver_config
+from pdesuite.datasets.generation import cli_generate, generate, resolve_solver_config
+from pdesuite.datasets.generation.blocks import make_solver
 from pdesuite.datasets.storage import open_dataset
 from pdesuite.solvers.direct import cholmod_available
 from tests.datasets.test_generate import TinyHeat, _arrays, _assert_bitwise_equal
@@ -75,8 +76,8 @@ def test_direct_equals_the_iterative_solution(tmp_path):
     # Stored float32: equal up to one rounding of each.
     np.testing.assert_allclose(direct["outputs"], iterative["outputs"], rtol=3e-7, atol=1e-12)
     # The float64 solutions of the very solvers generation builds: 1e-8 relative.
-    direct_solve = _make_solver(resolve_solver_config("direct", spd=True), "numpy")
-    cg_solve = _make_solver(resolve_solver_config({"method": "cg", "M": "ic", "rtol": 1e-13}, spd=True),
+    direct_solve = make_solver(resolve_solver_config("direct", spd=True), "numpy")
+    cg_solve = make_solver(resolve_solver_config({"method": "cg", "M": "ic", "rtol": 1e-13}, spd=True),
                             "numpy")
     for index in range(6):
         system = family.assemble(family.sample(np.random.default_rng([0, index])))
@@ -93,7 +94,7 @@ def test_direct_time_dependent_family_reuses_the_factor(tmp_path):
     assert arrays["solver/converged"].all() and np.all(arrays["solver/steps"] == 3)
     # A warm start x0 = u: a correction, so two products per step.
     assert np.all(arrays["solver/matvecs"] == 6)
-    solve = _make_solver(resolve_solver_config("direct", spd=True), "numpy")
+    solve = make_solver(resolve_solver_config("direct", spd=True), "numpy")
     family = TinyHeat(6)
     first, second = solve(family.step, np.ones(16)), solve(family.step, np.ones(16))
     assert first.info["numeric_reused"] is False
@@ -110,7 +111,7 @@ def test_direct_without_scikit_sparse(tmp_path, monkeypatch):
     if here["factorization"] == "cholmod":
         # A run configured for CHOLMOD refuses to go on without it, rather than mix libraries.
         with pytest.raises(RuntimeError, match="scikit-sparse does not import"):
-            _make_solver(here, "numpy")
+            make_solver(here, "numpy")
 
 
 def test_cli_solver_direct(tmp_path, capsys):
@@ -131,7 +132,7 @@ def test_auto_rule_picks_direct_in_2d_and_ic_cg_in_3d_and_records_it(tmp_path):
     import h5py
 
     from pdesuite.datasets import generate, get_family
-    from pdesuite.datasets.solver_choice import MIN_PROBED_SAMPLES, rule_choice
+    from pdesuite.datasets.generation.solver_choice import MIN_PROBED_SAMPLES, rule_choice
 
     assert rule_choice(get_family("darcy", resolution=12)) == "direct"
     assert rule_choice(get_family("poisson-fe", resolution=3)) == "direct"

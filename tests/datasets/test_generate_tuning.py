@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pdesuite.datasets.family import get_family
-from pdesuite.datasets.generate import cli_generate, generate, resolve_solver_config
+from pdesuite.datasets.generation import cli_generate, generate, resolve_solver_config
 from pdesuite.datasets.storage import open_dataset
 from pdesuite.solvers import solve
 from pdesuite.solvers.tuning import omega_grid

@@ -3,7 +3,8 @@
 import h5py
 import numpy as np
 
-from pdesuite.datasets import generate, shards
+from pdesuite.datasets import generate
+from pdesuite.datasets.generation import shards
 
 
 def _read(path):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pdesuite.datasets import generate, get_family
-from pdesuite.datasets import solver_choice
-from pdesuite.datasets.solver_choice import (
+from pdesuite.datasets.generation import solver_choice
+from pdesuite.datasets.generation.solver_choice import (
     DIRECT_PROBE_LIMIT_3D,
     MIN_PROBED_SAMPLES,
     candidate_solvers,
@@ -108,18 +108,16 @@ def test_candidates_put_the_rule_first_and_leave_out_what_cannot_run():
 def test_auto_records_the_probe_and_its_choice_reproduces_the_file(tmp_path, monkeypatch):
     """The probe runs once per run, before the workers; its choice, passed back as ``solver``,
     gives the same arrays bit for bit."""
-    import importlib
-
-    generate_module = importlib.import_module("pdesuite.datasets.generate")
+    from pdesuite.datasets.generation import plan as plan_module
 
     calls = []
-    probe = generate_module._probe_solver
+    probe = plan_module.probe_solver
 
     def counting_probe(*args, **kwargs):
         calls.append(1)
         return probe(*args, **kwargs)
 
-    monkeypatch.setattr(generate_module, "_probe_solver", counting_probe)
+    monkeypatch.setattr(plan_module, "probe_solver", counting_probe)
     n = MIN_PROBED_SAMPLES + 2
     path = generate("darcy", n, tmp_path / "auto.h5", resolution=12, seed=4, chunk_size=5,
                     workers=2, progress=False)

@@ -1,0 +1,54 @@
+"""The final dataset file: the shards merged at the samples' draw indices, and the check of an existing one."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from pdesuite.datasets.generation.blocks import h5py_module, tuned_stat
+from pdesuite.datasets.generation.plan import Plan, family_units
+from pdesuite.datasets.generation.shards import merge_shards, shard_layout
+from pdesuite.datasets.storage import create_dataset_file, schema_attrs
+
+
+def write_dataset(plan: Plan, out: Path, run_config: Mapping[str, Any], timings: Mapping[str, float],
+           family: Any, compression: Optional[str]) -> None:
+    fields, parameters = shard_layout(plan.block_path(0))
+    attrs = schema_attrs(family=family.name, config=run_config["family_config"], seed=plan.seed,
+                         n=plan.n, kind="time-dependent" if plan.time_dependent else "steady",
+                         units=family_units(family), order=run_config["order"],
+                         sort_method=run_config["sort_method"], sort_time=timings["sort_time"])
+    attrs.update({"solver_config": json.dumps(plan.solver, sort_keys=True), "run_hash": plan.run_hash,
+                  "chunk_size": plan.chunk_size, "key_time": timings["key_time"],
+                  "backend": plan.backend})
+    temporary = out.with_name(out.name + ".tmp")
+    tuned = tuned_stat(plan)
+    with create_dataset_file(temporary, n=plan.n, fields=fields, attrs=attrs,
+                             coordinates=family.coordinates(), parameters=parameters,
+                             solver_stats=True, compression=compression) as handle:
+        if tuned is not None:
+            handle["solver"].create_dataset(tuned, shape=(plan.n,), dtype=np.float64)
+        handle.create_dataset("solve_order", data=plan.order.astype(np.int64))
+        shards = [plan.block_path(block) for block in range(plan.n_blocks)]
+        handle.attrs["solve_time"] = merge_shards(handle, shards, plan.chunk_size, tuned)
+        handle.attrs["complete"] = True
+    os.replace(temporary, out)
+
+
+def existing_output(out: Path, run_hash: str) -> bool:
+    """True if ``out`` is a complete file of this very run; raise if it is another dataset."""
+    h5py = h5py_module()
+    try:
+        with h5py.File(out, "r") as handle:
+            same = str(handle.attrs.get("run_hash", "")) == run_hash and bool(handle.attrs.get("complete", False))
+    except OSError as error:
+        raise ValueError(f"out: {out} exists but is not a readable HDF5 file ({error}); remove it or "
+                         "pass overwrite=True") from error
+    if not same:
+        raise ValueError(f"out: {out} exists and holds another dataset (a different configuration "
+                         "or an incomplete file); choose another path or pass overwrite=True")
+    return True
