@@ -3,7 +3,8 @@
 Finite differences live on a structured :class:`Grid` (``fd.diffusion``, ``fd.helmholtz``, ...);
 finite elements on a :class:`Mesh` with a :class:`LagrangeSpace` of degree 1 or 2. Both
 assemble to a :class:`LinearSystem` (CSR with int32 indices, Dirichlet DoFs eliminated).
-This layer imports nothing else of pdesuite, and torch only inside ``Grid.to_tensor``.
+This layer imports nothing else of pdesuite, and no torch: a field ``[C, *shape]`` becomes a
+tensor by ``torch.as_tensor`` where torch is used.
 """
 
 from pdesuite.discretization import fd

@@ -1,8 +1,8 @@
 """Structured tensor-product grids in 1, 2 and 3 dimensions.
 
 A :class:`Grid` holds points only: finite differences (:mod:`.fd`) and grid transfer
-(:mod:`.transfer`) assemble on it, and it converts between fields ``[C, *shape]``, flat DoF
-vectors ``[C * size]`` and torch tensors. Point ordering is C order throughout: the last axis
+(:mod:`.transfer`) assemble on it, and it converts between fields ``[C, *shape]`` and flat DoF
+vectors ``[C * size]``. Point ordering is C order throughout: the last axis
 varies fastest, so a field ``u[i, j]`` sits at entry ``i * shape[1] + j`` of the flat vector.
 """
 
@@ -176,22 +176,6 @@ class Grid:
             raise ValueError(f"vector: expected shape [{channels * self.size}] (channels={channels} x size={self.size}), "
                              f"got {list(vector.shape)}")
         return vector.reshape((int(channels),) + self._shape)
-
-    def to_tensor(self, field: np.ndarray, device=None, dtype=None):
-        """torch tensor ``[C, *shape]`` from a field ``[C, *shape]`` or ``[*shape]``.
-
-        ``dtype`` None keeps the array's dtype (float64 stays float64); ``device`` None is the CPU.
-        On the CPU with the same dtype the tensor may share memory with ``field``.
-        """
-        import torch  # lazily: the classical side must not pay for importing torch
-
-        field = self._split_channels(np.asarray(field), "field")
-        return torch.as_tensor(np.ascontiguousarray(field), device=device, dtype=dtype)
-
-    def from_tensor(self, tensor) -> np.ndarray:
-        """NumPy field ``[C, *shape]`` from a torch tensor ``[C, *shape]`` or ``[*shape]`` (any device)."""
-        array = tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
-        return self._split_channels(array, "tensor")
 
     # ----------------------------------------------------------------------------------- misc
     def __eq__(self, other: object) -> bool:

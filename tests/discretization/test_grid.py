@@ -86,22 +86,6 @@ def test_vector_field_round_trip_with_channels():
     np.testing.assert_array_equal(grid.to_field(single.ravel()), single[None])
 
 
-def test_tensor_round_trip_with_channels():
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(1)
-    grid = Grid((3, 4, 2))
-    field = rng.standard_normal((2, 3, 4, 2))
-    tensor = grid.to_tensor(field)
-    assert isinstance(tensor, torch.Tensor)
-    assert tuple(tensor.shape) == (2, 3, 4, 2) and tensor.dtype == torch.float64
-    np.testing.assert_array_equal(grid.from_tensor(tensor), field)
-    as_float = grid.to_tensor(field[0], dtype=torch.float32)
-    assert tuple(as_float.shape) == (1, 3, 4, 2) and as_float.dtype == torch.float32
-    np.testing.assert_allclose(grid.from_tensor(as_float)[0], field[0], rtol=1e-6)
-    vector = grid.to_vector(grid.from_tensor(grid.to_tensor(field)))
-    np.testing.assert_array_equal(grid.to_field(vector, channels=2), field)
-
-
 def test_equality_and_hash():
     assert Grid((3, 3)) == Grid([3, 3], [(0, 1), (0, 1)])
     assert Grid((3, 3)) != Grid((3, 3), centering="cell")
