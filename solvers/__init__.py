@@ -38,6 +38,7 @@ from pdesuite.solvers.tuning import (
 from pdesuite.solvers import krylov as _krylov  # noqa: E402,F401  (after the names they use)
 from pdesuite.solvers import recycling as _recycling  # noqa: E402,F401
 from pdesuite.solvers import direct as _direct  # noqa: E402,F401
+from pdesuite.solvers import dcdm as _dcdm  # noqa: E402,F401
 
 __all__ = [
     "BACKENDS",

@@ -29,7 +29,7 @@ _NEEDS_SPD_PRECONDITIONER = ("cg", "minres", "rcg")
 
 def _load_methods() -> None:
     # Importing the modules registers their methods.
-    from pdesuite.solvers import direct, krylov, relaxation, recycling  # noqa: F401
+    from pdesuite.solvers import dcdm, direct, krylov, relaxation, recycling  # noqa: F401
 
 
 def detect_backend(A: Any) -> str:

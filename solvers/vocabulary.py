@@ -37,6 +37,8 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     # normalize_input (apply M to r/‖r‖) and residual_replacement (recompute r = b − A x every
     # so many iterations; 0 never) matter for a nonlinear M only.
     "fcg": {"mmax": 1, "normalize_input": True, "residual_replacement": 0},
+    # DCDM: flexible CG with the deep conjugate direction method's settings.
+    "dcdm": {"mmax": 2, "normalize_input": True, "residual_replacement": 1},
     "gmres": {"restart": DEFAULT_RESTART, "side": "left", "reorthogonalize": "never"},
     "fgmres": {"restart": DEFAULT_RESTART, "reorthogonalize": "never"},
     "bicgstab": {},

@@ -546,6 +546,16 @@ def _triangular_least_squares(R, g, used):
 
 
 #: The methods by name; a method's keyword-only parameters are its options.
-METHOD_FUNCTIONS = {"cg": cg, "fcg": fcg, "gmres": gmres, "fgmres": fgmres}
+def dcdm(ctx: Context, X, R, *,
+         mmax: int = method_default("dcdm", "mmax"),
+         normalize_input: bool = method_default("dcdm", "normalize_input"),
+         residual_replacement: int = method_default("dcdm", "residual_replacement")):
+    """The deep conjugate direction method: :func:`fcg` with DCDM's defaults (``mmax=2``, the
+    network fed ``r/‖r‖``, the true residual every iteration)."""
+    return fcg(ctx, X, R, mmax=mmax, normalize_input=normalize_input,
+               residual_replacement=residual_replacement)
+
+
+METHOD_FUNCTIONS = {"cg": cg, "fcg": fcg, "dcdm": dcdm, "gmres": gmres, "fgmres": fgmres}
 #: What each method reports in ``Context.info``, with its value before the method runs.
 METHOD_INFO = {"gmres": {"reorthogonalizations": 0}, "fgmres": {"reorthogonalizations": 0}}

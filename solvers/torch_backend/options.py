@@ -25,7 +25,7 @@ from pdesuite.solvers.vocabulary import SIDES
 #: Methods of the torch backend.
 METHODS = tuple(METHOD_FUNCTIONS)
 #: Methods that stay correct with a nonlinear or varying preconditioner.
-FLEXIBLE_METHODS = ("fcg", "fgmres")
+FLEXIBLE_METHODS = ("fcg", "dcdm", "fgmres")
 
 
 #: The check of each method option: ``(name, value) -> value in its canonical type``.
