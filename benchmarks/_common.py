@@ -12,6 +12,8 @@ from typing import Any, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+#: The file whose marked sections the scripts rewrite (:func:`update_readme_section`).
+BENCHMARKS_README = ROOT / "benchmarks" / "README.md"
 
 
 def load_average() -> Optional[list[float]]:
@@ -53,11 +55,18 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
 
 
 def update_readme_section(marker: str, text: str) -> None:
-    """Replace the text between ``<!-- {marker}:start -->`` and ``<!-- {marker}:end -->`` in README.md."""
-    readme = ROOT / "README.md"
-    content = readme.read_text()
+    """Replace the text between ``<!-- {marker}:start -->`` and ``<!-- {marker}:end -->`` in
+    benchmarks/README.md, the file that holds every table (the top-level README quotes a few).
+
+    Links in ``text`` are written relative to the repository root, as the scripts name their
+    files (``![plot](benchmarks/results/x.png)``); they are rewritten relative to
+    benchmarks/README.md (``results/x.png``). Raises RuntimeError when the markers are missing.
+    """
+    content = BENCHMARKS_README.read_text(encoding="utf-8")
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(content):
-        raise RuntimeError(f"README.md has no section markers for {marker!r}")
-    readme.write_text(pattern.sub(lambda _: f"{start}\n{text}\n{end}", content))
+        raise RuntimeError(f"benchmarks/README.md has no section markers for {marker!r}")
+    text = re.sub(r"(\]\()benchmarks/", r"\1", text)
+    BENCHMARKS_README.write_text(pattern.sub(lambda _: f"{start}\n{text}\n{end}", content),
+                                 encoding="utf-8")

@@ -36,8 +36,8 @@ configuration. One BLAS/OpenMP thread (set before NumPy is imported).
 
 Writes benchmarks/results/generate.json (``generate_quick.json`` with ``--quick``) and prints
 a Markdown summary; ``--readme`` writes it between the ``bench-generate`` markers of
-README.md (the markers must exist). ``--quick``: Darcy 12², 24 samples; Navier–Stokes 16²,
-Burgers 64 and 128 points, batches 1 and 4, a few steps; well under a minute.
+benchmarks/README.md (the markers must exist). ``--quick``: Darcy 12², 24 samples;
+Navier–Stokes 16², Burgers 64 and 128 points, batches 1 and 4, a few steps; well under a minute.
 """
 
 from __future__ import annotations
@@ -249,7 +249,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke run under a minute")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per batch size (best kept)")
-    parser.add_argument("--readme", action="store_true", help="write the summary into README.md")
+    parser.add_argument("--readme", action="store_true",
+                        help="write the summary into benchmarks/README.md")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats: must be >= 1, got {args.repeats}")
@@ -284,8 +285,9 @@ def main() -> None:
             update_readme_section(README_MARKER, text)
         except RuntimeError as error:
             sys.exit(f"--readme: {error}; add `<!-- {README_MARKER}:start -->` and "
-                     f"`<!-- {README_MARKER}:end -->` to README.md where the section belongs")
-        print(f"README.md: section {README_MARKER!r} updated")
+                     f"`<!-- {README_MARKER}:end -->` to benchmarks/README.md where the section "
+                     "belongs")
+        print(f"benchmarks/README.md: section {README_MARKER!r} updated")
 
 
 if __name__ == "__main__":

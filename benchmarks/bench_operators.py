@@ -50,7 +50,7 @@ part is skipped and the JSON says so. ``--throughput-only`` runs just this, at e
 ``--threads N`` sets torch's threads and OpenBLAS/OpenMP's; without it all are 1 (the machines
 these run on are shared). Writes benchmarks/results/operators.json (``operators_quick.json``
 with ``--quick``) after every model, so an interrupted run keeps what it finished, and prints
-a Markdown table; ``--readme`` also writes it into README.md.
+a Markdown table; ``--readme`` also writes it into benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -646,7 +646,8 @@ def main() -> None:
                         help="only the FNO throughput against neuraloperator, at every --resolutions "
                              "entry; writes benchmarks/results/fno_throughput.json")
     parser.add_argument("--progress", action="store_true", help="progress bars and per-epoch lines")
-    parser.add_argument("--readme", action="store_true", help="write the table into README.md")
+    parser.add_argument("--readme", action="store_true",
+                        help="write the table into benchmarks/README.md")
     args = parser.parse_args()
     if args.quick and args.readme:
         parser.error("--readme: a --quick run is a smoke test; its numbers do not go into the README")

@@ -53,9 +53,9 @@ driving the choice of ω through suggest/observe.
 
 Writes benchmarks/results/relax_heat.json, relax_heat.png (``relax_heat_quick.*`` with
 ``--quick``, so that a smoke run keeps the real results), and with ``--readme`` the table
-between the ``bench-relax-heat`` markers of README.md. The machine's load average is recorded
-around every timed run. ``--quick``: n_x = 20, 200 steps from t = 0.45 (u = 0 there), across
-the onset of the stiff half-period; well under a minute.
+between the ``bench-relax-heat`` markers of benchmarks/README.md. The machine's load average is
+recorded around every timed run. ``--quick``: n_x = 20, 200 steps from t = 0.45 (u = 0
+there), across the onset of the stiff half-period; well under a minute.
 """
 
 from __future__ import annotations

@@ -45,7 +45,8 @@ a library solve.
 
 Writes benchmarks/results/relax_shifted.json, relax_shifted_low.png, relax_shifted_high.png
 (``relax_shifted_quick*`` with ``--quick``),
-and with ``--readme`` the table between the ``bench-relax-shifted`` markers of README.md.
+and with ``--readme`` the table between the ``bench-relax-shifted`` markers of
+benchmarks/README.md.
 ``--quick`` (300 instances, 2 trials, shorter checks) is a smoke run of well under a minute.
 """
 
