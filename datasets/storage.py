@@ -44,11 +44,16 @@ converted files add ``source`` and ``source_format``. ``solver/``, ``parameters/
 ``solve_order`` and ``stats/`` are optional (a converted file has no solver statistics).
 
 Arrays are chunked one sample per chunk and compressed (gzip level 4 with shuffle by default;
-``"lzf"`` or ``None`` on request).
+``"lzf"`` or ``None`` on request). Every per-sample dataset (the arrays, ``parameters/``,
+``solver/``, ``solve_order``) carries HDF5's Fletcher-32 checksum on each chunk, so that a
+damaged chunk is an error when it is read, never silently different data, compressed or not.
+:func:`read_rows` and :func:`read_sample` turn that error into an ``OSError`` naming the file,
+the dataset and the sample; ``open_dataset(path, check_data="all")`` verifies every chunk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -63,8 +68,11 @@ __all__ = [
     "SCHEMA_VERSION",
     "SOLVER_STATS",
     "create_dataset_file",
+    "create_sample_dataset",
     "describe",
     "open_dataset",
+    "read_rows",
+    "read_sample",
     "schema_attrs",
     "validate_file",
 ]
@@ -153,7 +161,7 @@ def create_dataset_file(path: PathLike, *, n: int, fields: Mapping[str, tuple[tu
         The open ``h5py.File``; the caller closes it.
     """
     h5py = _h5py()
-    options = _compression_options(compression)
+    _compression_options(compression)
     n = int(n)
     if n < 0:
         raise ValueError(f"n: must be >= 0, got {n}")
@@ -163,16 +171,16 @@ def create_dataset_file(path: PathLike, *, n: int, fields: Mapping[str, tuple[tu
     handle = h5py.File(path, "w")
     try:
         for name, (shape, dtype) in fields.items():
-            _sample_dataset(handle, name, n, tuple(shape), dtype, options)
+            create_sample_dataset(handle, name, n, tuple(shape), dtype, compression)
         if coordinates is not None:
             handle.create_dataset("coordinates", data=np.asarray(coordinates, dtype=np.float64))
         group = handle.create_group("parameters")
         for name, (shape, dtype) in (parameters or {}).items():
-            _sample_dataset(group, name, n, tuple(shape), dtype, options)
+            create_sample_dataset(group, name, n, tuple(shape), dtype, compression)
         if solver_stats:
             solver = handle.create_group("solver")
             for name, dtype in SOLVER_STATS.items():
-                solver.create_dataset(name, shape=(n,), dtype=dtype)
+                create_sample_dataset(solver, name, n, (), dtype)
         for key, value in attrs.items():
             handle.attrs[key] = value
     except BaseException:
@@ -181,14 +189,69 @@ def create_dataset_file(path: PathLike, *, n: int, fields: Mapping[str, tuple[tu
     return handle
 
 
-def _sample_dataset(group, name: str, n: int, shape: tuple[int, ...], dtype, options) -> None:
+def create_sample_dataset(group, name: str, n: int, shape: tuple[int, ...] = (),
+                          dtype: Any = np.float64, compression: str | None = None,
+                          data: np.ndarray | None = None):
+    """Create the per-sample dataset ``name`` ``[n, *shape]`` in ``group``, with checksums.
+
+    A sample of shape ``()`` (a scalar) shares a chunk of up to 65,536 samples, uncompressed (a
+    chunk per scalar would be absurdly small); a larger sample is one chunk, compressed by
+    ``compression`` (see :func:`create_dataset_file`). Every chunk carries a Fletcher-32
+    checksum, verified by HDF5 on each read. An empty dataset (``n = 0``) cannot be chunked
+    and has none. ``data`` (``[n, *shape]``), when given, is written at once. Returns the
+    dataset.
+    """
+    shape = tuple(shape)
+    if n == 0:
+        return group.create_dataset(name, shape=(0, *shape), dtype=dtype, data=data)
     if len(shape) == 0:
-        # Scalars per sample: one chunk per sample would be absurdly small.
-        group.create_dataset(name, shape=(n,), dtype=dtype, chunks=(max(1, min(n, 65536)),) if n else None)
-        return
-    chunks = (1, *shape) if n else None
-    group.create_dataset(name, shape=(n, *shape), dtype=dtype, chunks=chunks,
-                         **(options if n else {}))
+        options: dict[str, Any] = {"chunks": (min(n, 65536),)}
+    else:
+        options = {"chunks": (1, *shape), **_compression_options(compression)}
+    return group.create_dataset(name, shape=(n, *shape), dtype=dtype, data=data, fletcher32=True,
+                                **options)
+
+
+@contextlib.contextmanager
+def _named_read_errors(path: PathLike, dataset, sample: int | None, hint: str = ""):
+    """Re-raise an ``OSError`` of a read inside the block as one naming the file and sample."""
+    try:
+        yield
+    except OSError as error:
+        name = str(dataset.name).lstrip("/")
+        where = f"sample {sample} of '{name}'" if sample is not None else f"'{name}'"
+        raise OSError(f"{path}: {where} cannot be read: the file is corrupt or truncated (a chunk "
+                      f"that fails its checksum or does not decompress: {error})"
+                      f"{'; ' + hint if hint else ''}") from error
+
+
+def read_sample(dataset, index: int, path: PathLike, sample: int | None = None,
+                hint: str = "") -> np.ndarray:
+    """``dataset[index]``, where a corrupt chunk raises ``OSError`` naming ``path`` and the sample.
+
+    ``sample`` is the sample's name in the message (default ``index``); ``hint`` is appended
+    (what to do about it). A loader reads its samples through this so that a damaged file is
+    an error that says which file and sample, not HDF5's bare "filter returned failure".
+    """
+    with _named_read_errors(path, dataset, index if sample is None else sample, hint):
+        return dataset[index]
+
+
+def read_rows(dataset, start: int, stop: int, path: PathLike,
+              samples: np.ndarray | None = None, hint: str = "") -> np.ndarray:
+    """``dataset[start:stop]`` in one read; on a corrupt chunk, ``OSError`` naming the sample.
+
+    After a failed read the rows are read one by one to find the first bad one, named as
+    ``samples[row - start]`` when given (e.g. a shard's draw indices), else as ``row``.
+    """
+    try:
+        return dataset[start:stop]
+    except OSError:
+        for row in range(start, stop):
+            sample = int(samples[row - start]) if samples is not None else row
+            read_sample(dataset, row, path, sample=sample, hint=hint)
+        with _named_read_errors(path, dataset, None, hint):
+            return dataset[start:stop]
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,21 +259,24 @@ def _sample_dataset(group, name: str, n: int, shape: tuple[int, ...], dtype, opt
 # --------------------------------------------------------------------------------------------
 
 
-def open_dataset(path: PathLike, mode: str = "r", check_data: bool = True):
+def open_dataset(path: PathLike, mode: str = "r", check_data: bool | str = True):
     """Open a pdesuite HDF5 dataset and check it against the schema.
 
     Args:
         path: the file.
         mode: ``"r"`` (default) or ``"r+"`` (the loaders cache statistics).
-        check_data: also read the first and last sample of every array, which catches a file
-            whose data were cut off while its header survived.
+        check_data: ``True`` (default): also read the first and last sample of every array,
+            which catches a file whose data were cut off while its header survived; ``"all"``:
+            read every chunk of every per-sample dataset, verifying each checksum (the whole
+            file is read); ``False``: the header only.
 
     Returns:
         The open ``h5py.File`` (the caller closes it).
 
     Raises:
         FileNotFoundError: no such file.
-        OSError: not an HDF5 file, or truncated or corrupt; the message names the file.
+        OSError: not an HDF5 file, or truncated or corrupt; the message names the file (and
+            the sample whose chunk is corrupt).
         ValueError: the file is HDF5 but breaks the schema (a missing dataset or attribute, a
             wrong rank, lengths that disagree, an incomplete generation); the message names the
             file and what is wrong.
@@ -236,12 +302,15 @@ def open_dataset(path: PathLike, mode: str = "r", check_data: bool = True):
     return handle
 
 
-def validate_file(handle, path: PathLike, check_data: bool = True) -> dict[str, Any]:
+def validate_file(handle, path: PathLike, check_data: bool | str = True) -> dict[str, Any]:
     """Check an open file against the schema; return :func:`describe`'s summary.
 
-    Raises ValueError (schema) or OSError (unreadable data) naming ``path``.
+    ``check_data`` as in :func:`open_dataset`. Raises ValueError (schema) or OSError
+    (unreadable data: the message names ``path``, the dataset and the sample).
     """
     h5py = _h5py()
+    if check_data not in (True, False, "all"):
+        raise ValueError(f"check_data: must be True, False or 'all', got {check_data!r}")
     problems: list[str] = []
     missing_attrs = [name for name in REQUIRED_ATTRS if name not in handle.attrs]
     if missing_attrs:
@@ -315,13 +384,31 @@ def validate_file(handle, path: PathLike, check_data: bool = True) -> dict[str, 
                 item = handle[name]
                 if name == "coordinates":
                     item[()]
-                else:
-                    item[0]
-                    item[n - 1]
-            except (OSError, RuntimeError, ValueError) as error:
+                elif check_data != "all":
+                    read_sample(item, 0, path)
+                    read_sample(item, n - 1, path)
+            except (RuntimeError, ValueError) as error:
                 raise OSError(f"{path}: dataset '{name}' cannot be read; the file is truncated or "
                               f"corrupt ({error})") from error
+        if check_data == "all":
+            _read_every_chunk(handle, path, n)
     return describe(handle)
+
+
+def _read_every_chunk(handle, path: PathLike, n: int) -> None:
+    """Read every per-sample dataset of ``handle`` whole, a slab at a time (checksums verified)."""
+    h5py = _h5py()
+    items = [handle[name] for name in (*DATA_KEYS, "solve_order") if name in handle]
+    for group in ("parameters", "solver"):
+        if group in handle:
+            items += [item for item in handle[group].values() if isinstance(item, h5py.Dataset)]
+    for item in items:
+        if item.ndim == 0 or item.shape[0] != n:
+            continue
+        row_bytes = max(1, int(np.prod(item.shape[1:], dtype=np.int64)) * item.dtype.itemsize)
+        rows = max(1, (64 * 2**20) // row_bytes)
+        for start in range(0, n, rows):
+            read_rows(item, start, min(n, start + rows), path)
 
 
 def describe(handle) -> dict[str, Any]:

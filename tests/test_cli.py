@@ -43,3 +43,16 @@ def test_generate_writes_a_dataset(tmp_path):
     with open_dataset(out) as f:
         assert f["inputs"].shape == (6, 1, 12, 12)
         assert f["outputs"].shape == (6, 1, 12, 12)
+
+
+def test_generate_errors_are_one_line_and_help_lists_exit_statuses(tmp_path, capsys):
+    out = tmp_path / "d.h5"
+    assert main(["generate", "darcy", "--n", "4", "--resolution", "8", "--out", str(out),
+                 "--no-progress", "--rtol", "-1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pdesuite generate: --rtol: ")
+    assert not (tmp_path / "d.h5.parts").exists()
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    text = capsys.readouterr().out
+    assert "exit status:" in text and "130" in text and "--debug" in text

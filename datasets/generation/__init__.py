@@ -36,10 +36,18 @@ Resuming: rerun the same call. Shards already on disk are kept (a shard is check
 is trusted), leftover temporary files are removed, and only missing blocks are solved. A
 different configuration (family, its config, n, seed, order, solver, chunk size ...) against
 an existing partial run raises ValueError naming the plan file. A SIGKILL at any point loses
-at most the blocks in flight. Worker processes notice when their parent dies and stop.
+at most the blocks in flight. Worker processes notice when their parent dies and stop; they
+ignore Ctrl-C, which the parent handles (it stops them and releases its lock).
+
+Checks first: every argument, the solver's options included (its block solver is built and
+run on a small test system), is checked before anything is written, and a run that fails
+before its first block is finished removes the ``<out>.parts/`` it created, so that a
+corrected call is not taken for a partial run of another configuration.
 
 Per sample the solver statistics go to ``solver/`` (see :mod:`.storage`); a sample whose solve
-did not converge is stored with ``converged=False`` and its reason, never dropped.
+did not converge is stored with ``converged=False`` and its reason, never dropped, and
+:func:`generate` says so with a :class:`FailedSolvesWarning` (``pdesuite generate`` exits with
+status 2).
 
 Tuning (``solver={..., "tune": "omega"}``, CLI ``--tune omega``; :func:`resolve_tune_config`):
 a bandit of :mod:`pdesuite.solvers.tuning` chooses SOR/SSOR's ω (or the recycled dimension k)
@@ -84,6 +92,7 @@ from pdesuite.datasets.generation.api import (
     generate,
 )
 from pdesuite.datasets.generation.cli import add_arguments, cli_generate, run
+from pdesuite.datasets.generation.output import FailedSolvesWarning
 from pdesuite.datasets.generation.plan import MAX_BATCH_BYTES
 from pdesuite.datasets.generation.solver_config import resolve_solver_config
 from pdesuite.datasets.generation.tuning import (
@@ -101,6 +110,7 @@ __all__ = [
     "TUNABLE_OPTIONS",
     "TUNER_NAMES",
     "TUNING_CONTEXTS",
+    "FailedSolvesWarning",
     "add_arguments",
     "cli_generate",
     "generate",

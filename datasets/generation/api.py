@@ -11,11 +11,13 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from pdesuite.datasets.generation.output import existing_output, write_dataset
+from pdesuite.datasets.generation.blocks import check_solver
+from pdesuite.datasets.generation.output import existing_output, warn_failed_solves, write_dataset
 from pdesuite.datasets.generation.plan import (
     batch_size_may_change_arrays,
     check_count,
     config_hash,
+    discard_unstarted_parts,
     effective_batch_size,
     family_config_of,
     locked,
@@ -65,7 +67,8 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
             entry has a tuner choose ω or k per solve, e.g.
             ``{"method": "rcg", "M": "ssor", "tune": "omega"}`` (Tsallis-INF over 20 values of
             ω in [1, 1.95]); see :func:`resolve_tune_config`.
-        backend: solver backend, ``"numpy"`` (default; required for recycling) or ``"petsc"``.
+        backend: solver backend, ``"numpy"`` (default; required for recycling and
+            ``"direct"``), ``"petsc"`` or ``"torch"``.
         workers: processes on this machine (default 1: in this process).
         seed: the dataset seed; sample ``i`` is drawn from ``default_rng([seed, i])``.
         chunk_size: samples per block (default 256): each block starts with a fresh recycle
@@ -90,14 +93,31 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
             every rank solves a contiguous share of the blocks (``out`` must be on a file
             system all ranks see). ``workers`` then applies per rank.
 
+    Every argument is checked before anything is written: the solver configuration is
+    resolved and its block solver built and run once on a small test system, so that a bad
+    option (``rtol=-1``, an unknown method, preconditioner or option) fails at once. A run that
+    fails or is interrupted before its first block is finished removes the ``<out>.parts/`` it
+    created (it holds only the plan then), so that the corrected call starts afresh; finished
+    blocks, and a parts folder from an earlier run, are always kept.
+
     Returns:
         The path of the finished file.
 
+    Warns:
+        FailedSolvesWarning: (a ``UserWarning``) when samples of the file did not converge
+            (``solver/converged`` False), with their count, reasons and what to change. They
+            are stored and flagged, not dropped. Also when ``out`` was already complete.
+
     Raises:
-        ValueError: bad arguments; ``out`` holds another dataset; a partial run in
-            ``<out>.parts/`` was made with another configuration (the message names its
-            plan file and the differences).
+        ValueError: bad arguments, the solver's included (the message starts with
+            ``"solver: "`` and the option: ``"solver: rtol: ..."``); ``out`` holds another
+            dataset; a partial run in ``<out>.parts/`` was made with another configuration (the
+            message names its plan file and the differences).
         RuntimeError: a worker failed (finished blocks are kept; rerun to resume).
+        OSError: a shard or file cannot be read; a corrupt chunk is named with its file and
+            sample.
+        KeyboardInterrupt: passed on after the workers are stopped and the lock released;
+            finished blocks are kept, and the same call resumes.
     """
     if isinstance(family, str):
         from pdesuite.datasets.family import get_family
@@ -112,6 +132,7 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
     seed = check_count("seed", seed, 0)
     workers = check_count("workers", workers, 1)
     chunk_size = check_count("chunk_size", chunk_size, 1)
+    group_size = check_count("group_size", group_size, 1)
     if batch_size is not None:
         batch_size = check_count("batch_size", batch_size, 1)
     if order not in ORDERS:
@@ -131,6 +152,7 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         what = "recycling" if solver_config["mode"] == "recycle" else "solver 'direct'"
         raise ValueError(f"backend: {what} runs on the 'numpy' backend, got {backend!r}; use "
                          "solver='independent' for another backend")
+    check_solver(solver_config, backend)
     effective_sort = sort_method if order == "sorted" else ("random" if order == "random" else "none")
     run_config = {
         "schema_version": SCHEMA_VERSION,
@@ -146,6 +168,8 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         run_config["batch_size"] = batch_size
     run_hash = config_hash(run_config)
     out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"out: {out} is a directory; give the path of the HDF5 file to write")
     parts = out.with_name(out.name + ".parts")
 
     rank = comm.Get_rank() if comm is not None else 0
@@ -162,8 +186,9 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
             if parts.exists() and not keep_parts:
                 shutil.rmtree(parts)
             return None
+        created = not parts.exists()
         parts.mkdir(exist_ok=True)
-        return True
+        return created
 
     if rank == 0:
         try:
@@ -177,7 +202,10 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
     if isinstance(status, BaseException):
         raise status
     if status is None:
+        if rank == 0:
+            warn_failed_solves(out)
         return out
+    created_parts = bool(status)
 
     bar = progress_bar(n, f"generate {family.name}", progress and rank == 0)
     lock = locked(parts) if rank == 0 else contextlib.nullcontext()
@@ -225,8 +253,17 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
                 raise merge_error
         if rank == 0 and not keep_parts:
             shutil.rmtree(parts, ignore_errors=True)
+    except BaseException:
+        # A run that fails (or is interrupted) before its first block is finished leaves no
+        # <out>.parts/ it created: it holds only the derived plan, which would otherwise make
+        # a corrected command look like a partial run of another configuration.
+        if rank == 0 and created_parts:
+            discard_unstarted_parts(parts)
+        raise
     finally:
         bar.close()
+    if rank == 0:
+        warn_failed_solves(out)
     return out
 
 

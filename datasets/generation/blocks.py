@@ -13,6 +13,7 @@ from pdesuite.datasets.generation.solver_choice import choose_solver
 from pdesuite.datasets.generation.solver_config import RECYCLE_KEYS
 from pdesuite.datasets.generation.tuning import BlockTuning
 from pdesuite.solvers.direct import cholmod_available
+from pdesuite.solvers.validation import check_tolerances
 
 if TYPE_CHECKING:
     from pdesuite.datasets.generation.plan import Plan
@@ -78,6 +79,53 @@ def _make_direct_solver(config: Mapping[str, Any], backend: str) -> Callable[...
         return direct.solve(A, b, x0=x0)  # one factorisation: no iterations to report
 
     return solve_direct
+
+
+#: Size of the test system of :func:`check_solver`.
+_CHECK_SIZE = 64
+
+
+def check_solver(config: Mapping[str, Any], backend: str) -> None:
+    """Build the block solver of ``config`` and solve a small test system with it.
+
+    A bad option (a negative ``rtol``, an unknown method, preconditioner or option, a bad
+    recycling or tuner setting) then fails before a run writes anything, rather than at the
+    first sample after the plan is saved. The test system is ``tridiag(-1, 4, -1)`` of size
+    :data:`_CHECK_SIZE` with a ramp right-hand side: symmetric positive definite and well
+    conditioned, so every method and named preconditioner accepts it whatever the family;
+    only the options are under test, not convergence. A ``"auto"`` request checks each of
+    its candidates. The solver's warnings are silenced here (the run's own solves give them).
+
+    Raises:
+        ValueError: ``"solver: "`` and the solver's own message, which starts with the name of
+            the offending option (``"solver: rtol: must be ..."``, ``"solver: method: unknown
+            method 'foo' ..."``); also for an option the method does not take.
+    """
+    import warnings
+
+    import scipy.sparse as sp
+
+    configs = config["candidates"] if config["mode"] == "auto" else [config]
+    A = sp.csr_array(sp.diags([-np.ones(_CHECK_SIZE - 1), 4.0 * np.ones(_CHECK_SIZE),
+                               -np.ones(_CHECK_SIZE - 1)], [-1, 0, 1]))
+    b = np.linspace(1.0, 2.0, _CHECK_SIZE)
+    for candidate in configs:
+        tune = candidate.get("tune")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tuning = BlockTuning(tune, 0, 0) if tune else None
+                context = None
+                if tune and tune.get("context") is not None:
+                    low, high = tune["context_range"]
+                    context = 0.5 * (float(low) + float(high))
+                # The direct path ignores maxiter: checked here so that a bad value fails alike.
+                check_tolerances(candidate["rtol"], candidate["atol"], candidate["maxiter"])
+                make_solver(candidate, backend, tuning)(A, b, context=context)
+        except (ValueError, TypeError) as error:
+            message = str(error)
+            prefix = "" if message.startswith("solver:") else "solver: "
+            raise ValueError(f"{prefix}{message}") from error
 
 
 def _relative_residual(A: Any, b: np.ndarray, result: Any) -> float:

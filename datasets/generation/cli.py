@@ -1,10 +1,21 @@
-"""``pdesuite generate``: the command line of :func:`~pdesuite.datasets.generation.generate`."""
+"""``pdesuite generate``: the command line of :func:`~pdesuite.datasets.generation.generate`.
+
+Exit statuses (:data:`EXIT_ERROR`, :data:`EXIT_FAILED_SOLVES`, :data:`EXIT_INTERRUPTED`): 0 the
+dataset is written and every solve converged; 1 an error, reported as one line naming the
+argument or file (``--debug`` adds the traceback); 2 the dataset is written but some samples did
+not converge (a summary line says how many and why), or argparse refused the arguments; 130
+interrupted (Ctrl-C): the finished blocks are kept and rerunning the same command resumes.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import traceback
+import warnings
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from pdesuite.datasets.generation.api import (
@@ -14,12 +25,39 @@ from pdesuite.datasets.generation.api import (
     generate,
 )
 from pdesuite.datasets.generation.blocks import h5py_module
+from pdesuite.datasets.generation.output import FailedSolvesWarning, failure_summary
+from pdesuite.datasets.generation.plan import finished_blocks
 from pdesuite.datasets.generation.solver_config import (
     AUTO_KEYS,
     RECYCLE_KEYS,
     resolve_solver_config,
 )
 from pdesuite.datasets.generation.tuning import TUNER_NAMES
+
+#: Exit status of an error (bad arguments, unreadable files, a failed worker).
+EXIT_ERROR = 1
+#: Exit status of a run that wrote its dataset but with samples whose solve did not converge.
+EXIT_FAILED_SOLVES = 2
+#: Exit status of an interrupted run (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
+
+_EPILOG = """\
+exit status:
+  0    the dataset is written and every solve converged
+  1    an error: one line naming the argument or file (--debug shows the traceback);
+       nothing is written, or only finished blocks that a corrected rerun resumes from
+  2    the dataset is written, but some samples did not converge (solver/converged is
+       False; a line on stderr counts them); also argparse's status for bad usage
+  130  interrupted (Ctrl-C): the finished blocks are kept in OUT.parts/; rerun the
+       same command (without --overwrite) to resume
+"""
+
+#: Python names of generate()'s arguments and solver options -> the flags that set them.
+_FLAGS = {"n": "--n", "seed": "--seed", "workers": "--workers", "chunk_size": "--chunk-size",
+          "batch_size": "--batch-size", "order": "--order", "sort_method": "--sort-method",
+          "backend": "--backend", "compression": "--compression", "out": "--out",
+          "method": "--method", "M": "--pc", "rtol": "--rtol", "maxiter": "--maxiter",
+          "restart": "--restart", "ell": "--ell", "k": "--k", "tune": "--tune", "config": "--set"}
 
 
 def _parse_setting(text: str) -> tuple[str, Any]:
@@ -72,12 +110,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compression", choices=("gzip", "lzf", "none"), default="gzip")
     parser.add_argument("--set", dest="settings", action="append", type=_parse_setting, default=[],
                         metavar="KEY=VALUE", help="family option (JSON value), repeatable")
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing OUT, or discard a partial run of another "
+                             "configuration in OUT.parts/")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error or interrupt")
+    parser.epilog = _EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``pdesuite generate`` from parsed arguments; print a summary; return the exit code."""
+    """Run ``pdesuite generate`` from parsed arguments; print a summary; return the exit status.
+
+    Errors print one line ``pdesuite generate: ...`` (with ``--debug``, the traceback first) and
+    return :data:`EXIT_ERROR`; a dataset with failed solves prints their summary and returns
+    :data:`EXIT_FAILED_SOLVES`; Ctrl-C prints how to resume and returns
+    :data:`EXIT_INTERRUPTED`. See the module docstring.
+    """
+    out = Path(args.out or f"{args.family}.h5")
+    debug = bool(getattr(args, "debug", False))
+    try:
+        with warnings.catch_warnings():
+            # generate() warns about failed solves; the command reports them itself, below.
+            warnings.simplefilter("ignore", FailedSolvesWarning)
+            path = _generate(args, out)
+        summary = _summary(path)
+        failures = failure_summary(path, flags=True)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(_interrupted_message(out, bool(args.overwrite)), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, TypeError, RuntimeError, KeyError, OSError) as error:
+        if debug:
+            traceback.print_exc()
+        print(f"pdesuite generate: {cli_message(error)}", file=sys.stderr)
+        return EXIT_ERROR
+    print(summary)
+    if failures is not None:
+        print(f"pdesuite generate: {failures}", file=sys.stderr)
+        return EXIT_FAILED_SOLVES
+    return 0
+
+
+def _generate(args: argparse.Namespace, out: Path) -> Path:
+    """:func:`generate` with the family and solver the arguments describe."""
     family_config = dict(args.settings)
     if args.resolution is not None:
         family_config["resolution"] = args.resolution
@@ -85,47 +163,88 @@ def run(args: argparse.Namespace) -> int:
                                                ("rtol", args.rtol), ("maxiter", args.maxiter),
                                                ("restart", args.restart), ("ell", args.ell),
                                                ("k", args.k)) if value is not None}
-    try:
-        tune = _cli_tune(args)
-        if tune is not None:
-            overrides["tune"] = tune
-        from pdesuite.datasets.family import get_family
+    tune = _cli_tune(args)
+    if tune is not None:
+        overrides["tune"] = tune
+    from pdesuite.datasets.family import get_family
 
-        family = get_family(args.family, **family_config)
-        spd = bool(getattr(family, "spd", False))
-        solver: Any = args.solver
-        if overrides and args.solver == "auto" and set(overrides) <= set(AUTO_KEYS):
-            solver = {"method": "auto", **overrides}
-        elif overrides:
-            # Options of one solver refine recycling when no solver was named.
-            base = resolve_solver_config("recycle" if args.solver == "auto" else args.solver, spd)
-            if "method" in overrides:
-                base = {"method": overrides["method"], "rtol": base["rtol"], "maxiter": base["maxiter"]}
-            else:
-                base = {"method": base["method"], "M": base["M"], "rtol": base["rtol"],
-                        "maxiter": base["maxiter"], **{k: base[k] for k in RECYCLE_KEYS if k in base},
-                        **base["options"]}
-            if tune is not None and tune["option"] == "k":
-                base.pop("k", None)  # the default k, not one the user fixed
-            solver = {**base, **overrides}
-        out = args.out or f"{args.family}.h5"
-        path = generate(family, args.n, out, order=args.order, sort_method=args.sort_method,
-                        solver=solver, backend=args.backend, workers=args.workers, seed=args.seed,
-                        chunk_size=args.chunk_size, batch_size=getattr(args, "batch_size", None),
-                        progress=not args.no_progress,
-                        compression=None if args.compression == "none" else args.compression,
-                        overwrite=args.overwrite)
-    except (ValueError, TypeError, RuntimeError, KeyError) as error:
-        print(f"pdesuite generate: {error}", file=sys.stderr)
-        return 1
+    family = get_family(args.family, **family_config)
+    spd = bool(getattr(family, "spd", False))
+    solver: Any = args.solver
+    if overrides and args.solver == "auto" and set(overrides) <= set(AUTO_KEYS):
+        solver = {"method": "auto", **overrides}
+    elif overrides:
+        # Options of one solver refine recycling when no solver was named.
+        base = resolve_solver_config("recycle" if args.solver == "auto" else args.solver, spd)
+        if "method" in overrides:
+            base = {"method": overrides["method"], "rtol": base["rtol"], "maxiter": base["maxiter"]}
+        else:
+            base = {"method": base["method"], "M": base["M"], "rtol": base["rtol"],
+                    "maxiter": base["maxiter"], **{k: base[k] for k in RECYCLE_KEYS if k in base},
+                    **base["options"]}
+        if tune is not None and tune["option"] == "k":
+            base.pop("k", None)  # the default k, not one the user fixed
+        solver = {**base, **overrides}
+    return generate(family, args.n, out, order=args.order, sort_method=args.sort_method,
+                    solver=solver, backend=args.backend, workers=args.workers, seed=args.seed,
+                    chunk_size=args.chunk_size, batch_size=getattr(args, "batch_size", None),
+                    progress=not args.no_progress,
+                    compression=None if args.compression == "none" else args.compression,
+                    overwrite=args.overwrite)
+
+
+def _summary(path: Path) -> str:
+    """The line printed after a run: samples, family, times, iterations, failures."""
     h5py = h5py_module()
     with h5py.File(path, "r") as handle:
         converged = handle["solver"]["converged"][()]
         iterations = handle["solver"]["iterations"][()]
-        print(f"{path}: {handle.attrs['n']} samples of {handle.attrs['family']}; sorting "
-              f"{handle.attrs['sort_time']:.3f} s, solves {handle.attrs['solve_time']:.3f} s, "
-              f"mean iterations {iterations.mean():.1f}, not converged {int((~converged).sum())}")
-    return 0
+        return (f"{path}: {handle.attrs['n']} samples of {handle.attrs['family']}; sorting "
+                f"{handle.attrs['sort_time']:.3f} s, solves {handle.attrs['solve_time']:.3f} s, "
+                f"mean iterations {iterations.mean():.1f}, not converged {int((~converged).sum())}")
+
+
+def _interrupted_message(out: Path, overwrite: bool) -> str:
+    """The one line after Ctrl-C: what is kept, and how to resume."""
+    parts = out.with_name(out.name + ".parts")
+    blocks = finished_blocks(parts)
+    again = "rerun the same command" + (" without --overwrite" if overwrite else "")
+    if blocks == 0 and out.exists() and not parts.exists():
+        return (f"pdesuite generate: interrupted; {out} was already written; {again} to see its "
+                "summary")
+    if blocks == 0:
+        return (f"pdesuite generate: interrupted before any block was finished; nothing is kept; "
+                f"{again} to start again")
+    return (f"pdesuite generate: interrupted; {blocks} finished block(s) are kept in {parts}; "
+            f"{again} to resume (only the missing blocks are solved)")
+
+
+def cli_message(error: BaseException | str) -> str:
+    """An error of :func:`generate` as one line in the words of the command line.
+
+    A message that starts with a Python argument or solver option (``"solver: rtol: ..."``,
+    ``"chunk_size: ..."``) starts with its flag instead (``"--rtol: ..."``), an unknown solver
+    option is named by its flag, ``overwrite=True`` reads ``--overwrite`` and ``solver='x'``
+    reads ``--solver x``. A message of several lines (a worker's traceback) keeps its first and
+    last line; ``--debug`` shows the rest.
+    """
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if isinstance(error, KeyError) and len(lines) == 1:
+        lines = [f"unknown key {lines[0]}"]
+    text = lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"
+    match = re.match(r"(?:solver: )?(\w+): ", text)
+    if match and match.group(1) in _FLAGS:
+        text = f"{_FLAGS[match.group(1)]}: {text[match.end():]}"
+    elif text.startswith("solver: tune"):
+        text = f"--tune: {text[len('solver: '):]}"
+    elif text.startswith("solver: "):
+        unknown = (re.search(r"unknown option\(s\) \[([^\]]*)\]", text)
+                   or re.match(r"solver: ('\w+') is not an option", text))
+        names = re.findall(r"'([^']+)'", unknown.group(1)) if unknown else []
+        flags = [_FLAGS[name] for name in names if name in _FLAGS]
+        text = f"{', '.join(flags)}: {text[len('solver: '):]}" if flags else text
+    text = text.replace("overwrite=True", "--overwrite")
+    return re.sub(r"solver='(\w+)'", r"--solver \1", text)
 
 
 def _cli_tune(args: argparse.Namespace) -> Optional[dict[str, Any]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -12,7 +14,7 @@ import numpy as np
 from pdesuite.datasets.generation.blocks import h5py_module, tuned_stat
 from pdesuite.datasets.generation.plan import Plan, family_units
 from pdesuite.datasets.generation.shards import merge_shards, shard_layout
-from pdesuite.datasets.storage import create_dataset_file, schema_attrs
+from pdesuite.datasets.storage import create_dataset_file, create_sample_dataset, schema_attrs
 
 
 def write_dataset(plan: Plan, out: Path, run_config: Mapping[str, Any], timings: Mapping[str, float],
@@ -31,8 +33,9 @@ def write_dataset(plan: Plan, out: Path, run_config: Mapping[str, Any], timings:
                              coordinates=family.coordinates(), parameters=parameters,
                              solver_stats=True, compression=compression) as handle:
         if tuned is not None:
-            handle["solver"].create_dataset(tuned, shape=(plan.n,), dtype=np.float64)
-        handle.create_dataset("solve_order", data=plan.order.astype(np.int64))
+            create_sample_dataset(handle["solver"], tuned, plan.n, (), np.float64)
+        create_sample_dataset(handle, "solve_order", plan.n, (), np.int64,
+                              data=plan.order.astype(np.int64))
         shards = [plan.block_path(block) for block in range(plan.n_blocks)]
         handle.attrs["solve_time"] = merge_shards(handle, shards, plan.chunk_size, tuned)
         handle.attrs["complete"] = True
@@ -52,3 +55,50 @@ def existing_output(out: Path, run_hash: str) -> bool:
         raise ValueError(f"out: {out} exists and holds another dataset (a different configuration "
                          "or an incomplete file); choose another path or pass overwrite=True")
     return True
+
+
+class FailedSolvesWarning(UserWarning):
+    """A generated dataset holds samples whose solve did not converge (``solver/converged``)."""
+
+
+def failure_summary(out: Path, flags: bool = False) -> str | None:
+    """One line on the samples of ``out`` whose solve failed, or None if every solve converged.
+
+    The line names the file, the count, the reasons (``ConvergedReason`` names, most common
+    first) and what to try, in the words of ``generate()`` or, with ``flags``, of the command
+    line. Failed samples are kept in the file and flagged, never dropped, so that a dataset
+    says what its solver did; a loader should refuse or skip them.
+    """
+    from pdesuite.solvers import ConvergedReason
+
+    h5py = h5py_module()
+    with h5py.File(out, "r") as handle:
+        if "solver" not in handle or "converged" not in handle["solver"]:
+            return None
+        converged = np.asarray(handle["solver"]["converged"][()], dtype=bool)
+        failed = int((~converged).sum())
+        if failed == 0:
+            return None
+        reasons = Counter(int(r) for r in handle["solver"]["reason"][()][~converged])
+    names = []
+    for value, count in reasons.most_common():
+        try:
+            name = ConvergedReason(value).name
+        except ValueError:
+            name = f"reason {value}"
+        names.append(f"{count} {name}")
+    hint = ("--solver direct or a --pc, a larger --maxiter or a looser --rtol, with --overwrite"
+            if flags else "solver='direct' or a preconditioner M, a larger maxiter or a looser "
+            "rtol, with overwrite=True")
+    return (f"{out}: {failed} of {len(converged)} samples did not converge (solver/converged is "
+            f"False; {', '.join(names)}); they are stored and flagged, and training on them "
+            f"learns from unconverged solutions. Generate again with a solver that converges on "
+            f"this family: {hint}")
+
+
+def warn_failed_solves(out: Path) -> str | None:
+    """Warn (:class:`FailedSolvesWarning`, :func:`failure_summary`) if ``out`` has failed solves."""
+    summary = failure_summary(out)
+    if summary is not None:
+        warnings.warn(summary, FailedSolvesWarning, stacklevel=3)
+    return summary

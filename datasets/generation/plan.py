@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,6 +190,25 @@ def _draw_keys(family: Any, n: int, seed: int, bar) -> tuple[np.ndarray, float]:
                              f"{first.shape}")
         keys[index] = key
     return keys, time.perf_counter() - start
+
+
+def discard_unstarted_parts(parts: Path) -> bool:
+    """Remove ``parts`` if no block of it is finished; True if it was removed.
+
+    Before its first shard is complete, a parts folder holds only what the run derived from
+    its arguments (the plan, the solve order, the lock, temporary files), all of which a rerun
+    makes again. Called only for a folder the failing run itself created; a folder with a
+    finished shard is kept, so that a rerun resumes from it.
+    """
+    if not parts.is_dir() or any(parts.glob("block_*.h5")):
+        return False
+    shutil.rmtree(parts, ignore_errors=True)
+    return not parts.exists()
+
+
+def finished_blocks(parts: Path) -> int:
+    """The number of finished shards (``block_XXXXXX.h5``) in ``parts`` (0 if it is gone)."""
+    return len(list(parts.glob("block_*.h5"))) if parts.is_dir() else 0
 
 
 def remove_stale_temporaries(parts: Path, rank: int) -> None:

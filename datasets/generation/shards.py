@@ -3,7 +3,9 @@
 A block's samples are buffered in memory and written to its shard a slab at a time (up to
 :data:`SLAB_BYTES` of arrays per write), since h5py's cost per call, not the bytes, dominates
 writing small samples one by one. The merge copies each shard's arrays whole, in one scatter per
-array, to the samples' original indices in the final file.
+array, to the samples' original indices in the final file. Shards carry the checksums of
+:mod:`pdesuite.datasets.storage`; a damaged shard is an error naming it and the sample, with the
+way out (remove it and rerun, which solves its block again).
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from pdesuite.datasets.storage import SOLVER_STATS, create_dataset_file
+from pdesuite.datasets.storage import (
+    SOLVER_STATS,
+    create_dataset_file,
+    create_sample_dataset,
+    read_rows,
+)
 
 #: Bytes of buffered arrays after which a shard writer writes its slab.
 SLAB_BYTES = 64 * 2**20
@@ -114,8 +121,9 @@ class ShardWriter:
             self.path, n=n, fields={name: (np.asarray(sample[name]).shape, np.float32) for name in self.fields},
             attrs={}, parameters=self.specs, solver_stats=True, compression=None)
         if self.tuned is not None:
-            self.handle["solver"].create_dataset(self.tuned, shape=(n,), dtype=np.float64)
-        self.handle.create_dataset("index", data=np.asarray(self.indices, dtype=np.int64))
+            create_sample_dataset(self.handle["solver"], self.tuned, n, (), np.float64)
+        create_sample_dataset(self.handle, "index", n, (), np.int64,
+                              data=np.asarray(self.indices, dtype=np.int64))
         for key, value in self.attrs.items():
             self.handle.attrs[key] = value
         self.handle.attrs["complete"] = False
@@ -160,25 +168,31 @@ def merge_shards(handle, shard_paths: Sequence[Path], chunk_size: int,
     stats += [tuned] if tuned else []
     solve_time = 0.0
     for block, path in enumerate(shard_paths):
+        hint = f"remove {path} and rerun the same command to solve its block again"
         with h5py.File(path, "r") as shard:
-            indices = shard["index"][()]
+            indices = read_rows(shard["index"], 0, shard["index"].shape[0], path, hint=hint)
             arrays = [(handle[name], shard[name]) for name in SAMPLE_FIELDS if name in shard]
             arrays += [(handle["parameters"][name], item) for name, item in shard["parameters"].items()]
             arrays += [(handle["solver"][name], shard["solver"][name]) for name in stats]
             for target, source in arrays:
-                _scatter(target, source, indices)
-            solve_time += float(np.sum(shard["solver"]["time"][()]))
+                _scatter(target, source, indices, path, hint)
+            times = read_rows(shard["solver"]["time"], 0, len(indices), path, indices, hint)
+            solve_time += float(np.sum(times))
             order = np.argsort(indices)
             handle["solver"]["block"][indices[order]] = block
             handle["solver"]["position"][indices[order]] = block * chunk_size + order
     return solve_time
 
 
-def _scatter(target, source, indices: np.ndarray) -> None:
-    """``target[indices[p]] = source[p]`` for every shard position ``p``, a slab at a time."""
+def _scatter(target, source, indices: np.ndarray, path: Path, hint: str) -> None:
+    """``target[indices[p]] = source[p]`` for every shard position ``p``, a slab at a time.
+
+    A corrupt chunk of ``source`` raises OSError naming the shard ``path`` and the sample.
+    """
     row_bytes = max(1, int(np.prod(source.shape[1:], dtype=np.int64)) * source.dtype.itemsize)
     rows = max(1, SLAB_BYTES // row_bytes)
     for start in range(0, len(indices), rows):
         slab = indices[start:start + rows]
         order = np.argsort(slab)  # h5py scatters to increasing indices only
-        target[slab[order]] = source[start:start + rows][order]
+        values = read_rows(source, start, start + len(slab), path, slab, hint)
+        target[slab[order]] = values[order]

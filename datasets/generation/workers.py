@@ -1,10 +1,18 @@
-"""Running blocks in worker processes (``spawn``), reporting progress and failures to the parent."""
+"""Running blocks in worker processes (``spawn``), reporting progress and failures to the parent.
+
+Ctrl-C is the parent's to handle: workers ignore SIGINT (from their start on), so that an
+interrupt prints no traceback per worker; the parent, interrupted, terminates them and releases
+its lock, and the blocks they had finished stay on disk for a rerun to resume from.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import queue as queue_module
+import signal
+import threading
 import traceback
 
 import numpy as np
@@ -26,6 +34,7 @@ def run_share(plan: Plan, blocks: list[int], workers: int, bar, mp_context: str)
 
 def _worker_main(plan: Plan, blocks: list[int], messages) -> None:
     """Entry point of a worker process: solve ``blocks`` in order, reporting to ``messages``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = mp.parent_process()
 
     def parent_gone() -> bool:
@@ -49,8 +58,9 @@ def run_in_processes(plan: Plan, assignments: list[list[int]], bar, mp_context: 
                                  name=f"pdesuite-generate-{rank}")
                  for rank, blocks in enumerate(assignments)]
     try:
-        for process in processes:
-            process.start()
+        with _sigint_ignored():
+            for process in processes:
+                process.start()
         exited = 0
         while exited < len(processes):
             try:
@@ -77,4 +87,26 @@ def run_in_processes(plan: Plan, assignments: list[list[int]], bar, mp_context: 
         for process in processes:
             if process.pid is not None:
                 process.join(timeout=10)
+                if not process.is_alive():  # a terminated worker leaves its unfinished shard
+                    for temporary in plan.parts.glob(f"*.{process.pid}.tmp"):
+                        temporary.unlink(missing_ok=True)
         messages.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Ignore SIGINT in this process while workers start, so that they start ignoring it too.
+
+    A process started while SIGINT is ignored keeps it ignored (Python installs its
+    KeyboardInterrupt handler only where SIGINT has its default action), which covers the
+    worker's start-up before :func:`_worker_main` runs.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is None:
+        yield  # off the main thread, or a handler not set from Python: leave it alone
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

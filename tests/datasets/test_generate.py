@@ -489,6 +489,15 @@ def test_cli_generate(tmp_path, capsys):
         del FAMILIES[TinyDiffusion.name]
 
 
+def wait_for_blocks(process, parts, count, timeout=60.0):
+    """Wait until ``parts`` holds ``count`` finished shards, while ``process`` runs."""
+    deadline = time.monotonic() + timeout
+    while len(list(parts.glob("block_*.h5"))) < count:
+        assert process.poll() is None, "the run ended before it could be stopped"
+        assert time.monotonic() < deadline, "no blocks were written in time"
+        time.sleep(0.02)
+
+
 _KILLED_RUN = textwrap.dedent("""
     import sys
     from tests.datasets.test_generate import TinyDiffusion
@@ -511,11 +520,7 @@ def test_resume_after_sigkill(tmp_path, workers):
     env = {**os.environ, "TINY_DELAY": "0.05", "PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, str(script), str(out), str(workers)], cwd=REPO, env=env)
     try:
-        deadline = time.monotonic() + 60
-        while len(list(parts.glob("block_*.h5"))) < 3:
-            assert process.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline, "no blocks were written in time"
-            time.sleep(0.02)
+        wait_for_blocks(process, parts, 3)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     finally:

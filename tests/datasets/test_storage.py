@@ -159,3 +159,68 @@ def test_schema_attrs_and_bad_arguments(tmp_path):
         create_dataset_file(tmp_path / "c.h5", n=1, fields={"u": ((3,), np.float32)}, attrs={})
     with pytest.raises(ValueError, match="mode"):
         open_dataset(tmp_path / "c.h5", mode="w")
+
+
+# ---- checksums -------------------------------------------------------------------------------
+
+
+def flip_chunk_byte(path, name, sample):
+    """Flip one byte in the middle of the stored chunk of ``sample`` of dataset ``name``."""
+    with h5py.File(path, "r") as handle:
+        item = handle[name]
+        info = item.id.get_chunk_info_by_coord((sample,) + (0,) * (item.ndim - 1))
+        assert info.chunk_offset[0] == sample
+        offset = info.byte_offset + info.size // 2
+    with open(path, "r+b") as stream:
+        stream.seek(offset)
+        byte = stream.read(1)[0]
+        stream.seek(offset)
+        stream.write(bytes([byte ^ 0xFF]))
+
+
+def test_every_per_sample_dataset_carries_a_checksum(tmp_path):
+    path = tmp_path / "c.h5"
+    _write(path, compression="gzip")
+    with h5py.File(path, "r") as handle:
+        items = [handle["inputs"], handle["outputs"], *handle["parameters"].values(),
+                 *handle["solver"].values()]
+        for item in items:
+            assert item.fletcher32 and item.chunks is not None, item.name
+        assert handle["inputs"].compression == "gzip"
+
+
+@pytest.mark.parametrize("compression", ["gzip", None])
+def test_a_flipped_byte_is_an_error_naming_the_file_and_the_sample(tmp_path, compression):
+    from pdesuite.datasets.storage import read_rows, read_sample
+
+    path = tmp_path / f"flip_{compression}.h5"
+    data = _write(path, compression=compression)
+    flip_chunk_byte(path, "outputs", 3)
+    with h5py.File(path, "r") as handle:
+        np.testing.assert_array_equal(read_sample(handle["outputs"], 2, path), data["outputs"][2])
+        with pytest.raises(OSError) as error:
+            read_sample(handle["outputs"], 3, path)
+        assert f"{path}: sample 3 of 'outputs'" in str(error.value)
+        with pytest.raises(OSError, match=r"sample 3 of 'outputs'"):
+            read_rows(handle["outputs"], 0, 6, path)
+        # Without the helper HDF5 still refuses the chunk, but its message names neither.
+        with pytest.raises(OSError) as bare:
+            handle["outputs"][3]
+        assert str(path) not in str(bare.value)
+    # The default check reads the first and last sample only; "all" verifies every chunk.
+    with open_dataset(path) as handle:
+        assert handle.attrs["n"] == 6
+    with pytest.raises(OSError, match=rf"{path}: sample 3 of 'outputs'"):
+        open_dataset(path, check_data="all")
+    flip_chunk_byte(path, "inputs", 0)
+    with pytest.raises(OSError, match=rf"{path}: sample 0 of 'inputs'"):
+        open_dataset(path)
+
+
+def test_check_data_all_reads_a_good_file_and_refuses_a_bad_value(tmp_path):
+    path = tmp_path / "all.h5"
+    _write(path, n=3)
+    with open_dataset(path, check_data="all") as handle:
+        assert handle["outputs"].shape[0] == 3
+    with pytest.raises(ValueError, match="check_data"):
+        open_dataset(path, check_data="some")
