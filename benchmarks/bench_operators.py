@@ -199,7 +199,7 @@ def train_and_evaluate(model_name: str, overrides: dict[str, Any], settings: dic
     trainer = Trainer(model, train, None, device=device, seed=seed, progress=progress,
                       periodic=False, domain=(1.0, 1.0), out_dir=None, **settings)
     start = time.perf_counter()
-    history = trainer.fit()
+    history = trainer.fit().history
     wall = time.perf_counter() - start
     test_metrics = trainer.evaluate(test)
     zero_shot = trainer.evaluate(test_fine)

@@ -7,11 +7,16 @@ Splits are contiguous index ranges, ``train`` then ``val`` then ``test``. Sample
 their draw index ``i`` and drawn independently, so a contiguous range is a random subset, and
 the split does not depend on the order in which the samples were solved.
 
+Failed solves: a sample whose ``solver/converged`` flag is false is left out of its split (a
+warning gives the count), and a file in which every solve failed is refused (ValueError naming
+the file). ``include_failed=True`` keeps them.
+
 Normalisation (``normalize=True``): per-channel mean and standard deviation of the *training*
 split, for inputs and targets separately, applied to every split. They are computed once, in
 float64 with a chunked (Chan et al.) update, and cached in the file under
 ``stats/train_<start>_<stop>/`` (``inputs_mean``, ``inputs_std``, ``targets_mean``,
-``targets_std``, each ``[C]`` float64). Later datasets over the same file and split read them
+``targets_std``, each ``[C]`` float64; ``train_<start>_<stop>_converged/`` when failed samples
+were left out of them). Later datasets over the same file and split read them
 back. When the file cannot be written (read-only, or opened elsewhere for writing) the
 statistics are computed in memory and a warning says so.
 
@@ -72,12 +77,12 @@ def split_ranges(n: int, split_fractions: Sequence[Union[float, int]] = (0.8, 0.
             "test": range(int(starts[2]), int(starts[3])), "all": range(n)}
 
 
-def channel_statistics(dataset, indices: range, channel_axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def channel_statistics(dataset, indices: Sequence[int], channel_axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (population) standard deviation of ``dataset[indices]``.
 
     Args:
         dataset: an array-like ``[n, ...]`` (an ``h5py.Dataset``) read in chunks of samples.
-        indices: contiguous range of samples.
+        indices: increasing sample indices (a range, or an int array).
         channel_axis: the channel axis of ``dataset`` (1 for ``[n, C, ...]``, 2 for
             trajectories ``[n, T, C, ...]``).
 
@@ -88,8 +93,16 @@ def channel_statistics(dataset, indices: range, channel_axis: int = 1) -> tuple[
     count = 0
     mean = np.zeros(channels)
     m2 = np.zeros(channels)
-    for start in range(indices.start, indices.stop, _STATS_CHUNK):
-        chunk = np.asarray(dataset[start:min(start + _STATS_CHUNK, indices.stop)], dtype=np.float64)
+    positions = np.asarray(indices, dtype=np.int64)
+    for start in range(0, len(positions), _STATS_CHUNK):
+        chosen = positions[start:start + _STATS_CHUNK]
+        first, last = int(chosen[0]), int(chosen[-1])
+        if last - first + 1 <= 2 * len(chosen):  # read the span, keep the chosen samples
+            chunk = np.asarray(dataset[first:last + 1], dtype=np.float64)
+            if len(chunk) != len(chosen):
+                chunk = chunk[chosen - first]
+        else:
+            chunk = np.asarray(dataset[chosen.tolist()], dtype=np.float64)
         values = np.moveaxis(chunk, channel_axis, 0).reshape(channels, -1)
         chunk_count = values.shape[1]
         if chunk_count == 0:
@@ -107,13 +120,33 @@ def channel_statistics(dataset, indices: range, channel_axis: int = 1) -> tuple[
     return mean, np.sqrt(m2 / count)
 
 
+def _failed_flags(handle) -> Optional[np.ndarray]:
+    """Bool ``[n]``: the sample's solve failed (``solver/converged`` false with a recorded
+    ``solver/reason``; a reason of 0 records no solve). None when the file has no solver stats."""
+    if "solver" not in handle or "converged" not in handle["solver"]:
+        return None
+    failed = ~np.asarray(handle["solver"]["converged"][()], dtype=bool)
+    if "reason" in handle["solver"]:
+        failed &= np.asarray(handle["solver"]["reason"][()]) != 0
+    return failed
+
+
+def _converged_only(indices: range, failed: np.ndarray) -> tuple[Union[range, np.ndarray], int]:
+    """``indices`` without the failed samples (the range itself when none failed), and how many
+    were left out."""
+    kept = ~failed[indices.start:indices.stop]
+    if kept.all():
+        return indices, 0
+    return np.flatnonzero(kept).astype(np.int64) + indices.start, int((~kept).sum())
+
+
 class _PDEDatasetBase:
     """The torch-free part of :class:`PDEDataset`; see its docstring."""
 
     def __init__(self, path: Union[str, os.PathLike], split: str = "train",
                  split_fractions: Sequence[Union[float, int]] = (0.8, 0.1, 0.1),
                  normalize: bool = True, input_steps: int = 1, output_steps: Optional[int] = None,
-                 cache_stats: bool = True) -> None:
+                 cache_stats: bool = True, include_failed: bool = False) -> None:
         if split not in SPLITS:
             raise ValueError(f"split: must be one of {SPLITS}, got {split!r}")
         self.path = Path(path)
@@ -136,8 +169,23 @@ class _PDEDatasetBase:
             self.input_steps = int(input_steps)
             self.output_steps = output_steps
             ranges = split_ranges(self.n_total, split_fractions)
-            self.indices = ranges[split]
+            self.indices: Union[range, np.ndarray] = ranges[split]
             self.train_range = ranges["train"]
+            self.train_indices: Union[range, np.ndarray] = self.train_range
+            self.failed = 0
+            failed = None if include_failed else _failed_flags(handle)
+            if failed is not None:
+                if self.n_total and failed.all():
+                    raise ValueError(f"{self.path}: all {self.n_total} solves failed "
+                                     "(solver/converged is false for every sample); there is "
+                                     "nothing to learn from: generate the data again with a "
+                                     "solver that converges")
+                self.indices, self.failed = _converged_only(self.indices, failed)
+                self.train_indices, _ = _converged_only(self.train_range, failed)
+                if self.failed:
+                    warnings.warn(f"{self.path}: {self.failed} of the {len(ranges[split])} samples "
+                                  f"of split {split!r} did not converge (solver/converged is "
+                                  "false) and are left out", UserWarning, stacklevel=2)
             self.stats: Optional[dict[str, np.ndarray]] = None
             if self.normalize:
                 self.stats = self._load_stats(handle)
@@ -148,7 +196,8 @@ class _PDEDatasetBase:
     # ------------------------------------------------------------------ statistics
     @property
     def _stats_key(self) -> str:
-        return f"train_{self.train_range.start}_{self.train_range.stop}"
+        key = f"train_{self.train_range.start}_{self.train_range.stop}"
+        return key if isinstance(self.train_indices, range) else key + "_converged"
 
     def _load_stats(self, handle) -> Optional[dict[str, np.ndarray]]:
         if "stats" not in handle or self._stats_key not in handle["stats"]:
@@ -171,11 +220,11 @@ class _PDEDatasetBase:
 
         with h5py.File(self.path, "r") as handle:
             source_in, axis_in, source_out, axis_out = self._sources(handle)
-            inputs_mean, inputs_std = channel_statistics(source_in, self.train_range, axis_in)
+            inputs_mean, inputs_std = channel_statistics(source_in, self.train_indices, axis_in)
             if source_out is source_in:
                 targets_mean, targets_std = inputs_mean, inputs_std
             else:
-                targets_mean, targets_std = channel_statistics(source_out, self.train_range, axis_out)
+                targets_mean, targets_std = channel_statistics(source_out, self.train_indices, axis_out)
         stats = {"inputs_mean": inputs_mean, "inputs_std": inputs_std,
                  "targets_mean": targets_mean, "targets_std": targets_std}
         if cache:
@@ -186,7 +235,7 @@ class _PDEDatasetBase:
                         if name in group:
                             del group[name]
                         group.create_dataset(name, data=value)
-                    group.attrs["count"] = len(self.train_range)
+                    group.attrs["count"] = len(self.train_indices)
             except OSError as error:
                 warnings.warn(f"{self.path}: normalisation statistics could not be cached in the "
                               f"file ({error}); they are kept in memory only", stacklevel=3)
@@ -255,7 +304,7 @@ class _PDEDatasetBase:
             raise TypeError(f"item: expected an int index, got {type(item).__name__}")
         if not -length <= item < length:
             raise IndexError(f"item: index {item} out of range for the {length} samples of split {self.split!r}")
-        index = self.indices[int(item)]
+        index = int(self.indices[int(item)])
         handle = self._handle()
         if self.time_dependent:
             trajectory = handle["trajectories"][index]
@@ -316,6 +365,9 @@ _DOC = """A torch ``Dataset`` of ``(x, y)`` float32 tensors ``[C, *spatial]`` fr
             ``input_steps`` frames (default 1) and ``y`` the next ``output_steps`` (default
             all the rest), steps and channels merged into one axis ``[steps·C, *spatial]``.
         cache_stats: write computed statistics into the file (default True).
+        include_failed: keep samples whose solve failed (``solver/converged`` false). Default
+            False: they are left out with a warning giving the count (attribute ``failed``), and
+            a file in which every solve failed raises ValueError.
 
     ``x`` is ``inputs[i]`` and ``y`` is ``outputs[i]`` for steady files.
     :meth:`denormalize_targets` maps a prediction back to physical units.

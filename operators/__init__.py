@@ -1,4 +1,4 @@
-"""Neural operators (FNO, LSM, MgNO), losses, normalisers and the Trainer.
+"""Neural operators (FNO, LSM, MgNO), losses, normalisers and training (``training/``).
 
 Models work on ``[B, C, *spatial]`` grids, carry ``to_config``/``from_config`` so that a
 checkpoint rebuilds them, and report ``parameter_count()``. This layer imports torch.
@@ -10,8 +10,9 @@ from pdesuite.operators.lsm import LSM
 from pdesuite.operators.mgno import MgNO
 from pdesuite.operators.models import GridOperator, build_model, model_from_config
 from pdesuite.operators.normalizer import UnitGaussianNormalizer
-from pdesuite.operators.trainer import (
+from pdesuite.operators.training import (
     NonFiniteBatchWarning,
+    TrainConfig,
     TrainedModel,
     Trainer,
     load_checkpoint,
@@ -21,12 +22,13 @@ from pdesuite.operators.trainer import (
 
 __all__ = [
     "FNO",
+    "LSM",
     "GridOperator",
     "H1Loss",
-    "LSM",
     "LpLoss",
     "MgNO",
     "NonFiniteBatchWarning",
+    "TrainConfig",
     "TrainedModel",
     "Trainer",
     "UnitGaussianNormalizer",

@@ -25,7 +25,7 @@ from torch.utils.data import DistributedSampler, TensorDataset  # noqa: E402
 
 import pdesuite  # noqa: E402
 from pdesuite.operators.losses import H1Loss, LpLoss  # noqa: E402
-from pdesuite.operators.trainer import (  # noqa: E402
+from pdesuite.operators.training import (  # noqa: E402
     BEST_NAME,
     CHECKPOINT_NAME,
     METRIC_COLUMNS,
@@ -143,7 +143,7 @@ def test_predict_and_evaluate_work_in_data_units():
 def test_training_reduces_the_validation_error():
     trainer = Trainer(_model(dropout=0.0), _data(16, seed=3), _data(8, seed=4), epochs=12,
                       batch_size=4, lr=1e-2, scheduler=None, progress=False)
-    history = trainer.fit()
+    history = trainer.fit().history
     first, last = history[0]["val_rel_l2"], history[-1]["val_rel_l2"]
     assert last < 0.5 * first, (first, last)
 
@@ -155,7 +155,7 @@ def test_resume_continues_the_run_exactly(tmp_path, optimizer, scheduler):
     settings = dict(batch_size=4, optimizer=optimizer, scheduler=scheduler, step_size=1,
                     gamma=0.7, lr=3e-3, progress=False)
     reference = Trainer(_model(), train, val, epochs=4, out_dir=tmp_path / "ref", **settings)
-    reference_history = reference.fit()
+    reference_history = reference.fit().history
 
     first = Trainer(_model(), train, val, epochs=2, out_dir=tmp_path / "run", **settings)
     first.fit()
@@ -165,7 +165,7 @@ def test_resume_continues_the_run_exactly(tmp_path, optimizer, scheduler):
     resumed = Trainer.resume(tmp_path / "run", train, val, model=_model(seed=99), epochs=4,
                              progress=False)
     assert resumed.epoch == 2
-    history = resumed.fit()
+    history = resumed.fit().history
 
     assert _comparable(history) == _comparable(reference_history)
     _assert_same_weights(resumed.model, reference.model)
@@ -195,7 +195,7 @@ def test_ctrl_c_writes_a_checkpoint_mid_epoch_and_resume_is_exact(tmp_path):
     val = _data(4, seed=8)
     settings = dict(batch_size=3, scheduler="onecycle", epochs=3, progress=False)
     reference = Trainer(_model(), (x, y), val, out_dir=tmp_path / "ref", **settings)
-    reference_history = reference.fit()
+    reference_history = reference.fit().history
 
     interrupting = _InterruptingDataset(x, y)
     trainer = Trainer(_model(), interrupting, val, out_dir=tmp_path / "run", **settings)
@@ -208,7 +208,7 @@ def test_ctrl_c_writes_a_checkpoint_mid_epoch_and_resume_is_exact(tmp_path):
     assert saved["exact"] is True
 
     resumed = Trainer.resume(tmp_path / "run", (x, y), val, model=_model(seed=5), progress=False)
-    history = resumed.fit()
+    history = resumed.fit().history
     assert _comparable(history) == _comparable(reference_history)
     _assert_same_weights(resumed.model, reference.model)
 
@@ -239,7 +239,7 @@ def test_an_unannounced_keyboard_interrupt_still_writes_the_checkpoint(tmp_path)
     assert (saved["epoch"], saved["batches_done"], saved["exact"]) == (1, 0, False)
     with pytest.warns(UserWarning, match="not bit-exact"):
         resumed = Trainer.resume(tmp_path, (x, y), model=_model(), progress=False)
-    assert [record["epoch"] for record in resumed.fit()] == [1, 2, 3]
+    assert [record["epoch"] for record in resumed.fit().history] == [1, 2, 3]
 
 
 def test_onecycle_run_cannot_change_its_length(tmp_path):
@@ -338,7 +338,7 @@ def test_a_nan_batch_is_skipped_with_a_warning_and_counted():
     x[5, 1, 3, 3] = float("nan")
     trainer = Trainer(_model(), (x, y), epochs=3, batch_size=4, progress=False)
     with pytest.warns(NonFiniteBatchWarning, match="an input or target is NaN"):
-        history = trainer.fit()
+        history = trainer.fit().history
     assert [record["skipped_batches"] for record in history] == [1, 1, 1]
     assert [record["samples"] for record in history] == [12, 12, 12]
     assert trainer.skipped_batches == 3
@@ -360,7 +360,7 @@ def test_a_non_finite_loss_skips_the_batch():
 
     trainer = Trainer(_model(), _data(12), epochs=1, batch_size=4, loss=flaky_loss, progress=False)
     with pytest.warns(NonFiniteBatchWarning, match="the loss is nan"):
-        history = trainer.fit()
+        history = trainer.fit().history
     assert history[0]["skipped_batches"] == 1 and history[0]["samples"] == 8
 
 
@@ -379,7 +379,7 @@ def test_early_stopping_stops_after_patience_evaluations_without_improvement(tmp
     # lr = 0: the weights never change, so the validation error never improves after epoch 1.
     trainer = Trainer(_model(), _data(8), _data(4, seed=1), epochs=50, batch_size=4, lr=0.0,
                       early_stopping_patience=2, out_dir=tmp_path, progress=False)
-    history = trainer.fit()
+    history = trainer.fit().history
     assert len(history) == 3
     assert trainer.stopped_early and trainer.best_epoch == 1
     assert history[1]["val_rel_l2"] == history[0]["val_rel_l2"]
@@ -387,14 +387,14 @@ def test_early_stopping_stops_after_patience_evaluations_without_improvement(tmp
     # an improving run with the same patience is not stopped
     improving = Trainer(_model(dropout=0.0), _data(8), _data(4, seed=1), epochs=4, batch_size=4,
                         lr=1e-2, early_stopping_patience=2, progress=False)
-    assert len(improving.fit()) == 4 and not improving.stopped_early
+    assert len(improving.fit().history) == 4 and not improving.stopped_early
 
 
 # ------------------------------------------------------------------------------------- logs
 def test_metrics_logs_have_the_documented_columns(tmp_path):
     trainer = Trainer(_model(), _data(8), _data(4, seed=1), epochs=3, batch_size=4,
                       eval_every=2, out_dir=tmp_path, progress=False)
-    history = trainer.fit()
+    history = trainer.fit().history
     with open(tmp_path / METRICS_CSV) as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
@@ -416,7 +416,7 @@ def test_metrics_logs_have_the_documented_columns(tmp_path):
 def test_h1_loss_and_bad_settings():
     train = _data(8)
     trainer = Trainer(_model(), train, epochs=1, batch_size=8, loss="h1", progress=False)
-    history = trainer.fit()
+    history = trainer.fit().history
     assert isinstance(trainer.loss_fn, H1Loss) and math.isfinite(history[0]["train_loss"])
     for kwargs, error, match in [
         ({"loss": "l3"}, ValueError, "loss: expected one of"),
@@ -441,7 +441,7 @@ _DDP_SCRIPT = textwrap.dedent('''
     torch.set_num_threads(1)
     sys.path.insert(0, {tests_root!r})
     from tests.operators.test_trainer import TinyNet, _data
-    from pdesuite.operators.trainer import Trainer
+    from pdesuite.operators.training import Trainer
 
     rank = int(os.environ["RANK"])
     base = sys.argv[1]
@@ -514,77 +514,3 @@ def test_ddp_with_torchrun_matches_a_single_process_reference(tmp_path):
     assert [record["samples"] for record in history] == samples == [8, 8]
     for key, tensor in reference.state_dict().items():
         torch.testing.assert_close(rank0[key], tensor, rtol=1e-5, atol=1e-6)
-
-
-# ------------------------------------------------------------------------------------- CLI
-def _write_dataset_file(path: Path, n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    storage = pytest.importorskip("pdesuite.datasets.storage")
-    rng = np.random.default_rng(seed)
-    grid = np.linspace(0.0, 1.0, size)
-    gx, gy = np.meshgrid(grid, grid, indexing="ij")
-    a = rng.uniform(0.5, 2.0, (n, 1, 1, 1))
-    b = rng.uniform(-1.0, 1.0, (n, 1, 1, 1))
-    inputs = (a * np.sin(np.pi * gx) + b * gy).astype(np.float32)
-    outputs = (a * np.sin(np.pi * gx) * np.sin(np.pi * gy) + 0.5 * b * gx * gy).astype(np.float32)
-    handle = storage.create_dataset_file(
-        path, n=n, fields={"inputs": ((1, size, size), np.float32), "outputs": ((1, size, size), np.float32)},
-        attrs=storage.schema_attrs(family="test", config={}, seed=seed, n=n, kind="steady"),
-        coordinates=np.stack([gx, gy]), solver_stats=False)
-    handle["inputs"][...] = inputs
-    handle["outputs"][...] = outputs
-    handle.attrs["complete"] = True
-    handle.close()
-    return inputs, outputs
-
-
-def test_cli_trains_writes_its_files_and_evaluates_zero_shot(tmp_path, capsys):
-    pytest.importorskip("pdesuite.datasets.loaders")
-    pytest.importorskip("pdesuite.operators.models")
-    from pdesuite.operators import train_cli
-
-    data, fine = tmp_path / "toy9.h5", tmp_path / "toy17.h5"
-    _write_dataset_file(data, 24, 9, seed=0)
-    fine_x, fine_y = _write_dataset_file(fine, 6, 17, seed=1)
-    out = tmp_path / "run"
-    status = train_cli.main([
-        "train", "fno", "--data", str(data), "--out", str(out), "--epochs", "2", "--batch-size", "4",
-        "--split-fractions", "16", "4", "4", "--no-progress", "--model-arg", "width=4",
-        "--model-arg", "modes=3", "--model-arg", "layers=1", "--model-arg", "projection_width=8"])
-    assert status == 0
-    for name in (CHECKPOINT_NAME, BEST_NAME, METRICS_CSV, METRICS_JSON, "predictions.png",
-                 "test_metrics.json"):
-        assert (out / name).is_file(), name
-    assert (out / "predictions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    reported = json.loads((out / "test_metrics.json").read_text())
-    trained = load_trained(out)
-    assert trained.model_config["name"] == "fno" and trained.model_config["width"] == 4
-    from pdesuite.datasets.loaders import PDEDataset
-
-    test_split = PDEDataset(data, split="test", split_fractions=(16, 4, 4), normalize=False)
-    assert reported["n"] == 4
-    assert reported["rel_l2"] == pytest.approx(trained.evaluate(test_split)["rel_l2"], rel=1e-6)
-    assert "test relative L2" in capsys.readouterr().out
-
-    results_file = tmp_path / "eval.json"
-    status = train_cli.main(["evaluate", str(out), "--data", str(fine), "--split", "all",
-                             "--resolution", "9", "--json", str(results_file)])
-    assert status == 0
-    printed = capsys.readouterr().out
-    assert "17x17*" in printed and "zero-shot" in printed
-    rows = json.loads(results_file.read_text())["results"]
-    assert [(row["resolution"], row["zero_shot"]) for row in rows] == [([17, 17], True), ([9, 9], False)]
-    # 17 -> 9 points keeps every other node
-    coarse = trained.evaluate((torch.tensor(fine_x[:, :, ::2, ::2]), torch.tensor(fine_y[:, :, ::2, ::2])))
-    assert rows[1]["rel_l2"] == pytest.approx(coarse["rel_l2"], rel=1e-6)
-    full = trained.evaluate((torch.tensor(fine_x), torch.tensor(fine_y)))
-    assert rows[0]["rel_l2"] == pytest.approx(full["rel_l2"], rel=1e-6)
-
-
-def test_subsample_stride_rules():
-    from pdesuite.operators.train_cli import subsample_stride
-
-    assert subsample_stride(421, 85) == 5  # node grid: ends kept
-    assert subsample_stride(64, 32) == 2  # periodic grid
-    assert subsample_stride(9, 9) == 1
-    with pytest.raises(ValueError, match="cannot subsample 10 points to 6"):
-        subsample_stride(10, 6)
