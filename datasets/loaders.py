@@ -33,7 +33,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from pdesuite.datasets.storage import open_dataset
+from pdesuite.datasets.storage import open_dataset, read_sample
 
 __all__ = ["PDEDataset", "SPLITS", "split_ranges", "channel_statistics"]
 
@@ -307,7 +307,7 @@ class _PDEDatasetBase:
         index = int(self.indices[int(item)])
         handle = self._handle()
         if self.time_dependent:
-            trajectory = handle["trajectories"][index]
+            trajectory = read_sample(handle["trajectories"], index, self.path)
             x = trajectory[:self.input_steps]
             y = trajectory[self.input_steps:self.input_steps + self.output_steps]
             x = self._normalized(np.asarray(x, dtype=np.float32), "inputs")
@@ -315,8 +315,10 @@ class _PDEDatasetBase:
             # steps and channels merge into one channel axis: [steps·C, *spatial]
             return (np.ascontiguousarray(x.reshape(-1, *x.shape[2:]), dtype=np.float32),
                     np.ascontiguousarray(y.reshape(-1, *y.shape[2:]), dtype=np.float32))
-        x = self._normalized(np.asarray(handle["inputs"][index], dtype=np.float32), "inputs")
-        y = self._normalized(np.asarray(handle["outputs"][index], dtype=np.float32), "targets")
+        x = read_sample(handle["inputs"], index, self.path)
+        y = read_sample(handle["outputs"], index, self.path)
+        x = self._normalized(np.asarray(x, dtype=np.float32), "inputs")
+        y = self._normalized(np.asarray(y, dtype=np.float32), "targets")
         return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.float32)
 
     def __len__(self) -> int:

@@ -251,3 +251,17 @@ def test_convert_writes_a_valid_pdesuite_file(tmp_path):
     assert PDEDataset(convert(tmp_path / "no.pt", tmp_path / "no.h5"), split="all")[0][0].shape == (1, 4, 4)
     with pytest.raises(ValueError, match="format"):
         convert(tmp_path / "no.pt", tmp_path / "x.h5", format="zarr")
+
+
+def test_a_corrupt_chunk_is_an_error_naming_the_file_and_the_sample(tmp_path):
+    from tests.datasets.test_storage import flip_chunk_byte
+
+    path = tmp_path / "corrupt.h5"
+    _steady_file(path, n=10)
+    dataset = PDEDataset(path, split="all", normalize=False)
+    dataset.close()
+    flip_chunk_byte(path, "outputs", 4)
+    dataset = PDEDataset(path, split="all", normalize=False)
+    assert dataset.read(3)[1].shape == dataset.read(5)[1].shape
+    with pytest.raises(OSError, match=rf"{path}: sample 4 of 'outputs'"):
+        dataset.read(4)
