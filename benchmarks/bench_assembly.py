@@ -1,4 +1,4 @@
-"""Assembly time and peak memory of the discretization layer (issue 2).
+"""Assembly time and peak memory of the discretization layer.
 
 FD: −∇·(a∇u) with a variable coefficient on s×s node grids (s = 1024, 2048), against SciPy
 alone building the constant-coefficient 5-point Laplacian with Kronecker products, in the same
@@ -20,10 +20,11 @@ import time
 import tracemalloc
 from typing import Callable
 
+from _common import markdown_table, update_readme_section, write_results
+
 import numpy as np
 import scipy.sparse as sp
 
-from _common import markdown_table, update_readme_section, write_results
 from pdesuite.discretization import Grid, LagrangeSpace, Mesh, fd, stiffness_matrix
 
 

@@ -1,4 +1,4 @@
-"""FNO vs LSM vs MgNO on our piecewise-constant Darcy data (issue 6).
+"""FNO vs LSM vs MgNO on our piecewise-constant Darcy data.
 
 Data. ``darcy-pwc`` (FNO's Darcy: a GRF with α = 2, τ = 3 thresholded to 12 / 3, f = 1, zero
 Dirichlet, 5-point finite differences on a node grid of [0, 1]²), ``n_train + n_test`` samples
@@ -586,7 +586,7 @@ def run_throughput_only(args: argparse.Namespace, resolutions: Sequence[int], n_
 
     name = "fno_throughput" + ("_quick" if args.quick else "")
     payload: dict[str, Any] = {
-        "benchmark": "FNO training throughput, ours against neuraloperator (issue 6)",
+        "benchmark": "FNO training throughput, ours against neuraloperator",
         "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "settings": {"quick": args.quick, "resolutions": list(resolutions), "n_train": n_train,
@@ -684,7 +684,7 @@ def main() -> None:
         return
     name = "operators" + ("_quick" if args.quick else "")
     payload: dict[str, Any] = {
-        "benchmark": "FNO vs LSM vs MgNO on darcy-pwc (issue 6)",
+        "benchmark": "FNO vs LSM vs MgNO on darcy-pwc",
         "device": str(device),
         "device_name": device_name(device),
         "torch": torch.__version__,

@@ -1,4 +1,4 @@
-"""PDE families, dataset generation into HDF5, and loaders (issue 5).
+"""PDE families, dataset generation into HDF5, and loaders.
 
 Families: a :class:`PDEFamily` draws seeded parameters, assembles the problem through
 :mod:`pdesuite.discretization` and maps solutions to float32 arrays; ``get_family(name, ...)``
@@ -11,7 +11,6 @@ from pdesuite.datasets.family import (
     family_from_config,
     get_family,
     register_family,
-    solve_stats,
 )
 from pdesuite.datasets.families import (
     Burgers1D,
@@ -27,7 +26,7 @@ from pdesuite.datasets.families import (
 )
 from pdesuite.datasets.generation import generate
 from pdesuite.datasets.grf import default_sigma, gaussian_random_field, grf_spectrum
-from pdesuite.datasets.readers import convert, read_fno_mat, read_neuraloperator_pt, read_pdebench_hdf5
+from pdesuite.datasets.readers import read_fno_mat, read_neuraloperator_pt, read_pdebench_hdf5
 from pdesuite.datasets.sorting import sort_order
 from pdesuite.datasets.storage import describe, open_dataset, validate_file
 
@@ -55,7 +54,6 @@ __all__ = [
     "PoissonFE",
     "PoissonObstacles3D",
     "ThermalFE",
-    "convert",
     "default_sigma",
     "describe",
     "generate",
@@ -70,5 +68,4 @@ __all__ = [
     "get_family",
     "grf_spectrum",
     "register_family",
-    "solve_stats",
 ]

@@ -1,1 +1,1 @@
-"""Koopman operators and state-space models (a later issue; not built yet)."""
+"""Koopman operators and state-space models (not built yet)."""

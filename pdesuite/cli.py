@@ -16,10 +16,10 @@ from typing import Callable, Sequence
 NOT_BUILT_EXIT = 2
 
 
-def _not_built(name: str, issue: str) -> Callable[[argparse.Namespace], int]:
+def _not_built(name: str, part: str) -> Callable[[argparse.Namespace], int]:
     def run(_: argparse.Namespace) -> int:
         print(
-            f"pdesuite {name}: not built yet ({issue}). "
+            f"pdesuite {name}: not built yet (the {part}). "
             "Nothing was run.",
             file=sys.stderr,
         )
@@ -61,7 +61,7 @@ _SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int] | None]] 
     "train": ("train a neural operator (fno, lsm, mgno) on a dataset", None),
     "evaluate": ("evaluate a trained operator, also at other resolutions", None),
     "forecast": ("learn and forecast dynamics from trajectories",
-                 _not_built("forecast", "dynamics layer, a later issue")),
+                 _not_built("forecast", "dynamics layer")),
 }
 
 
