@@ -1,17 +1,32 @@
-"""Shared plumbing of the benchmark scripts: machine description, JSON results, README tables."""
+"""Shared plumbing of the benchmark scripts: thread setup, shared problems, timing, results.
+
+Import this module before NumPy: it pins BLAS and OpenMP to one thread (unless the caller set
+``OPENBLAS_NUM_THREADS`` etc. already), which the libraries read when they load. One thread,
+because the scripts time single-core kernels on a shared machine where extra threads only spin.
+
+``PDESUITE_BENCH_RESULTS`` (a folder) redirects every result file there and turns the updates of
+benchmarks/README.md off: ``benchmarks/run_all.py`` uses it so that a quick run never overwrites
+the published numbers.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import re
-import time
-from pathlib import Path
-from typing import Any, Optional, Sequence
+
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import json  # noqa: E402  (after the thread setup, like every import of a script)
+import platform  # noqa: E402
+import re  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable, Optional, Sequence  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("PDESUITE_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
+#: True when the results go elsewhere than the published folder: the README is left alone.
+SCRATCH_RUN = bool(os.environ.get("PDESUITE_BENCH_RESULTS"))
 #: The file whose marked sections the scripts rewrite (:func:`update_readme_section`).
 BENCHMARKS_README = ROOT / "benchmarks" / "README.md"
 
@@ -61,7 +76,10 @@ def update_readme_section(marker: str, text: str) -> None:
     Links in ``text`` are written relative to the repository root, as the scripts name their
     files (``![plot](benchmarks/results/x.png)``); they are rewritten relative to
     benchmarks/README.md (``results/x.png``). Raises RuntimeError when the markers are missing.
+    Does nothing in a scratch run (``PDESUITE_BENCH_RESULTS`` set).
     """
+    if SCRATCH_RUN:
+        return
     content = BENCHMARKS_README.read_text(encoding="utf-8")
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
@@ -70,3 +88,28 @@ def update_readme_section(marker: str, text: str) -> None:
     text = re.sub(r"(\]\()benchmarks/", r"\1", text)
     BENCHMARKS_README.write_text(pattern.sub(lambda _: f"{start}\n{text}\n{end}", content),
                                  encoding="utf-8")
+
+
+def best_of(function: Callable[[], Any], repeats: int, *, sync: Optional[Callable[[], Any]] = None) -> float:
+    """The least wall time in seconds of ``repeats`` calls of ``function()``; ``sync()`` (a
+    device synchronisation) runs before and after each call when given."""
+    best = float("inf")
+    for _ in range(repeats):
+        if sync is not None:
+            sync()
+        start = time.perf_counter()
+        function()
+        if sync is not None:
+            sync()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def poisson_2d(m: int):
+    """The unscaled 5-point Dirichlet Laplacian on an ``m x m`` interior grid, natural order:
+    ``csr_array [m², m²]`` with 4 on the diagonal. The shared model problem of the scripts."""
+    import scipy.sparse as sp
+
+    T = sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(m, m))
+    eye = sp.eye_array(m)
+    return sp.csr_array(sp.kron(T, eye) + sp.kron(eye, T))

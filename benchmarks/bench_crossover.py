@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import time
 
+from _common import load_average, markdown_table, write_results
+
 import numpy as np
 import scipy.sparse.linalg as spla
 
-from _common import load_average, markdown_table, write_results
 from pdesuite.datasets import get_family
 from pdesuite.solvers import DirectSolver, RecyclingSolver, solve
 

@@ -36,10 +36,6 @@ Writes benchmarks/results/direct.json (``direct_quick.json`` with ``--quick``: 2
 from __future__ import annotations
 
 import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
 import argparse
 import tempfile
 import time
@@ -47,12 +43,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from _common import load_average, markdown_table, write_results
+
 import numpy as np
 import scipy
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from _common import load_average, markdown_table, write_results
 from pdesuite.datasets import generate, get_family
 from pdesuite.solvers import DirectSolver
 

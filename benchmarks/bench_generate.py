@@ -43,24 +43,19 @@ Navier–Stokes 16², Burgers 64 and 128 points, batches 1 and 4, a few steps; w
 from __future__ import annotations
 
 import os
-
-# SciPy's FFTs and sparse products are single-threaded anyway; BLAS threads would only spin
-# on a shared machine.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
 import argparse
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
+
+from _common import load_average, machine, markdown_table, update_readme_section, write_results
 
 import h5py
 import numpy as np
 import scipy
 
-from _common import load_average, machine, markdown_table, update_readme_section, write_results
 from pdesuite.datasets import generate, get_family
 from pdesuite.solvers.tuning import omega_grid
 

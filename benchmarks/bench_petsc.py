@@ -32,39 +32,31 @@ Writes benchmarks/results/petsc.json, including PETSc's configure options.
 
 from __future__ import annotations
 
-import os
 
 # PETSc runs single-threaded; so does the SciPy reference, which on a loaded machine with
 # threaded BLAS otherwise measured spin-waiting threads instead of cg.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import re  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+import argparse
+import gc
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
 
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-import scipy.sparse.linalg as spla  # noqa: E402
-from petsc4py import PETSc  # noqa: E402
+from _common import poisson_2d, markdown_table, update_readme_section, write_results
 
-from _common import markdown_table, update_readme_section, write_results  # noqa: E402
-from pdesuite.solvers.petsc_backend import PetscSolver, to_petsc_mat, to_petsc_vec  # noqa: E402
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from petsc4py import PETSc
+
+from pdesuite.solvers.petsc_backend import PetscSolver, to_petsc_mat, to_petsc_vec
 
 RTOL = 1e-8
 
 
 # --------------------------------------------------------------------------------------------
 # problems
-
-
-def laplacian_2d(m: int) -> sp.csr_array:
-    T = sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(m, m))
-    I = sp.eye_array(m)
-    return sp.csr_array(sp.kron(T, I) + sp.kron(I, T))
 
 
 def lognormal_field(s: int, correlation: float, seed: int) -> np.ndarray:
@@ -166,7 +158,7 @@ def fixed_overhead(repeats: int) -> dict[str, float]:
     The solve itself is a few microseconds there, so the difference is the backend's own cost
     per call (wrapping b, ‖b‖, the true-residual matvec, the NumPy copy of x, the result).
     """
-    A = laplacian_2d(10)
+    A = poisson_2d(10)
     b = np.ones(100)
     mat, b_vec = to_petsc_mat(A), to_petsc_vec(b)
     ksp = native_ksp(mat, "cg", "jacobi", "left", 10_000, same_norm=True)
@@ -226,7 +218,7 @@ def main() -> None:
     m = 64 if args.quick else 256
     repeats = 2 if args.quick else args.repeats
 
-    problems = {"poisson": laplacian_2d(m), "darcy": darcy_2d(m)}
+    problems = {"poisson": poisson_2d(m), "darcy": darcy_2d(m)}
     configurations = [("cg", "none", "left"), ("cg", "jacobi", "left"), ("gmres", "none", "left"),
                       ("gmres", "jacobi", "left"), ("gmres", "jacobi", "right")]
     rows, records = [], []

@@ -23,9 +23,10 @@ import os
 import time
 from typing import Any, Callable
 
+from _common import load_average, markdown_table, write_results
+
 import numpy as np
 
-from _common import load_average, markdown_table, write_results
 from bench_solvers import lognormal_coefficient
 from pdesuite.discretization import Grid, fd
 from pdesuite.solvers import solve

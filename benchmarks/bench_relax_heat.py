@@ -60,11 +60,8 @@ there), across the onset of the stiff half-period; well under a minute.
 
 from __future__ import annotations
 
-import os
 
 # SciPy's products are single-threaded anyway; BLAS threads would only spin on a shared machine.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
 import math
@@ -72,13 +69,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from _common import RESULTS, load_average, markdown_table, update_readme_section, write_results
+
 import numpy as np
 import scipy.sparse as sp
 
-from _common import RESULTS, load_average, markdown_table, update_readme_section, write_results
 from _relax_common import arm_lookup, matplotlib_pyplot, replay
 from pdesuite.solvers import solve
-from pdesuite.solvers.tuning import ChebCB, ContextualTsallisINF, TsallisINF, Tuner, omega_grid
+from pdesuite.solvers.tuning import ChebCB, ContextualTsallisINF, TsallisINF, omega_grid
 
 DT = 1e-3
 RTOL = 1e-8

@@ -52,11 +52,8 @@ benchmarks/README.md.
 
 from __future__ import annotations
 
-import os
 
 # Many small element-wise products: BLAS threads would only spin on a shared two-core machine.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse
 import math
@@ -64,10 +61,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from _common import poisson_2d, RESULTS, load_average, markdown_table, update_readme_section, write_results
+
 import numpy as np
 import scipy.sparse as sp
 
-from _common import RESULTS, load_average, markdown_table, update_readme_section, write_results
 from _relax_common import (arm_lookup, matplotlib_pyplot, mean_std_curves,
                            plot_band, replay)
 from pdesuite.solvers import solve
@@ -86,13 +84,6 @@ BASELINES = ("omega=1", "omega=1.5", "best fixed omega", "instance-optimal omega
 
 # --------------------------------------------------------------------------------------------
 # instances
-
-
-def laplacian_2d(m: int) -> sp.csr_array:
-    """Unscaled 2D 5-point Dirichlet Laplacian on an m×m interior grid, natural order, n = m²."""
-    T = sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(m, m))
-    eye = sp.eye_array(m)
-    return sp.csr_array(sp.kron(T, eye) + sp.kron(eye, T))
 
 
 def truncated_gaussian(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -301,7 +292,7 @@ def check_table(shifts: np.ndarray, rhs: np.ndarray, table: np.ndarray, arms: np
                 instances: int) -> dict[str, Any]:
     """The table against ``solve(method="sor")`` on the first ``instances`` instances, every
     arm and Young's ω* (whose value the library computes itself, from ``young_omega``)."""
-    A = laplacian_2d(GRID_SIDE)
+    A = poisson_2d(GRID_SIDE)
     eye = sp.eye_array(A.shape[0])
     mismatches = []
     young_gap = 0.0
@@ -323,7 +314,7 @@ def check_replay(shifts: np.ndarray, rhs: np.ndarray, table: np.ndarray, arms: n
                  seed: int, steps: int) -> dict[str, Any]:
     """Each tuner replayed on the table against the same tuner run live through
     ``solve(..., omega=tuner, context=c_t)`` for ``steps`` instances: same ω and cost each step."""
-    A = laplacian_2d(GRID_SIDE)
+    A = poisson_2d(GRID_SIDE)
     eye = sp.eye_array(A.shape[0])
     lookup = arm_lookup(arms)
     for name in TUNERS:

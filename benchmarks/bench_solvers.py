@@ -19,11 +19,12 @@ import os
 import time
 from typing import Callable
 
+from _common import markdown_table, update_readme_section, write_results
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from _common import markdown_table, update_readme_section, write_results
 from pdesuite.discretization import Grid, fd
 from pdesuite.solvers import solve
 

@@ -32,22 +32,16 @@ import os
 import time
 from typing import Callable, Optional
 
+from _common import poisson_2d, markdown_table, update_readme_section, write_results
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from _common import markdown_table, update_readme_section, write_results
 from pdesuite.solvers.relaxation import SORSplitting
 
 Sweep = Callable[[np.ndarray, np.ndarray], np.ndarray]
 Implementation = Callable[[sp.csr_array, float], Optional[tuple[Sweep, Optional[np.ndarray]]]]
-
-
-def poisson_2d(m: int) -> sp.csr_array:
-    """Unscaled Dirichlet 5-point Laplacian on an m×m interior grid, n = m²."""
-    T = sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(m, m))
-    eye = sp.eye_array(m)
-    return sp.csr_array(sp.kron(T, eye) + sp.kron(eye, T))
 
 
 # --------------------------------------------------------------------------------------------

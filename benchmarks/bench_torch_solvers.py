@@ -39,28 +39,8 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import scipy.sparse.linalg as spla  # noqa: E402
 
-from _common import load_average, markdown_table, update_readme_section, write_results  # noqa: E402
-
-
-def poisson_2d(m: int) -> sp.csr_array:
-    """Dirichlet 5-point Laplacian on an m×m interior grid, unscaled (n = m²)."""
-    T = sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(m, m))
-    eye = sp.eye_array(m)
-    return sp.csr_array(sp.kron(T, eye) + sp.kron(eye, T))
-
-
-def best_of(function, repeats: int, *, sync=None) -> float:
-    """The least wall time of ``repeats`` calls of ``function()`` (``sync()`` around each)."""
-    best = np.inf
-    for _ in range(repeats):
-        if sync is not None:
-            sync()
-        start = time.perf_counter()
-        function()
-        if sync is not None:
-            sync()
-        best = min(best, time.perf_counter() - start)
-    return best
+from _common import (best_of, load_average, markdown_table, poisson_2d,  # noqa: E402
+                     update_readme_section, write_results)
 
 
 def kernel_costs(torch, A: sp.csr_array, A_t, batch: int, repeats: int = 30) -> dict:
