@@ -29,13 +29,8 @@ from pdesuite.solvers.petsc_backend.convert import to_petsc_mat
 from pdesuite.solvers.petsc_backend.pc import configure_named
 from pdesuite.solvers.petsc_backend.reasons import pc_failure_name
 from pdesuite.solvers.preconditioner import BasePreconditioner
-from pdesuite.solvers.relaxation import (
-    _HERMITIAN_RTOL,
-    _checked_diagonal,
-    _positive_real,
-    check_preconditioner_options,
-    preconditioner_is_symmetric,
-)
+from pdesuite.solvers.relaxation import check_preconditioner_options, preconditioner_is_symmetric
+from pdesuite.solvers.relaxation.splitting import HERMITIAN_RTOL, checked_diagonal, positive_real
 from pdesuite.solvers.validation import check_choice, check_int
 
 __all__ = ["KINDS", "PetscKernelPreconditioner"]
@@ -109,7 +104,7 @@ class PetscKernelPreconditioner(BasePreconditioner):
             if ordering != "natural":
                 raise ValueError("ordering: PETSc sweeps in the natural order; "
                                  "ordering='redblack' runs in RelaxationPreconditioner")
-            diag = _checked_diagonal(matrix)
+            diag = checked_diagonal(matrix)
             self.options = {"omega": omega, "sweeps": sweeps, "direction": direction}
             # The PETSc table's options of each name: gauss-seidel has no omega, ssor no direction.
             petsc_name, petsc_options = self.kind, {"sweeps": sweeps}
@@ -132,11 +127,11 @@ class PetscKernelPreconditioner(BasePreconditioner):
         # Keep A alive as long as the Mat that points into its arrays.
         self._matrix = matrix
         self.mat = to_petsc_mat(matrix, comm=PETSc.COMM_SELF)
-        if self.kind in _RELAXATION and direction == "symmetric" and _positive_real(diag):
+        if self.kind in _RELAXATION and direction == "symmetric" and positive_real(diag):
             # PETSc's test (no transposed copy) first; SciPy's where it says no, which it also
             # does for a symmetric matrix with an unsymmetric pattern of explicit zeros.
             scale = float(np.abs(matrix.data).max()) if matrix.nnz else 0.0
-            self.symmetric = (self.mat.isSymmetric(_HERMITIAN_RTOL * scale)
+            self.symmetric = (self.mat.isSymmetric(HERMITIAN_RTOL * scale)
                               or preconditioner_is_symmetric(matrix, diag, self.kind, sweeps,
                                                              direction))
         self.pc = PETSc.PC().create(PETSc.COMM_SELF)
