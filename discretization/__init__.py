@@ -14,22 +14,19 @@ from pdesuite.discretization.fe import (
     FEFunction,
     LagrangeSpace,
     advection_matrix,
-    assemble_system,
-    fe_prolongation,
     helmholtz_matrix,
     integrate,
     l2_error,
     load_vector,
     mass_matrix,
     neumann_load,
-    normalize_fe_bcs,
-    poisson_system,
     stiffness_matrix,
 )
+from pdesuite.discretization.fe_system import assemble_system, normalize_fe_bcs, poisson_system
 from pdesuite.discretization.grid import Grid
 from pdesuite.discretization.mesh import Mesh
 from pdesuite.discretization.system import LinearSystem, as_csr32
-from pdesuite.discretization.transfer import coarsen, prolongation, refine, restriction
+from pdesuite.discretization.transfer import coarsen, fe_prolongation, prolongation, refine, restriction
 
 __all__ = [
     "Dirichlet", "FEFunction", "Grid", "LagrangeSpace", "LinearSystem", "Mesh", "Neumann",

@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence, Union
+from typing import Callable, Sequence, Union
 
 import basix
 import numpy as np
 import scipy.sparse as sp
 
-from pdesuite.discretization.boundary import Dirichlet, Neumann, evaluate_boundary_data
+from pdesuite.discretization.boundary import evaluate_boundary_data
 from pdesuite.discretization.mesh import Mesh
-from pdesuite.discretization.system import LinearSystem, as_csr32
+from pdesuite.discretization.system import as_csr32
 
 _BASIX_CELL = {"triangle": basix.CellType.triangle, "quadrilateral": basix.CellType.quadrilateral}
 #: Cells integrated per block: bounds the memory of the per-quadrature-point geometry.
@@ -372,7 +372,7 @@ def _check_coefficients(space: LagrangeSpace, coefficients, name: str, allow_col
     return array
 
 
-def _check_space(space) -> LagrangeSpace:
+def check_space(space) -> LagrangeSpace:
     if not isinstance(space, LagrangeSpace):
         raise TypeError(f"space: expected a LagrangeSpace, got {type(space).__name__}")
     return space
@@ -402,7 +402,7 @@ def mass_matrix(space: LagrangeSpace, coefficient: Field | None = None, quadratu
         quadrature_degree: default exact for constant ``c`` (``2p``, ``2p+1`` on quadrilaterals),
             plus the degree of an FE coefficient, plus 2 for a callable.
     """
-    space = _check_space(space)
+    space = check_space(space)
     return _mass(space, coefficient, quadrature_degree)
 
 
@@ -434,7 +434,7 @@ def stiffness_matrix(space: LagrangeSpace, coefficient: Field | None = None, qua
         quadrature_degree: default exact for constant ``a`` on triangles (``2p-2``), ``2p+1`` on
             quadrilaterals, plus the degree of an FE coefficient, plus 2 for a callable.
     """
-    space = _check_space(space)
+    space = check_space(space)
     field = None if coefficient is None else _CellField(space, coefficient, "coefficient", positive=True)
     base = 2 * space.degree - 2 + 3 * _quad_bonus(space)
     degree = _quadrature_degree(space, base, field.extra_degree if field else 0, quadrature_degree)
@@ -458,7 +458,7 @@ def stiffness_matrix(space: LagrangeSpace, coefficient: Field | None = None, qua
 
 def helmholtz_matrix(space: LagrangeSpace, k: Field, quadrature_degree: int | None = None) -> sp.csr_array:
     """``K - k² M``, ``[ndofs, ndofs]`` CSR, for ``-Δu - k² u``; ``k`` a wavenumber (number or field, finite)."""
-    space = _check_space(space)
+    space = check_space(space)
     if isinstance(k, numbers.Real) and not isinstance(k, bool):
         if not np.isfinite(k):
             raise ValueError(f"k: expected a finite wavenumber, got {k}")
@@ -477,7 +477,7 @@ def advection_matrix(space: LagrangeSpace, velocity, quadrature_degree: int | No
         velocity: ``b``, a constant vector ``[2]`` or a callable on points ``[n, 2] -> [n, 2]``.
         quadrature_degree: default ``2p - 1`` (``2p + 1`` on quadrilaterals), plus 2 for a callable.
     """
-    space = _check_space(space)
+    space = check_space(space)
     if callable(velocity):
         extra = 2
     else:
@@ -516,7 +516,7 @@ def load_vector(space: LagrangeSpace, f: Field, quadrature_degree: int | None = 
     Default quadrature degree: ``p + 2`` for a callable (``p + 3`` on quadrilaterals), exact for
     constant, per-cell and FE sources.
     """
-    space = _check_space(space)
+    space = check_space(space)
     field = _CellField(space, f, "f")
     degree = _quadrature_degree(space, space.degree + _quad_bonus(space), field.extra_degree, quadrature_degree)
     quad = space._quadrature(degree)
@@ -536,7 +536,7 @@ def neumann_load(space: LagrangeSpace, g, facets: FacetSelection = None, quadrat
         facets: tag name, array of boundary edge indices, or None (the whole boundary).
         quadrature_degree: on each facet (an interval); default ``p + 2``.
     """
-    space = _check_space(space)
+    space = check_space(space)
     mesh = space.mesh
     facets = mesh.facets(facets)
     if not np.all(np.isin(facets, mesh.boundary_facets)):
@@ -562,7 +562,7 @@ def neumann_load(space: LagrangeSpace, g, facets: FacetSelection = None, quadrat
 # --------------------------------------------------------------------------------- norms
 def integrate(space: LagrangeSpace, f: Field, quadrature_degree: int | None = None) -> float:
     """``∫_Ω f dx`` for ``f`` in any form of the module docstring."""
-    space = _check_space(space)
+    space = check_space(space)
     field = _CellField(space, f, "f")
     degree = _quadrature_degree(space, 2 + 2 * _quad_bonus(space), field.extra_degree, quadrature_degree)
     quad = space._quadrature(degree)
@@ -579,7 +579,7 @@ def l2_error(space: LagrangeSpace, coefficients: np.ndarray, exact: Callable[[np
     Default quadrature degree ``2p + 4`` (``2p + 5`` on quadrilaterals), well above the
     interpolation order so that the quadrature error does not pollute convergence rates.
     """
-    space = _check_space(space)
+    space = check_space(space)
     u_h = _check_coefficients(space, coefficients, "coefficients")
     if not callable(exact):
         raise TypeError(f"exact: expected a callable on points [n, 2], got {type(exact).__name__}")
@@ -593,153 +593,3 @@ def l2_error(space: LagrangeSpace, coefficients: np.ndarray, exact: Callable[[np
         difference = u_h[space.cell_dofs[block]] @ quad.phi.T - u
         total += float(np.sum(quad.weights * geometry.det * difference**2))
     return float(np.sqrt(total))
-
-
-# --------------------------------------------------------------------------------- boundary conditions
-BoundarySpec = Union[
-    None,
-    Dirichlet,
-    Neumann,
-    Mapping[str, Union[Dirichlet, Neumann]],
-    Sequence[tuple[FacetSelection, Union[Dirichlet, Neumann]]],
-]
-
-
-def normalize_fe_bcs(mesh: Mesh, bc: BoundarySpec) -> list[tuple[np.ndarray, Dirichlet | Neumann, str]]:
-    """``[(facets, condition, label), ...]`` covering the whole boundary, from any accepted ``bc``.
-
-    Accepted: None (homogeneous Dirichlet everywhere); one Dirichlet or Neumann for the whole
-    boundary; a dict tag name -> condition (tags of :attr:`Mesh.facet_tags`); a list of
-    ``(facets, condition)`` with facets a tag name, an array of boundary edge indices, or None
-    (whole boundary). Each facet may get one condition (ValueError otherwise). Boundary facets
-    that no entry covers get homogeneous Dirichlet, as in the FD layer. A DoF shared by a
-    Dirichlet and a Neumann facet (a corner) is a Dirichlet DoF; where two Dirichlet entries
-    share a DoF, the later entry's value wins (the default entry comes first).
-    """
-    if bc is None:
-        bc = Dirichlet()
-    if isinstance(bc, (Dirichlet, Neumann)):
-        entries = [(None, bc, "bc")]
-    elif isinstance(bc, Mapping):
-        entries = []
-        for tag, cond in bc.items():
-            if not isinstance(tag, str):
-                raise TypeError(f"bc: dict keys must be facet tag names, got {tag!r}; use a list of (facets, condition) for index arrays")
-            entries.append((tag, cond, f"bc[{tag!r}]"))
-    elif isinstance(bc, Sequence) and not isinstance(bc, (str, bytes)):
-        entries = []
-        for position, item in enumerate(bc):
-            if not (isinstance(item, tuple) and len(item) == 2):
-                raise TypeError(f"bc[{position}]: expected a (facets, condition) pair, got {item!r}")
-            entries.append((item[0], item[1], f"bc[{position}]"))
-    else:
-        raise TypeError(f"bc: expected None, Dirichlet, Neumann, a dict tag -> condition or a list of (facets, condition), got {type(bc).__name__}")
-    resolved = []
-    covered = np.zeros(mesh.n_edges, dtype=bool)
-    for selection, cond, label in entries:
-        if not isinstance(cond, (Dirichlet, Neumann)):
-            raise TypeError(f"{label}: expected Dirichlet or Neumann, got {type(cond).__name__}")
-        try:
-            facets = mesh.facets(selection)
-        except ValueError as err:
-            raise ValueError(f"{label}: {err}") from None
-        if not np.all(np.isin(facets, mesh.boundary_facets)):
-            raise ValueError(f"{label}: facets must be boundary facets")
-        if np.any(covered[facets]):
-            raise ValueError(f"{label}: some of its facets already have a condition; give each facet one condition")
-        covered[facets] = True
-        resolved.append((facets, cond, label))
-    uncovered = mesh.boundary_facets[~covered[mesh.boundary_facets]]
-    if uncovered.size:
-        resolved.insert(0, (uncovered, Dirichlet(), "default homogeneous Dirichlet"))
-    return resolved
-
-
-def assemble_system(space: LagrangeSpace, matrix, rhs: np.ndarray, bc: BoundarySpec = None) -> LinearSystem:
-    """Apply boundary conditions to ``matrix @ u = rhs`` on all DoFs and eliminate the Dirichlet DoFs.
-
-    Args:
-        matrix: ``[ndofs, ndofs]`` sparse matrix assembled on ``space`` (no boundary terms).
-        rhs: ``[ndofs]`` load vector.
-        bc: see :func:`normalize_fe_bcs`. Dirichlet values are interpolated at the boundary DoF
-            points (an array value must have one entry per ``space.boundary_dofs(facets)``, in
-            that sorted order). Neumann fluxes ``a ∂u/∂n = g`` add ``∫ g φ_i ds`` to ``rhs``.
-
-    Returns:
-        A :class:`~.system.LinearSystem` on the free DoFs: ``A = matrix[free, free]`` (symmetric
-        when ``matrix`` is) and ``b = rhs[free] - matrix[free, fixed] @ g`` (the lift moved into
-        ``b``); ``system.expand(x)`` gives the full DoF vector.
-    """
-    space = _check_space(space)
-    matrix = sp.csr_array(matrix)
-    if matrix.shape != (space.ndofs, space.ndofs):
-        raise ValueError(f"matrix: expected shape ({space.ndofs}, {space.ndofs}), got {matrix.shape}")
-    rhs = np.array(rhs, dtype=float)
-    if rhs.shape != (space.ndofs,):
-        raise ValueError(f"rhs: expected shape ({space.ndofs},), got {rhs.shape}")
-    lift = np.zeros(space.ndofs)
-    fixed = np.zeros(space.ndofs, dtype=bool)
-    for facets, cond, label in normalize_fe_bcs(space.mesh, bc):
-        if isinstance(cond, Neumann):
-            rhs += neumann_load(space, cond.flux, facets)
-        else:
-            dofs = space.boundary_dofs(facets)
-            lift[dofs] = evaluate_boundary_data(cond.value, space.dof_coordinates[dofs], f"{label}.value")
-            fixed[dofs] = True
-    free = np.flatnonzero(~fixed)
-    fixed_dofs = np.flatnonzero(fixed)
-    rows = matrix[free]
-    b = rhs[free] - rows[:, fixed_dofs] @ lift[fixed_dofs]
-    return LinearSystem(A=as_csr32(rows[:, free]), b=b, free=free, lift=lift)
-
-
-def poisson_system(
-    space: LagrangeSpace,
-    coefficient: Field | None = None,
-    source: Field = 0.0,
-    bc: BoundarySpec = None,
-    quadrature_degree: int | None = None,
-) -> LinearSystem:
-    """``-∇·(a ∇u) = f`` with boundary conditions ``bc``, as a reduced :class:`~.system.LinearSystem`.
-
-    Args:
-        coefficient: ``a`` (default 1), positive; any form of the module docstring.
-        source: ``f`` (default 0).
-        bc: default homogeneous Dirichlet everywhere; see :func:`normalize_fe_bcs`.
-    """
-    stiffness = stiffness_matrix(space, coefficient, quadrature_degree)
-    load = load_vector(space, source, quadrature_degree)
-    return assemble_system(space, stiffness, load, bc)
-
-
-# --------------------------------------------------------------------------------- transfer
-def fe_prolongation(coarse_space: LagrangeSpace, fine_space: LagrangeSpace) -> sp.csr_array:
-    """``P`` ``[fine.ndofs, coarse.ndofs]`` CSR: coarse basis functions at the fine DoF points.
-
-    For a fine mesh from ``coarse.mesh.refine()`` (nested spaces, fine degree >= coarse degree)
-    this is the exact embedding: ``P @ u_c`` is the same function as ``u_c``. On other pairs of
-    meshes of one domain it is Lagrange interpolation. The restriction is ``R = P.T``
-    (the Galerkin coarse operator is ``P.T @ A @ P``; for residuals ``R`` sums fine
-    contributions, so it is not an averaging of values).
-    """
-    coarse_space, fine_space = _check_space(coarse_space), _check_space(fine_space)
-    coarse, fine = coarse_space.mesh, fine_space.mesh
-    if coarse.cell_type != fine.cell_type:
-        raise ValueError(f"fine_space: cell type {fine.cell_type!r} differs from the coarse {coarse.cell_type!r}")
-    points = fine_space.dof_coordinates
-    cells = ref = None
-    if fine.parent_cells is not None and fine.parent_cells.max() < coarse.n_cells:
-        # The refinement history names the coarse cell that holds each fine cell's DoFs.
-        owner = np.empty(fine_space.ndofs, dtype=np.int64)
-        owner[fine_space.cell_dofs] = np.arange(fine.n_cells)[:, None]
-        candidate = fine.parent_cells[owner]
-        candidate_ref = coarse.reference_coordinates(candidate, points)
-        if np.all(coarse._outside_distance(candidate_ref) <= 1e-10):
-            cells, ref = candidate, candidate_ref
-    if cells is None:
-        cells, ref = coarse.locate(points)
-    matrix = coarse_space._evaluation_matrix(cells, ref)
-    # Round-off leaves ~1e-17 where a coarse basis function vanishes at a fine DoF point.
-    matrix.data[np.abs(matrix.data) < 1e-13] = 0.0
-    matrix.eliminate_zeros()
-    return as_csr32(matrix)

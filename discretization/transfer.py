@@ -1,4 +1,4 @@
-"""Transfer between nested structured grids, as sparse matrices.
+"""Transfer between nested grids and between nested finite-element spaces, as sparse matrices.
 
 Nested node-centred grids: the fine grid has ``2 (n - 1) + 1`` points on every axis where the
 coarse one has ``n``, over the same bounds, so every coarse node is a fine node. Vectors are in
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from pdesuite.discretization.fe import LagrangeSpace, check_space
 from pdesuite.discretization.grid import Grid
 from pdesuite.discretization.system import as_csr32
 
@@ -118,3 +119,35 @@ def _check_nested(coarse_grid: Grid, fine_grid: Grid) -> None:
                          f"expected {expected} (2 (n - 1) + 1 per axis)")
     if not np.allclose(np.asarray(coarse_grid.bounds), np.asarray(fine_grid.bounds), rtol=1e-12, atol=0.0):
         raise ValueError(f"fine_grid: bounds {fine_grid.bounds} differ from coarse_grid bounds {coarse_grid.bounds}")
+
+
+def fe_prolongation(coarse_space: LagrangeSpace, fine_space: LagrangeSpace) -> sp.csr_array:
+    """``P`` ``[fine.ndofs, coarse.ndofs]`` CSR: coarse basis functions at the fine DoF points.
+
+    For a fine mesh from ``coarse.mesh.refine()`` (nested spaces, fine degree >= coarse degree)
+    this is the exact embedding: ``P @ u_c`` is the same function as ``u_c``. On other pairs of
+    meshes of one domain it is Lagrange interpolation. The restriction is ``R = P.T``
+    (the Galerkin coarse operator is ``P.T @ A @ P``; for residuals ``R`` sums fine
+    contributions, so it is not an averaging of values).
+    """
+    coarse_space, fine_space = check_space(coarse_space), check_space(fine_space)
+    coarse, fine = coarse_space.mesh, fine_space.mesh
+    if coarse.cell_type != fine.cell_type:
+        raise ValueError(f"fine_space: cell type {fine.cell_type!r} differs from the coarse {coarse.cell_type!r}")
+    points = fine_space.dof_coordinates
+    cells = ref = None
+    if fine.parent_cells is not None and fine.parent_cells.max() < coarse.n_cells:
+        # The refinement history names the coarse cell that holds each fine cell's DoFs.
+        owner = np.empty(fine_space.ndofs, dtype=np.int64)
+        owner[fine_space.cell_dofs] = np.arange(fine.n_cells)[:, None]
+        candidate = fine.parent_cells[owner]
+        candidate_ref = coarse.reference_coordinates(candidate, points)
+        if np.all(coarse._outside_distance(candidate_ref) <= 1e-10):
+            cells, ref = candidate, candidate_ref
+    if cells is None:
+        cells, ref = coarse.locate(points)
+    matrix = coarse_space._evaluation_matrix(cells, ref)
+    # Round-off leaves ~1e-17 where a coarse basis function vanishes at a fine DoF point.
+    matrix.data[np.abs(matrix.data) < 1e-13] = 0.0
+    matrix.eliminate_zeros()
+    return as_csr32(matrix)

@@ -10,17 +10,16 @@ from pdesuite.discretization.fe import (
     FEFunction,
     LagrangeSpace,
     advection_matrix,
-    assemble_system,
-    fe_prolongation,
     helmholtz_matrix,
     integrate,
     l2_error,
     load_vector,
     mass_matrix,
     neumann_load,
-    poisson_system,
     stiffness_matrix,
 )
+from pdesuite.discretization.fe_system import assemble_system, poisson_system
+from pdesuite.discretization.transfer import fe_prolongation
 from pdesuite.discretization.mesh import Mesh
 
 CELL_TYPES = ["triangle", "quadrilateral"]
