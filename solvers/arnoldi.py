@@ -7,7 +7,10 @@ them (the torch backend's batched GMRES uses the same constants):
 - orthogonalization is classical Gram–Schmidt over the whole basis as two BLAS-2 products
   (``h = Vᴴw``, ``w −= V h``); ``reorthogonalize`` adds a second pass never, when the first
   cancelled more than ``1 − 1/√2`` of ``‖w‖`` (the Daniel–Gragg–Kaufman–Stewart test, PETSc's
-  ``refine_ifneeded``), or always;
+  ``refine_ifneeded``), or always. A cycle that estimates its loss (``estimate_loss``,
+  GCRO-DR) replaces the ``"ifneeded"`` test: it runs the second pass only when an estimate
+  of the new vector's loss of orthogonality, from :data:`SKETCH_PROBES` random combinations
+  of the basis, exceeds :data:`LOSS_TOLERANCE` eps (see :meth:`ArnoldiCycle.extend`);
 - the Krylov space is invariant (a *happy breakdown*) when the new vector keeps at most
   :data:`BREAKDOWN_FACTOR`·eps of its norm;
 - the least-squares problem is solved by a triangular solve while ``R`` is well conditioned
@@ -41,6 +44,16 @@ from pdesuite.solvers.vocabulary import REORTHOGONALIZE
 #: Second Gram–Schmidt pass (``reorthogonalize="ifneeded"``) when the first left less than this
 #: fraction of ``‖w‖``.
 REORTHOGONALIZATION_THRESHOLD = 1.0 / math.sqrt(2.0)
+#: The loss of orthogonality ``‖Bᴴ b‖ / ‖b‖`` of a new vector ``b`` against the basis rows
+#: ``B`` above which a cycle that estimates it runs the second pass, in units of eps of the
+#: working dtype (9e-13 in double precision): far below semi-orthogonality (``√eps``, where
+#: the projected problem stays accurate), so that GCRO-DR's recycled ``C`` leaves a solve
+#: orthonormal to about 1e-12.
+LOSS_TOLERANCE = 4096.0
+#: Random combinations of its basis a cycle that estimates its loss keeps.
+SKETCH_PROBES = 2
+#: Seed of their weights: the same draws on every process and in every run.
+SKETCH_SEED = 20240611
 #: Happy breakdown when the orthogonalized vector keeps at most this many eps of its norm.
 BREAKDOWN_FACTOR = 16.0
 #: A restart cycle must shrink the norm it minimises below this factor of its value at the
@@ -98,6 +111,26 @@ class _LocalCombination:
             out += scale * (coefficients @ rows)
 
 
+def combine_rows(terms: list[tuple[np.ndarray, np.ndarray]], dtype: Any) -> np.ndarray:
+    """``Σᵢ coefficientsᵢ @ rowsᵢ`` ``[p, n]`` for ``terms`` of coefficients ``[p, kᵢ]`` and rows
+    ``[kᵢ, n]``: each term one BLAS-3 product (gemm) accumulated into the result, without
+    temporaries, where the dtype has BLAS and the rows are C-ordered. Local: the rows of a
+    distributed vector combine without a reduction."""
+    dtype = np.dtype(dtype)
+    out = np.zeros((terms[0][0].shape[0], terms[0][1].shape[1]), dtype=dtype)
+    gemm = blas.get_blas_funcs("gemm", dtype=dtype) if dtype.char in "fdFD" else None
+    for coefficients, rows in terms:
+        if rows.shape[0] == 0:
+            continue
+        if gemm is not None and rows.flags.c_contiguous and rows.dtype == dtype:
+            # out.T [n, p] += rows.T [n, k] @ coefficients.T [k, p], all Fortran-ordered views
+            coefficients = np.ascontiguousarray(coefficients, dtype=dtype)
+            gemm(1.0, rows.T, coefficients.T, beta=1.0, c=out.T, overwrite_c=1)
+        else:
+            out += coefficients @ rows
+    return out
+
+
 class ArnoldiCycle:
     """One restart cycle of at most ``m`` Arnoldi steps (see the module docstring).
 
@@ -108,6 +141,9 @@ class ArnoldiCycle:
         dtype: the working dtype.
         reorthogonalize: ``"never"``, ``"ifneeded"`` or ``"always"``.
         reduction: where inner products are summed (serial by default).
+        estimate_loss: with ``"ifneeded"``, decide on the second pass by an estimate of the
+            new vector's loss of orthogonality rather than by the DGKS test (see
+            :meth:`extend`).
 
     Use: :meth:`begin` with the cycle's first vector, then :meth:`extend` with ``B vⱼ`` for
     ``j = 0, 1, ...`` until it reports a breakdown or the caller stops, then
@@ -115,7 +151,7 @@ class ArnoldiCycle:
     """
 
     def __init__(self, m: int, n: int, dtype: Any, reorthogonalize: str,
-                 reduction: Reduction = LOCAL_REDUCTION):
+                 reduction: Reduction = LOCAL_REDUCTION, estimate_loss: bool = False):
         self.m = m
         self.dtype = np.dtype(dtype)
         self.real = self.dtype.kind != "c"
@@ -128,7 +164,15 @@ class ArnoldiCycle:
         self._cosines = [0.0] * m
         self._sines: list[Any] = [0.0] * m
         self._combination = _LocalCombination(self.dtype)
-        self._tiny = BREAKDOWN_FACTOR * float(np.finfo(self.dtype).eps)
+        eps = float(np.finfo(self.dtype).eps)
+        self._tiny = BREAKDOWN_FACTOR * eps
+        # the largest loss of orthogonality a new vector keeps, or None for the DGKS test
+        self._loss_tolerance: Optional[float] = None
+        if estimate_loss and self.reorthogonalize == "ifneeded":
+            self._loss_tolerance = LOSS_TOLERANCE * eps
+            self._random = np.random.default_rng(SKETCH_SEED)
+            self._weights = np.zeros((SKETCH_PROBES, m + 1))  # g, one row per probe
+            self._sketch = np.zeros((SKETCH_PROBES, n), dtype=self.dtype)  # g @ basis
         self.fixed = 0
         self.steps = 0
         self.beta = 0.0
@@ -152,6 +196,10 @@ class ArnoldiCycle:
         self.rhs[0] = beta
         self.beta = beta
         self.steps = 0
+        if self._loss_tolerance is not None:
+            self._weights[...] = self._random.standard_normal(self._weights.shape)
+            self._sketch[...] = combine_rows([(self._weights[:, :kc + 1], self.basis[:kc + 1])],
+                                             self.dtype)
 
     def vector(self, j: int) -> np.ndarray:
         """The Arnoldi vector ``vⱼ`` (a view into the basis)."""
@@ -163,6 +211,18 @@ class ArnoldiCycle:
 
         Returns the residual norm estimate ``|g_{j+1}|`` after the step and whether the cycle
         must end here: a happy breakdown (the space became invariant) or a non-finite vector.
+
+        ``"ifneeded"`` runs the second pass when the first cancelled most of ``w`` (DGKS), which
+        on slowly converging problems is nearly every step. A cycle that estimates its loss
+        keeps ``SKETCH_PROBES`` combinations ``s = Vᵀ g`` of its rows with Gaussian weights
+        ``g`` (drawn afresh every cycle). After the first pass the new vector's components
+        along the rows, ``c = Vᴴ w'``, are its loss of orthogonality ``‖c‖ / ‖w'‖``, and
+        ``sᴴ w' = gᵀ c`` is a normal variable of standard deviation ``‖c‖`` whatever ``c`` is:
+        a few inner products instead of ``width`` estimate the loss. The second pass runs when
+        the largest estimate exceeds ``LOSS_TOLERANCE`` eps ``‖w'‖``; a loss ``L`` times that
+        goes unnoticed with probability about ``(0.8 / L)²``. The loss of one pass grows with
+        every cancellation, so it reaches the tolerance only now and then (about one step in
+        ten on the Darcy systems of ``benchmarks/bench_gcrodr_iteration.py``).
         """
         if not w.flags.writeable or np.may_share_memory(w, self.basis):
             w = w.copy()
@@ -175,9 +235,7 @@ class ArnoldiCycle:
         norm_out = red.norm(w)
         # ‖w‖² = ‖h‖² + ‖w − Vh‖² for orthonormal rows: spares a pass over w.
         norm_in = math.hypot(float(np.linalg.norm(h)), norm_out)
-        if self.reorthogonalize == "always" or (
-                self.reorthogonalize == "ifneeded"
-                and norm_out < REORTHOGONALIZATION_THRESHOLD * norm_in):
+        if self.reorthogonalize != "never" and self._second_pass_needed(w, norm_in, norm_out):
             correction = red.dot_rows(rows, w, real)
             self._combination.add(rows, correction, w, scale=-1.0)
             h += correction
@@ -190,6 +248,8 @@ class ArnoldiCycle:
             self.basis[width] = 0.0
         else:
             np.multiply(w, 1.0 / norm_out, out=self.basis[width])
+            if self._loss_tolerance is not None:
+                self._add_to_sketch(width)
         self.hessenberg[:width, j] = h
         self.hessenberg[width, j] = norm_out
 
@@ -208,6 +268,22 @@ class ArnoldiCycle:
         self.rhs[j + 1] = -s.conjugate() * g
         self.steps = j + 1
         return abs(self.rhs[j + 1]), breakdown
+
+    def _second_pass_needed(self, w: np.ndarray, norm_in: float, norm_out: float) -> bool:
+        """Whether to run a second pass after a first that left ``w`` (norm ``norm_out``) of a
+        vector of norm ``norm_in``."""
+        if self.reorthogonalize != "ifneeded":
+            return self.reorthogonalize == "always"
+        if self._loss_tolerance is None:
+            return norm_out < REORTHOGONALIZATION_THRESHOLD * norm_in
+        estimates = self.reduction.dot_rows(self._sketch, w, self.real)  # gᵀ Vᴴ w per probe
+        return float(np.max(np.abs(estimates))) > self._loss_tolerance * norm_out
+
+    def _add_to_sketch(self, row: int) -> None:
+        """``sketch += g[:, row] basis[row]`` for the basis row just added (local rows)."""
+        for probe in range(SKETCH_PROBES):
+            self._combination.add(self.basis[row:row + 1], self._weights[probe, row:row + 1],
+                                  self._sketch[probe])
 
     def coefficients(self) -> np.ndarray:
         """``y`` ``[steps]`` minimising ``‖β e₁ − H̄ y‖`` over the steps taken."""

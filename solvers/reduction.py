@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 import numpy as np
 import scipy.linalg as sla
+from scipy.linalg import blas
 
 __all__ = ["LOCAL_REDUCTION", "MPIReduction", "Reduction", "orthonormalize_image", "reduction_of"]
 
@@ -38,6 +39,26 @@ def _rows_dot_block(rows: np.ndarray, others: np.ndarray, real: bool) -> np.ndar
     return np.conj(rows @ np.conj(others).T)
 
 
+def _row_squares(rows: np.ndarray) -> np.ndarray:
+    """``[‖rows_i‖²]`` of the local rows ``[k, n]``, without a temporary of their size."""
+    if np.iscomplexobj(rows):
+        return (np.einsum("ij,ij->i", rows.real, rows.real)
+                + np.einsum("ij,ij->i", rows.imag, rows.imag))
+    return np.einsum("ij,ij->i", rows, rows)
+
+
+def _solve_transposed(r: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``R⁻ᵀ rows`` ``[k, n]`` for an upper triangular ``R`` ``[k, k]`` and rows the caller no
+    longer needs (overwritten): ``rowsᵀ R⁻¹`` by one triangular solve from the right in the
+    rows' own C-ordered memory, without a transposed copy."""
+    rows = np.ascontiguousarray(rows, dtype=np.result_type(r, rows))
+    if rows.dtype.char not in "fdFD" or rows.shape[0] == 0:
+        return sla.solve_triangular(r, rows, trans="T", check_finite=False)
+    trsm = blas.get_blas_funcs("trsm", dtype=rows.dtype)
+    return trsm(1.0, r.astype(rows.dtype, copy=False), rows.T, side=1, lower=0, trans_a=0,
+                overwrite_b=1).T
+
+
 def _truncated_qr(matrix: np.ndarray, rows_to_follow: list[Optional[np.ndarray]]):
     """Pivoted QR of ``matrix`` ``[m, j]`` cut at its numerical rank (1e-12 relative).
 
@@ -51,8 +72,7 @@ def _truncated_qr(matrix: np.ndarray, rows_to_follow: list[Optional[np.ndarray]]
         return None
     rank = int(np.sum(diag > 1e-12 * diag[0]))
     r = r[:rank, :rank]
-    follow = [None if rows is None else
-              sla.solve_triangular(r, rows[piv[:rank]], trans="T", check_finite=False)
+    follow = [None if rows is None else _solve_transposed(r, rows[piv[:rank]])
               for rows in rows_to_follow]
     return q[:, :rank], follow
 
@@ -96,7 +116,7 @@ class Reduction:
 
     def row_norms(self, rows: np.ndarray) -> np.ndarray:
         """``[‖rows_i‖₂]``, shape ``[k]``."""
-        return np.linalg.norm(rows, axis=1)
+        return np.sqrt(_row_squares(rows))
 
     def all_true(self, flag: bool) -> bool:
         """Whether ``flag`` holds on every process."""
@@ -176,7 +196,7 @@ class MPIReduction(Reduction):
         return math.sqrt(max(float(np.real(self.dot(w, w))), 0.0))
 
     def row_norms(self, rows):
-        local = np.einsum("ij,ij->i", np.conj(rows), rows).real if rows.shape[0] else np.zeros(0)
+        local = _row_squares(rows) if rows.shape[0] else np.zeros(0)
         return np.sqrt(np.maximum(self._sum(np.ascontiguousarray(local, dtype=float)), 0.0))
 
     def all_true(self, flag):

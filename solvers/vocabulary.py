@@ -23,8 +23,10 @@ DEFAULT_ATOL = 0.0
 DEFAULT_MAXITER = 10_000
 #: Length of a restart cycle of GMRES, FGMRES and GCRO-DR.
 DEFAULT_RESTART = 40
-#: When Gram–Schmidt runs a second pass: never (one classical pass, as PETSc's GMRES), when the
-#: first pass cancelled most of the vector (``"ifneeded"``), or always (CGS2).
+#: When Gram–Schmidt runs a second pass: never (one classical pass, as PETSc's GMRES), when
+#: needed (``"ifneeded"``: GMRES and FGMRES when the first pass cancelled most of the vector,
+#: GCRO-DR when the new vector's measured loss of orthogonality exceeds a tolerance), or
+#: always (CGS2).
 REORTHOGONALIZE = ("never", "ifneeded", "always")
 #: Where a Krylov method applies the preconditioner.
 SIDES = ("left", "right")

@@ -16,7 +16,12 @@ from typing import Any, Optional
 import numpy as np
 import scipy.linalg as sla
 
-from pdesuite.solvers.arnoldi import STAGNATION_FACTOR, ArnoldiCycle, check_reorthogonalize
+from pdesuite.solvers.arnoldi import (
+    STAGNATION_FACTOR,
+    ArnoldiCycle,
+    check_reorthogonalize,
+    combine_rows,
+)
 from pdesuite.solvers.reduction import Reduction, reduction_of
 from pdesuite.solvers.recycling.space import (
     RecycleSpace,
@@ -53,31 +58,45 @@ def _select_harmonic(T: np.ndarray, k: int, k_limit: int, real: bool) -> Optiona
     if not real:
         columns = vectors[:, order[:k]]
     else:
-        picked: list[np.ndarray] = []
-        used = np.zeros(mu.size, dtype=bool)
-        room = max(k, min(k + 1, k_limit))
-        for index in order:
-            if len(picked) >= k:
-                break
-            if used[index]:
-                continue
-            used[index] = True
-            if mu[index].imag == 0 or abs(mu[index].imag) <= 1e-12 * abs(mu[index]):
-                picked.append(vectors[:, index].real)
-                continue
-            partner = int(np.argmin(np.where(used, np.inf, np.abs(mu - np.conj(mu[index])))))
-            used[partner] = True
-            if len(picked) + 2 <= room:
-                picked.append(vectors[:, index].real)
-                picked.append(vectors[:, index].imag)
-        if not picked:
+        columns = _real_columns(mu, vectors, order, k, max(k, min(k + 1, k_limit)))
+        if columns is None:
             return None
-        columns = np.column_stack(picked)
     q, r = np.linalg.qr(columns)
     diag = np.abs(np.diag(r))
     if diag.size == 0 or not np.isfinite(diag).all() or diag.max() == 0:
         return None
     return q[:, diag > 1e-10 * diag.max()]
+
+
+def _real_columns(mu: np.ndarray, vectors: np.ndarray, order: np.ndarray, k: int,
+                  room: int) -> Optional[np.ndarray]:
+    """Real columns ``[mm, k']`` spanning the eigenvectors ``vectors`` ``[mm, mm]`` of a real
+    matrix taken in ``order`` until ``k`` are picked: a real eigenvector as itself, a complex
+    pair as the real and imaginary parts of one of its vectors, kept only when both fit in
+    ``room`` columns. ``None`` when nothing is picked."""
+    values = mu.tolist()  # Python numbers: the loop below is scalar work
+    used = [False] * len(values)
+    picked: list[tuple[int, bool]] = []  # (eigenvector, its imaginary part?)
+    for index in order.tolist():
+        if len(picked) >= k:
+            break
+        if used[index]:
+            continue
+        used[index] = True
+        value = complex(values[index])
+        if value.imag == 0 or abs(value.imag) <= 1e-12 * abs(value):
+            picked.append((index, False))
+            continue
+        partner = int(np.argmin(np.where(used, np.inf, np.abs(mu - value.conjugate()))))
+        used[partner] = True
+        if len(picked) + 2 <= room:
+            picked += [(index, False), (index, True)]
+    if not picked:
+        return None
+    columns = np.empty((vectors.shape[0], len(picked)))
+    for position, (index, imaginary) in enumerate(picked):
+        columns[:, position] = vectors[:, index].imag if imaginary else vectors[:, index].real
+    return columns
 
 
 
@@ -108,12 +127,14 @@ def gcrodr(op, b, x, pc, monitor, restart: int = DEFAULT_RESTART,
         stale_threshold: a stored space whose slowness under the new operator exceeds this
             (>= 0; default 0.7) is dropped if the new operator also stretches it more than
             :data:`STALE_GROWTH` times as much as the old one did (see the module docstring).
-        reorthogonalize: ``"ifneeded"`` (default: a second classical Gram–Schmidt pass when
-            the first left less than 1/√2 of the norm), ``"always"`` (CGS2) or ``"never"`` (one
-            pass, as PETSc's GMRES and this library's ``gmres``). One pass is faster (see
-            ``benchmarks/bench_gcrodr_options.py``) but not safe: on the FE Poisson sequence
-            with ILU (rtol 1e-5) its second system stalled for 10⁴ iterations where the
-            default needs 18 (a test).
+        reorthogonalize: ``"ifneeded"`` (default): a second classical Gram–Schmidt pass when
+            an estimate of the new vector's loss of orthogonality exceeds
+            :data:`~pdesuite.solvers.arnoldi.LOSS_TOLERANCE` eps (about one step in ten on
+            Darcy, where the DGKS test of ``gmres``'s ``"ifneeded"`` fires at nearly every
+            step; see :meth:`~pdesuite.solvers.arnoldi.ArnoldiCycle.extend`), ``"always"``
+            (CGS2) or ``"never"`` (one pass, as PETSc's GMRES and this library's ``gmres``).
+            One pass is not safe: on the Helmholtz sequence with ILU (k0 = 10, rtol 1e-5)
+            its third system stagnates where the default needs 107 iterations (a test).
         update_period: refresh the recycled space (the harmonic Ritz step, about as costly as
             the ``m − k`` Arnoldi steps of a cycle when the preconditioner is cheap) every
             ``update_period`` cycles, >= 1 (default 1, the method of Parks et al.). The space
@@ -130,7 +151,7 @@ def gcrodr(op, b, x, pc, monitor, restart: int = DEFAULT_RESTART,
     ``projection_reduction`` (‖r‖ after ÷ before the initial projection),
     ``recycle_matvecs`` (products spent on the stored space and solutions, part of
     ``matvecs``), ``cycles``, ``recycle_updates`` (harmonic Ritz refreshes) and
-    ``reorthogonalizations``.
+    ``reorthogonalizations`` (second passes).
     """
     space, carried = within_solve(monitor, check_recycle(recycle), private=True)
     x, reason, info = _gcrodr(op, b, x, pc, monitor, restart, k, space, side, stale_threshold,
@@ -143,13 +164,16 @@ def gcrodr(op, b, x, pc, monitor, restart: int = DEFAULT_RESTART,
 class _GcrodrSpace:
     """The recycle space of one solve: ``B U_x = C`` (``U_x`` in x-space), ``Cᴴ C = I``.
 
-    ``u_y`` (rows with ``M u_y = u_x``) exists for a linear right preconditioner, where the
-    harmonic Ritz problem lives in y; ``coupling = Cᴴ U_s`` with ``U_s`` = ``u_y`` when it
-    exists, else ``u_x``.
+    Rows ``[k, n]``: ``c_rows`` (C), ``u_x``, and ``u_y`` (with ``M u_y = u_x``) for a linear
+    right preconditioner, where the harmonic Ritz problem lives in y; ``coupling = Cᴴ U_s``
+    ``[k, k]`` with ``U_s`` (:attr:`search_rows`) = ``u_y`` when it exists, else ``u_x``.
+    ``search_norms`` ``[k]``: the row norms of ``U_s`` when known (the refresh computes them
+    while checking its result), else ``None``.
     """
 
-    def __init__(self, c_rows, u_x, u_y, coupling):
+    def __init__(self, c_rows, u_x, u_y, coupling, search_norms=None):
         self.c_rows, self.u_x, self.u_y, self.coupling = c_rows, u_x, u_y, coupling
+        self.search_norms: Optional[np.ndarray] = search_norms
 
     @property
     def dim(self) -> int:
@@ -158,6 +182,12 @@ class _GcrodrSpace:
     @property
     def search_rows(self) -> np.ndarray:
         return self.u_y if self.u_y is not None else self.u_x
+
+    def row_scale(self, red: Reduction) -> np.ndarray:
+        """``1 / ‖uᵢ‖`` ``[k]`` over the search rows (their norms computed once)."""
+        if self.search_norms is None:
+            self.search_norms = red.row_norms(self.search_rows)
+        return 1.0 / self.search_norms
 
 
 @dataclass
@@ -232,7 +262,7 @@ def _gcrodr(op, b, x, pc, monitor, restart, k, space, side, stale_threshold, reo
     run = _Run(op, pc, monitor, m, k, update_period, side, info, red,
                left=side == "left" and not pc.is_identity, right=right,
                track_y=right and pc.linear)
-    n, dtype, real = op.n, run.dtype, run.real
+    n, dtype = op.n, run.dtype
 
     r = b - op.matvec(x)
     if run.left:
@@ -258,35 +288,52 @@ def _gcrodr(op, b, x, pc, monitor, restart, k, space, side, stale_threshold, reo
 
     # ---- initial projection: x += U Cᴴ r, r −= C Cᴴ r, then the stored solutions ----------
     before = red.norm(r)
-    if rec is not None:
-        coefficients = red.dot_rows(rec.c_rows, r, real)
-        x += coefficients @ rec.u_x
-        r -= coefficients @ rec.c_rows
     # (a retry's x has been through this projection already)
     previous = None if retry else previous_solutions(space, n, dtype, red)
-    if previous is not None:
-        images = products(run.apply_operator, previous)
-        info["recycle_matvecs"] += previous.shape[0]
-        if rec is not None:
-            along_c = np.conj(red.gram(images, rec.c_rows, real))  # [s, kc]: c_jᴴ B x_i
-            images -= along_c @ rec.c_rows
-            previous -= along_c @ rec.u_x
-        established = red.orthonormalize(images, [previous])
-        if established is not None:
-            q_rows, (previous,) = established
-            coefficients = red.dot_rows(q_rows, r, real)
-            x += coefficients @ previous
-            r -= coefficients @ q_rows
+    _initial_projection(run, rec, previous, x, r)
     beta = red.norm(r)
     info["projection_reduction"] = beta / before if before > 0 else None
     reason = monitor.start(beta * run.monitor_scale)
     if reason is None:
-        cycle = ArnoldiCycle(m, n, dtype, reorthogonalize, red)
+        cycle = ArnoldiCycle(m, n, dtype, reorthogonalize, red, estimate_loss=True)
         reason, rec = _gcrodr_cycles(run, cycle, x, r, beta, rec)
         info["reorthogonalizations"] = cycle.reorthogonalizations
     _store_gcrodr_space(run, space, rec)
     store_solution(space, x, red, replace_last=retry)
     return x, reason, info
+
+
+def _initial_projection(run: _Run, rec: Optional[_GcrodrSpace], previous: Optional[np.ndarray],
+                        x: np.ndarray, r: np.ndarray) -> None:
+    """The minimal residual correction over ``span(U)`` and the stored solutions ``[s, n]``;
+    updates ``x`` and ``r`` ``[n]`` in place.
+
+    Every projection against ``C`` runs twice (classical Gram–Schmidt with one
+    reorthogonalisation): a good space leaves little of ``r``, or of the images of the
+    stored solutions, and one pass would leave the cycles' first vector far from orthogonal
+    to ``C`` (on FE Poisson with ILU that stalled the second solve of a sequence).
+    """
+    red, real = run.reduction, run.real
+    if rec is not None:
+        for _ in range(2):
+            coefficients = red.dot_rows(rec.c_rows, r, real)
+            x += coefficients @ rec.u_x
+            r -= coefficients @ rec.c_rows
+    if previous is None:
+        return
+    images = products(run.apply_operator, previous)
+    run.info["recycle_matvecs"] += previous.shape[0]
+    if rec is not None:
+        for _ in range(2):
+            along_c = np.conj(red.gram(images, rec.c_rows, real))  # [s, kc]: c_jᴴ B x_i
+            images -= along_c @ rec.c_rows
+            previous -= along_c @ rec.u_x
+    established = red.orthonormalize(images, [previous])
+    if established is not None:
+        q_rows, (previous,) = established
+        coefficients = red.dot_rows(q_rows, r, real)
+        x += coefficients @ previous
+        r -= coefficients @ q_rows
 
 
 def _establish_gcrodr(run: _Run, space: RecycleSpace, stale_threshold: float) -> Optional[_GcrodrSpace]:
@@ -305,10 +352,10 @@ def _establish_gcrodr(run: _Run, space: RecycleSpace, stale_threshold: float) ->
             matches = same_operator_by_probe(space, apply_operator, dtype, red)
             info["recycle_matvecs"] += 1
         if matches:
-            u_y = space.basis.astype(dtype) if (track_y and space.basis_in_y) else None
+            u_y = space.basis.astype(dtype, order="C") if (track_y and space.basis_in_y) else None
             coupling = space.coupling if (u_y is not None or not right) else None
-            rec = _GcrodrSpace(space.image_rows.astype(dtype), space.solution_rows.astype(dtype),
-                               u_y, coupling)
+            rec = _GcrodrSpace(space.image_rows.astype(dtype, order="C"),
+                               space.solution_rows.astype(dtype, order="C"), u_y, coupling)
         else:
             stored = space.basis.astype(dtype, copy=True)
             u_y = stored if track_y else None
@@ -329,7 +376,9 @@ def _establish_gcrodr(run: _Run, space: RecycleSpace, stale_threshold: float) ->
                 if established is None:
                     reset_reason = "the operator maps the stored space to zero (or to NaN/Inf)"
             if established is not None:
-                c_rows, (u_x, u_y) = established
+                c_rows, follow = established
+                # C-ordered rows: the cycles' BLAS products read them without a copy
+                u_x, u_y = (None if rows is None else np.ascontiguousarray(rows) for rows in follow)
                 exact = u_y is not None or not right
                 coupling = red.gram(c_rows, u_y if u_y is not None else u_x, real) if exact else None
                 rec = _GcrodrSpace(c_rows, u_x, u_y, coupling)
@@ -340,7 +389,7 @@ def _establish_gcrodr(run: _Run, space: RecycleSpace, stale_threshold: float) ->
 
 def _gcrodr_cycles(run: _Run, cycle: ArnoldiCycle, x: np.ndarray, r: np.ndarray, beta: float,
                    rec: Optional[_GcrodrSpace]) -> tuple[ConvergedReason, Optional[_GcrodrSpace]]:
-    """The GCRO-DR cycles from the residual ``r`` (norm ``beta``); updates ``x`` in place.
+    """The GCRO-DR cycles from the residual ``r`` ``[n]`` (norm ``beta``); updates ``x`` in place.
 
     Each cycle runs Arnoldi with ``(I − C Cᴴ) B`` (the recycled ``C`` as the cycle's fixed
     rows), minimises the residual over ``[U V]`` and refreshes the space.
@@ -375,9 +424,9 @@ def _gcrodr_cycles(run: _Run, cycle: ArnoldiCycle, x: np.ndarray, r: np.ndarray,
         y_v = cycle.coefficients()
         if not np.all(np.isfinite(y_v)):
             return ConvergedReason.DIVERGED_NAN_OR_INF, rec
-        x += y_v @ (z_rows[:done] if run.right else cycle.basis[kc:kc + done])
+        cycle.add_combination(z_rows[:done] if run.right else cycle.basis[kc:kc + done], y_v, x)
         if kc:
-            x -= (cycle.hessenberg[:kc, :done] @ y_v) @ rec.u_x
+            cycle.add_combination(rec.u_x, -(cycle.hessenberg[:kc, :done] @ y_v), x)
         finished = reason is not None
         if not finished:
             r = cycle.residual_vector(y_v)
@@ -414,14 +463,42 @@ def _gcrodr_harmonic_update(run: _Run, cycle: ArnoldiCycle, z_rows: Optional[np.
     and ``Ḡ = [[D, Cᴴ B V_j], [0, H̄_j]]``. The harmonic Ritz vectors ``W z`` solve
     ``ḠᴴḠ z = θ Ḡᴴ V̂ᴴ W z``, i.e. ``Ḡ⁺ V̂ᴴ W z = z / θ``; keeping the ``k`` smallest ``|θ|``
     in ``P``: ``[Q, R] = qr(Ḡ P)``, ``C ← V̂ Q``, ``U ← W P R⁻¹``, and ``Cᴴ U`` for the next
-    cycle is ``Qᴴ (V̂ᴴ W) P R⁻¹`` without touching long vectors.
+    cycle is ``Qᴴ (V̂ᴴ W) P R⁻¹`` without touching long vectors. No products with ``B``: the
+    long-vector work is ``V_{j+1}ᴴ Ũ`` and the two combinations, each one BLAS-3 product.
 
     With a nonlinear right preconditioner ``U`` has no y-space form and ``V̂ᴴ Ũ`` is replaced
     by ``[D; 0]``, i.e. ``Ũ ≈ C D`` (the preconditioner taken as ``A⁻¹`` on the recycled
     space), as flexible GCRO-DR does.
     """
+    projected = _harmonic_problem(run, cycle, rec)
+    if projected is None:
+        return None
+    g, vhw, scale = projected
+    mm = g.shape[1]
+    picked = _harmonic_coefficients(g, vhw, min(run.k, mm), min(mm, run.m - 1), run.real)
+    if picked is None:
+        return None
+    q, coeff = picked
+    exact = rec is None or rec.dim == 0 or rec.coupling is not None
+    # a nonlinear preconditioner: the next update is the flexible one too
+    exact = exact and (z_rows is None or run.track_y)
+    coupling = (np.conj(q.T) @ vhw @ coeff.T) if exact else None
+    new = _combine_rows(run, cycle, z_rows, rec, q, coeff, scale)
+    if new is None:
+        return None
+    c_rows, u_x, u_y, search_norms = new
+    return _GcrodrSpace(c_rows, u_x, u_y, coupling, search_norms)
+
+
+def _harmonic_problem(run: _Run, cycle: ArnoldiCycle, rec: Optional[_GcrodrSpace]):
+    """``(Ḡ, V̂ᴴW, 1/‖uᵢ‖)``: ``Ḡ`` and ``V̂ᴴ W`` ``[mm+1, mm]`` (``mm = kc + steps``) and the
+    column scale ``D`` ``[kc]`` of ``Ũ``; ``None`` when not finite.
+
+    The one long-vector product is ``V_{j+1}ᴴ Ũ`` ``[steps+1, kc]`` (BLAS-3); ``Cᴴ Ũ`` is the
+    carried coupling, and ``[D; 0]`` stands for ``V̂ᴴ Ũ`` without one (flexible).
+    """
     basis, hess, done = cycle.basis, cycle.hessenberg, cycle.steps
-    k, m, real, track_y, red = run.k, run.m, run.real, run.track_y, run.reduction
+    red, real = run.reduction, run.real
     kc = 0 if rec is None else rec.dim
     mm = kc + done
     dense = np.float64 if real else np.complex128
@@ -429,24 +506,33 @@ def _gcrodr_harmonic_update(run: _Run, cycle: ArnoldiCycle, z_rows: Optional[np.
     vhw = np.zeros((mm + 1, mm), dtype=dense)
     g[kc:, kc:] = hess[kc:mm + 1, :done]
     vhw[kc:mm, kc:] = np.eye(done)
-    exact = True
     scale = np.zeros(0)
     if kc:
         rows = rec.search_rows
-        scale = 1.0 / red.row_norms(rows)
+        scale = rec.row_scale(red)
         g[:kc, :kc] = np.diag(scale)
         g[:kc, kc:] = hess[:kc, :done]
-        exact = rec.coupling is not None
-        if exact:
+        if rec.coupling is not None:
             vhw[:kc, :kc] = rec.coupling * scale
             vhw[kc:, :kc] = red.gram(basis[kc:mm + 1], rows, real) * scale
         else:
             vhw[:kc, :kc] = np.diag(scale)
     if not (np.all(np.isfinite(g)) and np.all(np.isfinite(vhw))):
         return None
+    return g, vhw, scale
+
+
+def _harmonic_coefficients(g: np.ndarray, vhw: np.ndarray, k: int, k_limit: int,
+                           real: bool) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """``(Q, (P R⁻¹)ᵀ)`` for ``Ḡ`` and ``V̂ᴴ W`` ``[mm+1, mm]``: ``Q`` ``[mm+1, k']`` and the
+    new ``U``'s rows over the rows of ``W`` ``[k', mm]``; ``None`` when degenerate.
+
+    ``Ḡ⁺ V̂ᴴ W`` by a pivoted-QR least-squares solve (``Ḡ`` has full rank unless the cycle broke
+    down, where the pivoting still gives a basic solution).
+    """
     try:
-        T = sla.lstsq(g, vhw, check_finite=False)[0]
-        p = _select_harmonic(T, min(k, mm), min(mm, m - 1), real)
+        T = sla.lstsq(g, vhw, lapack_driver="gelsy", check_finite=False)[0]
+        p = _select_harmonic(T, k, k_limit, real)
         if p is None:
             return None
         q, rr = np.linalg.qr(g @ p)
@@ -457,23 +543,41 @@ def _gcrodr_harmonic_update(run: _Run, cycle: ArnoldiCycle, z_rows: Optional[np.
         coeff = sla.solve_triangular(rr, p.T, trans="T", check_finite=False)
     except (np.linalg.LinAlgError, ValueError):
         return None
-    coupling = (np.conj(q.T) @ vhw @ coeff.T) if exact else None
-    dtype = basis.dtype
-    coeff = coeff.astype(dtype, copy=False)
-    c_new = q.T.astype(dtype) @ basis[:mm + 1]
-    u_x_new = coeff[:, kc:] @ (z_rows[:done] if z_rows is not None else basis[kc:mm])
-    if kc:
-        u_x_new += (coeff[:, :kc] * scale.astype(dtype)) @ rec.u_x
-    u_y_new = None
-    if track_y and (kc == 0 or rec.u_y is not None):
-        u_y_new = coeff[:, kc:] @ basis[kc:mm]
-        if kc:
-            u_y_new += (coeff[:, :kc] * scale.astype(dtype)) @ rec.u_y
-    if not red.all_true(bool(np.all(np.isfinite(c_new)) and np.all(np.isfinite(u_x_new)))):
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(coeff))):
         return None
-    if z_rows is not None and not track_y:
-        coupling = None  # nonlinear preconditioner: the next update is the flexible one too
-    return _GcrodrSpace(c_new, u_x_new, u_y_new, coupling)
+    return q, coeff
+
+
+def _combine_rows(run: _Run, cycle: ArnoldiCycle, z_rows: Optional[np.ndarray],
+                  rec: Optional[_GcrodrSpace], q: np.ndarray, coeff: np.ndarray,
+                  scale: np.ndarray):
+    """The refreshed rows ``(C, U_x, U_y or None, ‖U_s rows‖)``, each ``[k', n]``, or ``None``
+    when ``U`` is not finite.
+
+    ``C = Qᵀ V̂``; ``U = coeff_V V_j + (coeff_U D) U`` with ``Z = M V_j`` in place of ``V_j``
+    for ``U_x`` under right preconditioning. Each is one BLAS-3 product per term, written
+    into its result.
+    """
+    basis, done, red = cycle.basis, cycle.steps, run.reduction
+    kc = 0 if rec is None else rec.dim
+    mm = kc + done
+    dtype = basis.dtype
+    on_v = np.ascontiguousarray(coeff[:, kc:], dtype=dtype)
+    on_u = np.ascontiguousarray(coeff[:, :kc] * scale, dtype=dtype)
+    c_rows = combine_rows([(q.T, basis[:mm + 1])], dtype)
+    u_x = combine_rows([(on_v, z_rows[:done] if z_rows is not None else basis[kc:mm])]
+                       + ([(on_u, rec.u_x)] if kc else []), dtype)
+    u_y = None
+    if run.track_y and (kc == 0 or rec.u_y is not None):
+        u_y = combine_rows([(on_v, basis[kc:mm])] + ([(on_u, rec.u_y)] if kc else []), dtype)
+    # the inputs are finite: a non-finite U can only come from an overflow, seen in its norms
+    search_norms = red.row_norms(u_y if u_y is not None else u_x)
+    finite = np.all(np.isfinite(search_norms))
+    if u_y is not None:
+        finite = finite and np.all(np.isfinite(red.row_norms(u_x)))
+    if not finite:
+        return None
+    return c_rows, u_x, u_y, search_norms
 
 
 def _store_gcrodr_space(run: _Run, space: RecycleSpace, rec: Optional[_GcrodrSpace]) -> None:
