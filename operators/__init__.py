@@ -1,4 +1,5 @@
-"""Neural operators (FNO, LSM, MgNO), losses, normalisers and training (``training/``).
+"""Neural operators (FNO, LSM, MgNO), losses, normalisers, training (``training/``) and
+learned preconditioners (``preconditioning/``).
 
 Models work on ``[B, C, *spatial]`` grids, carry ``to_config``/``from_config`` so that a
 checkpoint rebuilds them, and report ``parameter_count()``. This layer imports torch.
@@ -10,6 +11,12 @@ from pdesuite.operators.lsm import LSM
 from pdesuite.operators.mgno import MgNO
 from pdesuite.operators.models import GridOperator, build_model, model_from_config
 from pdesuite.operators.normalizer import UnitGaussianNormalizer
+from pdesuite.operators.preconditioning import (
+    DCDMNet,
+    LearnedPreconditioner,
+    load_preconditioner,
+    train_preconditioner,
+)
 from pdesuite.operators.training import (
     NonFiniteBatchWarning,
     TrainConfig,
@@ -21,10 +28,12 @@ from pdesuite.operators.training import (
 )
 
 __all__ = [
+    "DCDMNet",
     "FNO",
     "LSM",
     "GridOperator",
     "H1Loss",
+    "LearnedPreconditioner",
     "LpLoss",
     "MgNO",
     "NonFiniteBatchWarning",
@@ -34,7 +43,9 @@ __all__ = [
     "UnitGaussianNormalizer",
     "build_model",
     "load_checkpoint",
+    "load_preconditioner",
     "load_trained",
     "model_from_config",
     "select_device",
+    "train_preconditioner",
 ]
