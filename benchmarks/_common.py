@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import os
 
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import json  # noqa: E402  (after the thread setup, like every import of a script)
-import platform  # noqa: E402
-import re  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable, Optional, Sequence  # noqa: E402
+import json
+import platform
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(os.environ.get("PDESUITE_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
@@ -90,7 +91,9 @@ def update_readme_section(marker: str, text: str) -> None:
                                  encoding="utf-8")
 
 
-def best_of(function: Callable[[], Any], repeats: int, *, sync: Optional[Callable[[], Any]] = None) -> float:
+def best_of(
+    function: Callable[[], Any], repeats: int, *, sync: Optional[Callable[[], Any]] = None
+) -> float:
     """The least wall time in seconds of ``repeats`` calls of ``function()``; ``sync()`` (a
     device synchronisation) runs before and after each call when given."""
     best = float("inf")

@@ -58,7 +58,9 @@ def kron_laplacian(s: int) -> sp.csr_array:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, to check the script runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, to check the script runs"
+    )
     args = parser.parse_args()
     sizes = (128, 256) if args.quick else (1024, 2048)
     fe_cells = 2 * 64 * 64 if args.quick else 2 * 708 * 708  # ≈ 10⁶ triangles
@@ -80,7 +82,8 @@ def main() -> None:
 
     n = int(round(np.sqrt(fe_cells / 2)))
     mesh = Mesh.rectangle(n, n, cell_type="triangle")
-    coefficient_fn = lambda p: 1.0 + p[:, 0] ** 2 + p[:, 1]  # noqa: E731
+    def coefficient_fn(p):
+        return 1.0 + p[:, 0] ** 2 + p[:, 1]
     for degree in (1, 2):
         # The first assembly on a space also builds its sparsity pattern (cached on the space);
         # both numbers are reported.
@@ -98,7 +101,10 @@ def main() -> None:
 
     path = write_results("assembly", {"records": records, "quick": args.quick})
     table = markdown_table(
-        ["operator", "unknowns", "nnz", "time (s)", "peak (MiB)", "SciPy kron Laplacian (s)", "ours ÷ kron"],
+        [
+            "operator", "unknowns", "nnz", "time (s)", "peak (MiB)", "SciPy kron Laplacian (s)",
+            "ours ÷ kron",
+        ],
         rows,
     )
     print(table)

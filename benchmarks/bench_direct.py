@@ -65,7 +65,9 @@ def _systems(resolution: int, n: int) -> list[tuple[sp.csr_array, np.ndarray]]:
     return systems
 
 
-def _interleaved(runners: dict[str, Any], systems) -> tuple[dict[str, list[float]], dict[str, list]]:
+def _interleaved(
+    runners: dict[str, Any], systems
+) -> tuple[dict[str, list[float]], dict[str, list]]:
     """Every runner on sample 1, then every runner on sample 2, ...: a drifting load on the
     shared machine falls on all of them alike."""
     times = {name: [] for name in runners}
@@ -130,9 +132,15 @@ def _generate_per_sample(resolution: int, n: int, solver: Any, workdir: Path) ->
         solve_time = float(handle.attrs["solve_time"])
         sort_time = float(handle.attrs["sort_time"]) + float(handle.attrs["key_time"])
     out.unlink()
-    return {"solver": solver, "ms_per_sample": 1e3 * wall / n, "solve_ms_per_sample": 1e3 * solve_time / n,
-            "sort_ms_per_sample": 1e3 * sort_time / n, "iterations_mean": iterations,
-            "all_converged": converged, "load_average_before": load}
+    return {
+        "solver": solver,
+        "ms_per_sample": 1e3 * wall / n,
+        "solve_ms_per_sample": 1e3 * solve_time / n,
+        "sort_ms_per_sample": 1e3 * sort_time / n,
+        "iterations_mean": iterations,
+        "all_converged": converged,
+        "load_average_before": load,
+    }
 
 
 def run_size(resolution: int, n: int, with_default_generate: bool, workdir: Path) -> dict[str, Any]:
@@ -189,15 +197,21 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     table = []
     for r in rows:
         default = r["generate_default"]
-        table.append([
-            f"{r['resolution']}²", r["unknowns"], f"{r['spsolve_ms']:.1f}", f"{r['direct_reuse_ms']:.1f}",
-            f"{r['direct_reuse_first_ms']:.1f} / {r['direct_reuse_rest_ms']:.1f}",
-            f"{r['direct_reuse_nesdis_ms']:.1f}", f"{r['cholmod_scratch_ms']:.1f}",
-            f"{r['direct_superlu_fallback_ms']:.1f}",
-            f"{r['generate_direct']['ms_per_sample']:.1f}",
-            "–" if default is None else f"{default['ms_per_sample']:.1f} ({default['iterations_mean']:.0f} it)",
-            f"{r['spsolve_ms'] / r['direct_reuse_ms']:.1f}x",
-        ])
+        table.append(
+            [
+                f"{r['resolution']}²",
+                r["unknowns"],
+                f"{r['spsolve_ms']:.1f}", f"{r['direct_reuse_ms']:.1f}",
+                f"{r['direct_reuse_first_ms']:.1f} / {r['direct_reuse_rest_ms']:.1f}",
+                f"{r['direct_reuse_nesdis_ms']:.1f}", f"{r['cholmod_scratch_ms']:.1f}",
+                f"{r['direct_superlu_fallback_ms']:.1f}",
+                f"{r['generate_direct']['ms_per_sample']:.1f}",
+                "–"
+                if default is None
+                else f"{default['ms_per_sample']:.1f} ({default['iterations_mean']:.0f} it)",
+                f"{r['spsolve_ms'] / r['direct_reuse_ms']:.1f}x",
+            ]
+        )
     return ("ms per solve (mean over the samples), one BLAS thread; (d): ms per sample of the "
             "whole `generate` call\n\n" + markdown_table(headers, table))
 
@@ -220,13 +234,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_direct_") as tmp:
         for size in args.sizes:
             print(f"darcy {size}², {args.samples} samples", flush=True)
-            rows.append(run_size(size, args.samples, size not in args.no_generate_default, Path(tmp)))
+            rows.append(
+                run_size(size, args.samples, size not in args.no_generate_default, Path(tmp))
+            )
             r = rows[-1]
-            print(f"  spsolve {r['spsolve_ms']:.1f} ms, reuse {r['direct_reuse_ms']:.1f} ms "
-                  f"(first {r['direct_reuse_first_ms']:.1f}), nesdis {r['direct_reuse_nesdis_ms']:.1f}, "
-                  f"scratch {r['cholmod_scratch_ms']:.1f}, generate direct "
-                  f"{r['generate_direct']['ms_per_sample']:.1f} ms/sample", flush=True)
-    from sksparse import __version__ as sksparse_version  # noqa: F401  (fails early if missing)
+            print(
+                f"  spsolve {r['spsolve_ms']:.1f} ms, reuse {r['direct_reuse_ms']:.1f} ms "
+                f"(first {r['direct_reuse_first_ms']:.1f}), nesdis "
+                f"{r['direct_reuse_nesdis_ms']:.1f}, "
+                f"scratch {r['cholmod_scratch_ms']:.1f}, generate direct "
+                f"{r['generate_direct']['ms_per_sample']:.1f} ms/sample",
+                flush=True,
+            )
+    from sksparse import __version__ as sksparse_version  # fails early if missing
 
     text = markdown(rows)
     payload = {

@@ -4,12 +4,14 @@
 
 The revision is checked out into a temporary git worktree. Each round runs the same solves
 once with the base code and once with the current code, each in a fresh process and in
-alternating order, so that both sides meet the same machine load; the table reports the median over the rounds of the CPU
-time per iteration, the ratio current ÷ base, and both iteration counts. Every solve uses only
+alternating order, so that both sides meet the same machine load; the table reports the median
+over the rounds of the CPU time per iteration, the ratio current ÷ base, and both iteration
+counts. Every solve uses only
 what both versions understand: ``solve(A, b, method=..., M=<name>, rtol=..., maxiter=...)``
 with each method's default options, and a recycling sequence through ``RecyclingSolver``'s
 ``k``. A control row times SciPy's sparse product alone: it moves with the process, not with
-our code, and so shows how much of a ratio the environment makes. Writes benchmarks/results/engine_ab.json and, with ``--readme``, the README table.
+our code, and so shows how much of a ratio the environment makes. Writes
+benchmarks/results/engine_ab.json and, with ``--readme``, the README table.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ SIZE = 128
 CHILD = r'''
 import json, sys, tempfile, time
 from pathlib import Path
-root, size, rtol, maxiter, cases = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
+root, size = sys.argv[1], int(sys.argv[2])
+rtol, maxiter, cases = float(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
 shim = Path(tempfile.mkdtemp()) / "pdesuite"
 shim.mkdir()
 for item in Path(root, "pdesuite").iterdir():
@@ -81,7 +84,8 @@ def advection(m):
     I = sp.eye(m)
     return sp.csr_array(sp.kron(T + D, I) + sp.kron(I, T + D))
 
-problems = {"poisson": laplacian(size), "diffusion": diffusion(size, 0), "advection": advection(size)}
+problems = {"poisson": laplacian(size), "diffusion": diffusion(size, 0),
+            "advection": advection(size)}
 b = np.random.default_rng(1).standard_normal(size * size)
 sequence = [diffusion(size // 2, seed) for seed in range(6)]
 out = {}
@@ -154,11 +158,13 @@ def main() -> None:
     after = load_average()
     table = markdown_table(["case", "iterations (base)", "iterations (current)",
                             "µs/it base", "µs/it current", "current ÷ base"], rows)
-    caption = (f"NumPy backend, this tree against `{base_rev}`, {args.rounds} rounds in alternating order in "
-               f"fresh processes, median CPU time per iteration; one BLAS thread; problems at "
-               f"{SIZE}² (Poisson, variable diffusion, advection–diffusion; rtol {RTOL:g}, "
-               f"at most {MAXITER} iterations) and a sequence of 6 diffusion systems at "
-               f"{SIZE // 2}² for the recycling solvers. Load average {before} before, {after} after.")
+    caption = (
+        f"NumPy backend, this tree against `{base_rev}`, {args.rounds} rounds in alternating order "
+        f"in fresh processes, median CPU time per iteration; one BLAS thread; problems at {SIZE}² "
+        f"(Poisson, variable diffusion, advection–diffusion; rtol {RTOL:g}, at most {MAXITER} "
+        f"iterations) and a sequence of 6 diffusion systems at {SIZE // 2}² for the recycling "
+        f"solvers. Load average {before} before, {after} after."
+    )
     print(caption)
     print(table)
     path = write_results("engine_ab", {"base": base_rev, "rounds": args.rounds, "rtol": RTOL,

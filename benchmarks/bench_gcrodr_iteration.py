@@ -31,21 +31,22 @@ from __future__ import annotations
 
 import os
 
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import time  # noqa: E402
-from typing import Any, Callable, Optional  # noqa: E402
+import argparse
+import importlib
+import time
+from typing import Any, Callable, Optional
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from _common import load_average, markdown_table, write_results  # noqa: E402
-from bench_skr import MAXITER, RECYCLE_K, RESTART, run_family  # noqa: E402
-from pdesuite.datasets import get_family, sort_order  # noqa: E402
-from pdesuite.solvers import RecyclingSolver, solve  # noqa: E402
-from pdesuite.solvers.arnoldi import ArnoldiCycle  # noqa: E402
+from _common import load_average, markdown_table, write_results
+from bench_skr import MAXITER, RECYCLE_K, RESTART, run_family
+from pdesuite.datasets import get_family, sort_order
+from pdesuite.solvers import RecyclingSolver, solve
+from pdesuite.solvers.arnoldi import ArnoldiCycle
 
 FAMILY, RESOLUTION, RTOL = "darcy", 102, 1e-8
 
@@ -82,10 +83,15 @@ def _pass(solvers: dict[str, Callable[[Any, np.ndarray], Any]], systems: list) -
 
 def numpy_pass(systems: list) -> dict[str, dict]:
     recycling = RecyclingSolver("gcrodr", restart=RESTART, k=RECYCLE_K, rtol=RTOL, maxiter=MAXITER)
-    return _pass({
-        "gmres": lambda A, b: solve(A, b, method="gmres", restart=RESTART, rtol=RTOL, maxiter=MAXITER),
-        "gcrodr": recycling.solve,
-    }, systems)
+    return _pass(
+        {
+            "gmres": lambda A, b: solve(
+                A, b, method="gmres", restart=RESTART, rtol=RTOL, maxiter=MAXITER
+            ),
+            "gcrodr": recycling.solve,
+        },
+        systems,
+    )
 
 
 def petsc_pass(systems: list) -> Optional[dict[str, dict]]:
@@ -153,12 +159,18 @@ def gcrodr_breakdown(systems: list) -> dict[str, Any]:
     """Disjoint parts of a GCRO-DR pass (CPU seconds, and µs per iteration)."""
     method = importlib.import_module("pdesuite.solvers.recycling.gcrodr")
     solver = RecyclingSolver("gcrodr", restart=RESTART, k=RECYCLE_K, rtol=RTOL, maxiter=MAXITER)
-    timer = PartTimes({"method": (method, "_gcrodr"), "cycles": (method, "_gcrodr_cycles"),
-                       "extend": (ArnoldiCycle, "extend"), "products": (method._Run, "apply_operator"),
-                       "refresh": (method, "_gcrodr_harmonic_update"),
-                       "establish": (method, "_establish_gcrodr"),
-                       "projection": (method, "_initial_projection")},
-                      inside={"products": "cycles"})
+    timer = PartTimes(
+        {
+            "method": (method, "_gcrodr"),
+            "cycles": (method, "_gcrodr_cycles"),
+            "extend": (ArnoldiCycle, "extend"),
+            "products": (method._Run, "apply_operator"),
+            "refresh": (method, "_gcrodr_harmonic_update"),
+            "establish": (method, "_establish_gcrodr"),
+            "projection": (method, "_initial_projection"),
+        },
+        inside={"products": "cycles"},
+    )
     total, iterations = _timed_pass(timer, lambda: [solver.solve(s.A, s.b) for s in systems])
     t = timer.seconds
     parts = {
@@ -180,8 +192,13 @@ def gmres_breakdown(systems: list) -> dict[str, Any]:
     krylov = importlib.import_module("pdesuite.solvers.krylov")
     timer = PartTimes({"cycles": (krylov, "_gmres_cycles"), "extend": (ArnoldiCycle, "extend"),
                        "products": (krylov, "_matvec")}, inside={"products": "cycles"})
-    total, iterations = _timed_pass(timer, lambda: [
-        solve(s.A, s.b, method="gmres", restart=RESTART, rtol=RTOL, maxiter=MAXITER) for s in systems])
+    total, iterations = _timed_pass(
+        timer,
+        lambda: [
+            solve(s.A, s.b, method="gmres", restart=RESTART, rtol=RTOL, maxiter=MAXITER)
+            for s in systems
+        ],
+    )
     t = timer.seconds
     parts = {
         "Arnoldi orthogonalisation (ArnoldiCycle.extend)": t["extend"],
@@ -211,9 +228,11 @@ def _parts(parts: dict[str, float], total: float, iterations: int) -> dict[str, 
 
 # ----------------------------------------------------------------------------- report
 def report(payload: dict[str, Any]) -> str:
-    header = (f"Darcy at {RESOLUTION}² (n = 10⁴), no preconditioner, rtol {RTOL:g}, one BLAS thread, "
-              f"CPU time; load average {payload['load_average_start']} at the start, "
-              f"{payload['load_average_end']} at the end.")
+    header = (
+        f"Darcy at {RESOLUTION}² (n = 10⁴), no preconditioner, rtol {RTOL:g}, one BLAS thread, "
+        f"CPU time; load average {payload['load_average_start']} at the start, "
+        f"{payload['load_average_end']} at the end."
+    )
     lines = [header, ""]
     rows = []
     for backend, runs in payload["per_iteration"].items():
@@ -226,31 +245,45 @@ def report(payload: dict[str, Any]) -> str:
                          run["recycle_updates"], run["not_converged"]])
         rows.append([backend, "ratio GCRO-DR / GMRES", "", "", "",
                      f"{gcrodr['us_per_iteration'] / gmres['us_per_iteration']:.2f}×", "", "", ""])
-    lines.append(markdown_table(["backend", "method", "systems", "iterations", "CPU s", "µs / iteration",
-                                 "second GS passes", "refreshes", "not conv."], rows))
+    lines.append(
+        markdown_table(
+            [
+                "backend", "method", "systems", "iterations", "CPU s", "µs / iteration",
+                "second GS passes", "refreshes", "not conv.",
+            ],
+            rows,
+        )
+    )
     lines.append("")
     for label, key in (("GCRO-DR(40, 20)", "gcrodr_parts"), ("GMRES(40)", "gmres_parts")):
         part_rows = [[name, f"{part['share'] * 100:.1f}%", f"{part['us_per_iteration']:.0f}"]
                      for name, part in payload[key]["parts"].items()]
-        lines.append(f"Where {label}'s time goes (one more pass, the parts timed by wrappers: "
-                     f"{payload[key]['iterations']} iterations, {payload[key]['seconds']:.2f} CPU s):")
+        lines.append(
+            f"Where {label}'s time goes (one more pass, the parts timed by wrappers: "
+            f"{payload[key]['iterations']} iterations, {payload[key]['seconds']:.2f} CPU s):"
+        )
         lines.append("")
         lines.append(markdown_table(["part", "share", "µs / iteration"], part_rows))
         lines.append("")
     skr = payload.get("skr")
     if skr is not None:
         methods = skr["methods"]
-        lines.append(f"SKR over N = {skr['N']} (sorted, GCRO-DR(40, 20) recycling) against GMRES(40) from a "
-                     f"zero guess: CPU {methods['gmres']['total_cpu']:.1f} s / {methods['skr']['total_cpu']:.1f} s "
-                     f"= **{skr['speedups']['skr_vs_gmres']['cpu']:.2f}×** (iterations "
-                     f"{skr['speedups']['skr_vs_gmres']['iterations']:.2f}×; per iteration "
-                     f"{skr['per_iteration_ratio']:.2f}×).")
+        lines.append(
+            f"SKR over N = {skr['N']} (sorted, GCRO-DR(40, 20) recycling) against GMRES(40) from a "
+            f"zero guess: CPU {methods['gmres']['total_cpu']:.1f} s / "
+            f"{methods['skr']['total_cpu']:.1f} s "
+            f"= **{skr['speedups']['skr_vs_gmres']['cpu']:.2f}×** (iterations "
+            f"{skr['speedups']['skr_vs_gmres']['iterations']:.2f}×; per iteration "
+            f"{skr['per_iteration_ratio']:.2f}×)."
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20, help="systems of the per-iteration passes (default 20)")
+    parser.add_argument(
+        "--n", type=int, default=20, help="systems of the per-iteration passes (default 20)"
+    )
     parser.add_argument("--skr-n", type=int, default=200,
                         help="pool of samples, sorted; N of the SKR measurement (default 200)")
     parser.add_argument("--seed", type=int, default=0)
@@ -259,24 +292,49 @@ def main() -> None:
     args = parser.parse_args()
     if not 2 <= args.n <= args.skr_n:
         parser.error("--n: need 2 <= n <= skr-n")
-    payload: dict[str, Any] = {"n": args.n, "pool": args.skr_n, "seed": args.seed, "rtol": RTOL,
-                               "family": FAMILY, "resolution": RESOLUTION,
-                               "restart": RESTART, "k": RECYCLE_K, "load_average_start": load_average()}
+    payload: dict[str, Any] = {
+        "n": args.n,
+        "pool": args.skr_n,
+        "seed": args.seed,
+        "rtol": RTOL,
+        "family": FAMILY,
+        "resolution": RESOLUTION,
+        "restart": RESTART,
+        "k": RECYCLE_K,
+        "load_average_start": load_average(),
+    }
     systems = sorted_systems(args.skr_n, args.n, args.seed)
     payload["per_iteration"] = {"numpy": numpy_pass(systems),
                                 "petsc": None if args.no_petsc else petsc_pass(systems)}
     payload["gcrodr_parts"] = gcrodr_breakdown(systems)
     payload["gmres_parts"] = gmres_breakdown(systems)
     if not args.no_skr:
-        cell = run_family(FAMILY, RESOLUTION, args.skr_n, ["none"], [RTOL], "greedy", ("gmres", "skr"),
-                          solutions=4, seed=args.seed, log=lambda message: print(message, flush=True))[0]
+        cell = run_family(
+            FAMILY,
+            RESOLUTION,
+            args.skr_n,
+            ["none"],
+            [RTOL],
+            "greedy",
+            ("gmres", "skr"),
+            solutions=4,
+            seed=args.seed,
+            log=lambda message: print(message, flush=True),
+        )[0]
         methods = cell["methods"]
-        per_iteration = {name: methods[name]["total_cpu"] / (methods[name]["mean_iterations"] * args.skr_n)
-                         for name in ("gmres", "skr")}
-        payload["skr"] = {"N": args.skr_n, "speedups": cell["speedups"],
-                          "per_iteration_ratio": per_iteration["skr"] / per_iteration["gmres"],
-                          "methods": {name: {key: value for key, value in run.items() if key != "per_solve"}
-                                      for name, run in methods.items()}}
+        per_iteration = {
+            name: methods[name]["total_cpu"] / (methods[name]["mean_iterations"] * args.skr_n)
+            for name in ("gmres", "skr")
+        }
+        payload["skr"] = {
+            "N": args.skr_n,
+            "speedups": cell["speedups"],
+            "per_iteration_ratio": per_iteration["skr"] / per_iteration["gmres"],
+            "methods": {
+                name: {key: value for key, value in run.items() if key != "per_solve"}
+                for name, run in methods.items()
+            },
+        }
     payload["load_average_end"] = load_average()
     path = write_results("gcrodr_iteration", payload)
     print(report(payload))

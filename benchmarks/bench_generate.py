@@ -90,13 +90,24 @@ QUICK = {
 # part 1: tuning inside generate
 
 
-def tuning_run(label: str, solver: dict[str, Any], resolution: int, n: int, workdir: Path) -> dict[str, Any]:
+def tuning_run(
+    label: str, solver: dict[str, Any], resolution: int, n: int, workdir: Path
+) -> dict[str, Any]:
     """One ``generate`` call of ``n`` Darcy samples in one block; its statistics from the file."""
     out = workdir / f"darcy_{len(list(workdir.iterdir()))}.h5"
     load_before = load_average()
     started = time.perf_counter()
-    generate("darcy", n, out=out, resolution=resolution, solver={**solver, "rtol": RTOL}, chunk_size=n,
-             seed=SEED, progress=False, overwrite=True)
+    generate(
+        "darcy",
+        n,
+        out=out,
+        resolution=resolution,
+        solver={**solver, "rtol": RTOL},
+        chunk_size=n,
+        seed=SEED,
+        progress=False,
+        overwrite=True,
+    )
     wall = time.perf_counter() - started
     with h5py.File(out, "r") as f:
         iterations = f["solver/iterations"][()]
@@ -130,10 +141,22 @@ def tuning_part(resolution: int, n: int) -> dict[str, Any]:
         for label, solver in TUNING_CASES:
             runs.append(tuning_run(label, solver, resolution, n, Path(tmp)))
             r = runs[-1]
-            print(f"  {label}: {r['iterations_mean']:.1f} it/sample, solve {r['solve_time_s']:.2f} s "
-                  f"(generate {r['generate_wall_s']:.1f} s)", flush=True)
-    return {"family": "darcy", "resolution": resolution, "n": n, "chunk_size": n, "rtol": RTOL, "seed": SEED,
-            "order": "sorted (greedy)", "omega_grid": omega_grid().tolist(), "runs": runs}
+            print(
+                f"  {label}: {r['iterations_mean']:.1f} it/sample, solve {r['solve_time_s']:.2f} s "
+                f"(generate {r['generate_wall_s']:.1f} s)",
+                flush=True,
+            )
+    return {
+        "family": "darcy",
+        "resolution": resolution,
+        "n": n,
+        "chunk_size": n,
+        "rtol": RTOL,
+        "seed": SEED,
+        "order": "sorted (greedy)",
+        "omega_grid": omega_grid().tolist(),
+        "runs": runs,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -158,45 +181,98 @@ def time_batches(family: Any, params: Sequence[dict], batch_sizes: Sequence[int]
                 family.simulate_batch(params[first:first + b])
             cpu[b].append((time.process_time() - cpu_start) * scale)
             wall[b].append((time.perf_counter() - wall_start) * scale)
-    return [{"batch": b, "cpu_s_per_time_unit_per_sample": min(cpu[b]),
-             "wall_s_per_time_unit_per_sample": min(wall[b]),
-             "cpu_runs": cpu[b], "wall_runs": wall[b], "load_averages": loads[b]} for b in batch_sizes]
+    return [
+        {
+            "batch": b,
+            "cpu_s_per_time_unit_per_sample": min(cpu[b]),
+            "wall_s_per_time_unit_per_sample": min(wall[b]),
+            "cpu_runs": cpu[b],
+            "wall_runs": wall[b],
+            "load_averages": loads[b],
+        }
+        for b in batch_sizes
+    ]
 
 
-def navier_stokes_part(config: dict[str, Any], batch_sizes: Sequence[int], repeats: int) -> list[dict[str, Any]]:
+def navier_stokes_part(
+    config: dict[str, Any], batch_sizes: Sequence[int], repeats: int
+) -> list[dict[str, Any]]:
     results = []
     samples = max(batch_sizes)
     for dt, final_time in config["cases"]:
-        family = get_family("navier-stokes", resolution=config["resolution"], dt=dt, final_time=final_time,
-                            record_interval=final_time, nu=config["nu"])
+        family = get_family(
+            "navier-stokes",
+            resolution=config["resolution"],
+            dt=dt,
+            final_time=final_time,
+            record_interval=final_time,
+            nu=config["nu"],
+        )
         params = [family.sample(np.random.default_rng([SEED, i])) for i in range(samples)]
         load_before = load_average()
         rows = time_batches(family, params, batch_sizes, final_time, repeats)
-        results.append({"family": "navier-stokes", "resolution": config["resolution"], "nu": config["nu"],
-                        "dt": dt, "final_time": final_time, "steps_per_sample": int(round(final_time / dt)),
-                        "samples": samples, "batches": rows,
-                        "load_average_before": load_before, "load_average_after": load_average()})
-        print(f"  navier-stokes {config['resolution']}², dt={dt:g}: " + ", ".join(
-            f"B={r['batch']} {r['cpu_s_per_time_unit_per_sample']:.3g} s" for r in rows), flush=True)
+        results.append(
+            {
+                "family": "navier-stokes",
+                "resolution": config["resolution"],
+                "nu": config["nu"],
+                "dt": dt,
+                "final_time": final_time,
+                "steps_per_sample": int(round(final_time / dt)),
+                "samples": samples,
+                "batches": rows,
+                "load_average_before": load_before,
+                "load_average_after": load_average(),
+            }
+        )
+        print(
+            f"  navier-stokes {config['resolution']}², dt={dt:g}: "
+            + ", ".join(
+                f"B={r['batch']} {r['cpu_s_per_time_unit_per_sample']:.3g} s" for r in rows
+            ),
+            flush=True,
+        )
     return results
 
 
-def burgers_part(config: dict[str, Any], batch_sizes: Sequence[int], repeats: int) -> list[dict[str, Any]]:
+def burgers_part(
+    config: dict[str, Any], batch_sizes: Sequence[int], repeats: int
+) -> list[dict[str, Any]]:
     results = []
     samples = max(batch_sizes)
     for resolution, final_time in config["cases"]:
-        family = get_family("burgers", resolution=resolution, final_time=final_time, record_interval=final_time,
-                            nu=config["nu"])
+        family = get_family(
+            "burgers",
+            resolution=resolution,
+            final_time=final_time,
+            record_interval=final_time,
+            nu=config["nu"],
+        )
         params = [family.sample(np.random.default_rng([SEED, i])) for i in range(samples)]
         steps = [family.time_step(p["initial_condition"])[1] for p in params]
         load_before = load_average()
         rows = time_batches(family, params, batch_sizes, final_time, repeats)
-        results.append({"family": "burgers", "resolution": resolution, "nu": config["nu"], "dt": "adaptive (cfl 0.4)",
-                        "final_time": final_time, "steps_per_sample": float(np.mean(steps)),
-                        "samples": samples, "batches": rows,
-                        "load_average_before": load_before, "load_average_after": load_average()})
-        print(f"  burgers {resolution}: " + ", ".join(
-            f"B={r['batch']} {r['cpu_s_per_time_unit_per_sample']:.3g} s" for r in rows), flush=True)
+        results.append(
+            {
+                "family": "burgers",
+                "resolution": resolution,
+                "nu": config["nu"],
+                "dt": "adaptive (cfl 0.4)",
+                "final_time": final_time,
+                "steps_per_sample": float(np.mean(steps)),
+                "samples": samples,
+                "batches": rows,
+                "load_average_before": load_before,
+                "load_average_after": load_average(),
+            }
+        )
+        print(
+            f"  burgers {resolution}: "
+            + ", ".join(
+                f"B={r['batch']} {r['cpu_s_per_time_unit_per_sample']:.3g} s" for r in rows
+            ),
+            flush=True,
+        )
     return results
 
 
@@ -209,30 +285,58 @@ def markdown(payload: dict[str, Any]) -> str:
     rows = []
     for r in tuning["runs"]:
         omega = f"{r['omega_last_quarter_mean']:.2f}" if "omega_last_quarter_mean" in r else "1"
-        rows.append([r["label"], f"{r['iterations_mean']:.1f}", f"{r['iterations_last_quarter_mean']:.1f}",
-                     f"{r['solve_time_s']:.2f}", omega, "yes" if r["all_converged"] else "NO"])
+        rows.append(
+            [
+                r["label"],
+                f"{r['iterations_mean']:.1f}",
+                f"{r['iterations_last_quarter_mean']:.1f}",
+                f"{r['solve_time_s']:.2f}",
+                omega,
+                "yes" if r["all_converged"] else "NO",
+            ]
+        )
     parts = [
-        f"Tuning inside `generate`: Darcy at {tuning['resolution']}², {tuning['n']} samples in one block "
-        f"(`chunk_size={tuning['n']}`), sorted order, rtol {tuning['rtol']:g}, seed {tuning['seed']}; "
-        "tuned = Tsallis-INF over 20 values of ω in [1, 1.95].",
+        f"Tuning inside `generate`: Darcy at {tuning['resolution']}², {tuning['n']} samples in one "
+        f"block (`chunk_size={tuning['n']}`), sorted order, rtol {tuning['rtol']:g}, seed "
+        f"{tuning['seed']}; tuned = Tsallis-INF over 20 values of ω in [1, 1.95].",
         "",
-        markdown_table(["solver", "iterations / sample", "last quarter", "solve time [s]",
-                        "mean ω, last quarter", "all converged"], rows),
+        markdown_table(
+            [
+                "solver", "iterations / sample", "last quarter", "solve time [s]",
+                "mean ω, last quarter", "all converged",
+            ],
+            rows,
+        ),
         "",
-        "Time-dependent families, `simulate_batch` on the same samples in batches of B: CPU seconds "
-        "per sample per unit of simulated time (best of "
-        f"{payload['config']['repeats']}; wall time in brackets).",
+        "Time-dependent families, `simulate_batch` on the same samples in batches of B: CPU "
+        f"seconds per sample per unit of simulated time (best of {payload['config']['repeats']}; "
+        "wall time in brackets).",
         "",
     ]
     batch_sizes = payload["config"]["batch_sizes"]
     time_rows = []
     for case in payload["navier_stokes"] + payload["burgers"]:
-        grid = f"{case['resolution']}²" if case["family"] == "navier-stokes" else f"{case['resolution']}"
-        dt = f"{case['dt']:g}" if isinstance(case["dt"], float) else f"adaptive ({case['steps_per_sample']:.0f} steps)"
-        cells = [f"{b['cpu_s_per_time_unit_per_sample']:.3g} ({b['wall_s_per_time_unit_per_sample']:.3g})"
-                 for b in case["batches"]]
-        time_rows.append([case["family"], grid, f"ν={case['nu']:g}, dt={dt}, T={case['final_time']:g}", *cells])
-    parts.append(markdown_table(["family", "grid", "run", *[f"B = {b}" for b in batch_sizes]], time_rows))
+        grid = (
+            f"{case['resolution']}²"
+            if case["family"] == "navier-stokes"
+            else f"{case['resolution']}"
+        )
+        dt = (
+            f"{case['dt']:g}"
+            if isinstance(case["dt"], float)
+            else f"adaptive ({case['steps_per_sample']:.0f} steps)"
+        )
+        cells = [
+            f"{b['cpu_s_per_time_unit_per_sample']:.3g} "
+            f"({b['wall_s_per_time_unit_per_sample']:.3g})"
+            for b in case["batches"]
+        ]
+        time_rows.append(
+            [case["family"], grid, f"ν={case['nu']:g}, dt={dt}, T={case['final_time']:g}", *cells]
+        )
+    parts.append(
+        markdown_table(["family", "grid", "run", *[f"B = {b}" for b in batch_sizes]], time_rows)
+    )
     loads = [payload["load_average_start"], payload["load_average_end"]]
     parts += ["", f"Machine: {payload['machine']['cores']} cores, one BLAS thread; load average "
                   f"{loads[0]} at the start, {loads[1]} at the end (shared machine). "
@@ -242,8 +346,12 @@ def markdown(payload: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke run under a minute")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per batch size (best kept)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes, a smoke run under a minute"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed repeats per batch size (best kept)"
+    )
     parser.add_argument("--readme", action="store_true",
                         help="write the summary into benchmarks/README.md")
     args = parser.parse_args()
@@ -260,12 +368,21 @@ def main() -> None:
     navier_stokes = navier_stokes_part(config["navier_stokes"], config["batch_sizes"], args.repeats)
     burgers = burgers_part(config["burgers"], config["batch_sizes"], args.repeats)
     payload: dict[str, Any] = {
-        "benchmark": "dataset generation: omega tuned inside generate; batched time-dependent families",
-        "config": {"quick": args.quick, "repeats": args.repeats, "batch_sizes": config["batch_sizes"],
-                   "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-                   "numpy": np.__version__, "scipy": scipy.__version__},
-        "tuning": tuning, "navier_stokes": navier_stokes, "burgers": burgers,
-        "load_average_start": load_start, "load_average_end": load_average(),
+        "benchmark": "dataset generation: omega tuned inside generate; batched time-dependent "
+                     "families",
+        "config": {
+            "quick": args.quick,
+            "repeats": args.repeats,
+            "batch_sizes": config["batch_sizes"],
+            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+        },
+        "tuning": tuning,
+        "navier_stokes": navier_stokes,
+        "burgers": burgers,
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
         "runtime_s": round(time.perf_counter() - started, 1),
     }
     payload["machine"] = machine()  # for the summary line; write_results stores it itself

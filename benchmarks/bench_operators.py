@@ -55,8 +55,15 @@ a Markdown table; ``--readme`` also writes it into benchmarks/README.md.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import platform
+import statistics
 import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 
 def _pin_threads_from_argv() -> str:
@@ -71,15 +78,14 @@ def _pin_threads_from_argv() -> str:
 
 _pin_threads_from_argv()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Optional, Sequence  # noqa: E402
-
-from _common import ROOT, load_average, markdown_table, update_readme_section, write_results  # noqa: E402
+# After the pin, like every import that may load NumPy or torch.
+from _common import (  # noqa: E402
+    ROOT,
+    load_average,
+    markdown_table,
+    update_readme_section,
+    write_results,
+)
 
 MODEL_NAMES = ("fno", "lsm", "mgno")
 DISPLAY_NAMES = {"fno": "FNO", "lsm": "LSM", "mgno": "MgNO"}
@@ -166,7 +172,9 @@ def parse_model_args(items: Sequence[str]) -> dict[str, dict[str, Any]]:
         model, sep, setting = item.partition(":")
         key, sep2, value = setting.partition("=")
         if not sep or not sep2 or model not in MODEL_NAMES or not key:
-            raise ValueError(f"--model-arg: expected MODEL:KEY=VALUE with MODEL in {MODEL_NAMES}, got {item!r}")
+            raise ValueError(
+                f"--model-arg: expected MODEL:KEY=VALUE with MODEL in {MODEL_NAMES}, got {item!r}"
+            )
         try:
             overrides[model][key] = json.loads(value)
         except json.JSONDecodeError:
@@ -187,9 +195,19 @@ def recipe_for(model_name: str, recipe: str, epochs: int, step_size: Optional[in
     return settings
 
 
-def train_and_evaluate(model_name: str, overrides: dict[str, Any], settings: dict[str, Any],
-                       train, test, test_fine, device: str, seed: int, progress: bool) -> dict[str, Any]:
-    """Train one model and evaluate it on the test split at ``s²`` and zero-shot at ``(2s − 1)²``."""
+def train_and_evaluate(
+    model_name: str,
+    overrides: dict[str, Any],
+    settings: dict[str, Any],
+    train,
+    test,
+    test_fine,
+    device: str,
+    seed: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Train one model and evaluate it on the test split at ``s²`` and zero-shot at
+    ``(2s − 1)²``."""
     import torch
 
     from pdesuite.operators import Trainer, build_model
@@ -283,7 +301,9 @@ def _spectral_grid(model, sample) -> list[int]:
     if layer is None:
         raise ValueError(f"model: {type(model).__name__} has no SpectralConv layer")
     seen: list[list[int]] = []
-    handle = layer.register_forward_pre_hook(lambda _layer, args: seen.append(list(args[0].shape[2:])))
+    handle = layer.register_forward_pre_hook(
+        lambda _layer, args: seen.append(list(args[0].shape[2:]))
+    )
     try:
         with torch.no_grad():
             model(sample)
@@ -294,7 +314,9 @@ def _spectral_grid(model, sample) -> list[int]:
 
 def _parameter_count(model) -> int:
     """Trainable real scalars, a complex weight counted twice (as our ``parameter_count``)."""
-    return sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters() if p.requires_grad)
+    return sum(
+        p.numel() * (2 if p.is_complex() else 1) for p in model.parameters() if p.requires_grad
+    )
 
 
 def _neuralop_fno(ours_config: dict[str, Any], resolution: Sequence[int],
@@ -306,7 +328,8 @@ def _neuralop_fno(ours_config: dict[str, Any], resolution: Sequence[int],
     * ``n_modes``: neuraloperator counts modes over the whole (shifted) spectrum of an axis, and
       on the last, real-FFT axis keeps ``n // 2 + 1``. Our ``m`` modes per axis keep the
       frequencies ``-m .. m - 1`` on the other axes and ``0 .. m - 1`` on the last, which is
-      ``2m`` there and ``2(m - 1)`` on the last axis: 12 -> ``(24, 22)``, weights ``[32, 32, 24, 12]``.
+      ``2m`` there and ``2(m - 1)`` on the last axis: 12 -> ``(24, 22)``, weights
+      ``[32, 32, 24, 12]``.
     * one linear lift (``lifting_channel_ratio=0``), projection ``width -> projection_width ->
       out`` with GELU, no channel MLP in the blocks, a linear (1x1) skip: ``GELU(K v + W v)``.
     * grid coordinates as extra input channels, on our node grid ``k / (n - 1)`` (neuraloperator's
@@ -340,9 +363,14 @@ def _neuralop_fno(ours_config: dict[str, Any], resolution: Sequence[int],
         "fno_block_precision": "full", "factorization": None,
     }
     model = NeuralopFNO(positional_embedding=embedding, **kwargs)
-    recorded = {key: (list(value) if isinstance(value, tuple) else value) for key, value in kwargs.items()}
-    recorded["positional_embedding"] = (f"GridEmbeddingND, boundaries [0, n/(n-1)] (node grid k/(n-1))"
-                                        if embedding is not None else None)
+    recorded = {
+        key: (list(value) if isinstance(value, tuple) else value) for key, value in kwargs.items()
+    }
+    recorded["positional_embedding"] = (
+        "GridEmbeddingND, boundaries [0, n/(n-1)] (node grid k/(n-1))"
+        if embedding is not None
+        else None
+    )
     return model, recorded
 
 
@@ -390,8 +418,17 @@ def _time_training_steps(model, inputs, outputs, batch_size: int, steps: int, wa
 
 
 
-def fno_throughput(inputs, outputs, device, batch_size: int, steps: int, warmup: int,
-                   repeats: int, seed: int, fno_overrides: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+def fno_throughput(
+    inputs,
+    outputs,
+    device,
+    batch_size: int,
+    steps: int,
+    warmup: int,
+    repeats: int,
+    seed: int,
+    fno_overrides: Optional[dict[str, Any]] = None,
+) -> dict[str, Any]:
     """Training samples/s of our FNO and neuraloperator's at the same size, in this process.
 
     Our FNO is built by ``build_model("fno", **fno_overrides)`` (its defaults otherwise) and
@@ -416,17 +453,24 @@ def fno_throughput(inputs, outputs, device, batch_size: int, steps: int, warmup:
 
     try:
         neuralop = _import_neuralop()
-    except Exception as error:  # noqa: BLE001 - any import failure means: skip
-        return {"skipped": f"neuraloperator is not importable here ({type(error).__name__}: {error}); "
-                           "it is not a dependency of pdesuite: `make bench-deps` installs it into "
-                           ".bench-deps/ for this benchmark"}
+    except Exception as error:  # any import failure means: skip
+        return {
+            "skipped": f"neuraloperator is not importable here ({type(error).__name__}: {error}); "
+            "it is not a dependency of pdesuite: `make bench-deps` installs it into "
+            ".bench-deps/ for this benchmark"
+        }
     from pdesuite.operators import build_model
 
     resolution = [int(n) for n in inputs.shape[2:]]
     sample = inputs[:1]
     torch.manual_seed(seed)
-    ours_model = build_model("fno", in_channels=int(inputs.shape[1]), out_channels=int(outputs.shape[1]),
-                             ndim=len(resolution), **(fno_overrides or {}))
+    ours_model = build_model(
+        "fno",
+        in_channels=int(inputs.shape[1]),
+        out_channels=int(outputs.shape[1]),
+        ndim=len(resolution),
+        **(fno_overrides or {}),
+    )
     ours_config = ours_model.to_config()
     ours_grid = _spectral_grid(ours_model, sample)
     amp_modes = [False, True] if device.type == "cuda" else [False]
@@ -444,7 +488,9 @@ def fno_throughput(inputs, outputs, device, batch_size: int, steps: int, warmup:
     if any(t % 2 for t in totals):
         per_side_options.append([t // 2 for t in totals])
     models: list[tuple[str, Any]] = [("ours", ours_model)]
-    result["models"].append({"label": "ours", "parameters": result["ours_parameters"], "padded_grid": ours_grid})
+    result["models"].append(
+        {"label": "ours", "parameters": result["ours_parameters"], "padded_grid": ours_grid}
+    )
     try:
         for per_side in per_side_options:
             torch.manual_seed(seed)
@@ -458,13 +504,15 @@ def fno_throughput(inputs, outputs, device, batch_size: int, steps: int, warmup:
             models.append((label, theirs))
             result["models"].append({"label": label, "parameters": parameters, "padded_grid": grid,
                                      "padding_per_side": per_side, "kwargs": kwargs})
-    except Exception as error:  # noqa: BLE001 - record, do not fail the whole benchmark
+    except Exception as error:  # record, do not fail the whole benchmark
         result["neuralop_error"] = f"building neuralop FNO failed: {type(error).__name__}: {error}"
         return result
     result["neuralop_parameters"] = result["models"][1]["parameters"]
     if result["neuralop_version"] != NEURALOP_VERSION:
-        result["neuralop_version_note"] = (f"the mapping was written against neuraloperator {NEURALOP_VERSION} "
-                                           "(make bench-deps); parameter counts were checked, defaults may differ")
+        result["neuralop_version_note"] = (
+            f"the mapping was written against neuraloperator {NEURALOP_VERSION} "
+            "(make bench-deps); parameter counts were checked, defaults may differ"
+        )
     result["load_average_before"] = load_average()
     for amp in amp_modes:
         seconds: dict[str, list[float]] = {label: [] for label, _ in models}
@@ -476,9 +524,10 @@ def fno_throughput(inputs, outputs, device, batch_size: int, steps: int, warmup:
                 if label in errors:
                     continue
                 try:
-                    step_seconds, step_cpu_seconds = _time_training_steps(model, inputs, outputs, batch_size, steps, warmup,
-                                                        device, amp)
-                except Exception as error:  # noqa: BLE001
+                    step_seconds, step_cpu_seconds = _time_training_steps(
+                        model, inputs, outputs, batch_size, steps, warmup, device, amp
+                    )
+                except Exception as error:  # record, do not fail the whole benchmark
                     errors[label] = f"{type(error).__name__}: {error}"
                     continue
                 seconds[label] += step_seconds
@@ -488,10 +537,13 @@ def fno_throughput(inputs, outputs, device, batch_size: int, steps: int, warmup:
         for label, _ in models:
             if seconds[label]:
                 median = statistics.median(seconds[label])
-                run["models"][label] = {"median_step_seconds": median, "samples_per_second": batch_size / median,
-                                        "fastest_step_samples_per_second": batch_size / min(seconds[label]),
-                                        "per_repeat_samples_per_second": per_repeat[label],
-                                        "step_seconds": seconds[label]}
+                run["models"][label] = {
+                    "median_step_seconds": median,
+                    "samples_per_second": batch_size / median,
+                    "fastest_step_samples_per_second": batch_size / min(seconds[label]),
+                    "per_repeat_samples_per_second": per_repeat[label],
+                    "step_seconds": seconds[label],
+                }
                 if device.type == "cpu":
                     median_cpu = statistics.median(cpu_seconds[label])
                     run["models"][label].update(median_step_cpu_seconds=median_cpu,
@@ -503,14 +555,18 @@ def fno_throughput(inputs, outputs, device, batch_size: int, steps: int, warmup:
             if label != "ours" and ours_rate:
                 theirs = run["models"][label]
                 run[f"ours_over_{label}"] = ours_rate / theirs["samples_per_second"]
-                run[f"ours_over_{label}_fastest_step"] = (ours["fastest_step_samples_per_second"]
-                                                          / theirs["fastest_step_samples_per_second"])
+                run[f"ours_over_{label}_fastest_step"] = (
+                    ours["fastest_step_samples_per_second"]
+                    / theirs["fastest_step_samples_per_second"]
+                )
                 if "samples_per_cpu_second" in theirs:
                     run[f"ours_over_{label}_cpu_time"] = (ours["samples_per_cpu_second"]
                                                           / theirs["samples_per_cpu_second"])
         # the old keys, kept for readers of earlier results
         run["ours_samples_per_second"] = ours_rate
-        run["neuralop_samples_per_second"] = run["models"].get("neuralop", {}).get("samples_per_second")
+        run["neuralop_samples_per_second"] = (
+            run["models"].get("neuralop", {}).get("samples_per_second")
+        )
         result["runs"].append(run)
     result["load_average_after"] = load_average()
     return result
@@ -529,12 +585,30 @@ def _table(runs: Sequence[dict[str, Any]]) -> str:
         zero_shot = f"{run['zero_shot']['rel_l2']:.4f} ({fine})"
         if "zero_shot_fixed_points" in run:
             fixed = run["zero_shot_fixed_points"]
-            zero_shot += f"; with {fixed['padding_points'][0]} fixed pad points: {fixed['rel_l2']:.4f}"
-        rows.append([s, DISPLAY_NAMES[run["model"]], size, f"{run['parameters']:,}", run["epochs_run"],
-                     round(run["median_epoch_seconds"], 2), round(run["train_samples_per_second"], 1),
-                     f"{run['test']['rel_l2']:.4f}", f"{run['test']['h1']:.4f}", zero_shot])
-    return markdown_table(["train grid", "model", "size", "parameters", "epochs", "s/epoch",
-                           "samples/s", "test rel. L2", "test rel. H1", "zero-shot rel. L2 (grid)"], rows)
+            zero_shot += (
+                f"; with {fixed['padding_points'][0]} fixed pad points: {fixed['rel_l2']:.4f}"
+            )
+        rows.append(
+            [
+                s,
+                DISPLAY_NAMES[run["model"]],
+                size,
+                f"{run['parameters']:,}",
+                run["epochs_run"],
+                round(run["median_epoch_seconds"], 2),
+                round(run["train_samples_per_second"], 1),
+                f"{run['test']['rel_l2']:.4f}",
+                f"{run['test']['h1']:.4f}",
+                zero_shot,
+            ]
+        )
+    return markdown_table(
+        [
+            "train grid", "model", "size", "parameters", "epochs", "s/epoch", "samples/s",
+            "test rel. L2", "test rel. H1", "zero-shot rel. L2 (grid)",
+        ],
+        rows,
+    )
 
 
 def _throughput_text(throughput: Optional[dict[str, Any]]) -> str:
@@ -545,37 +619,72 @@ def _throughput_text(throughput: Optional[dict[str, Any]]) -> str:
     if "neuralop_error" in throughput:
         return f"FNO throughput against neuraloperator: {throughput['neuralop_error']}."
     grids = {m["label"]: "x".join(str(n) for n in m["padded_grid"]) for m in throughput["models"]}
-    names = {"ours": "ours", "neuralop": "neuraloperator", "neuralop_pad_down": "neuraloperator, less padding"}
+    names = {
+        "ours": "ours",
+        "neuralop": "neuraloperator",
+        "neuralop_pad_down": "neuraloperator, less padding",
+    }
     rows = []
     for run in throughput["runs"]:
         for model in throughput["models"]:
             label = model["label"]
             measured = run["models"].get(label)
-            rate = f"{measured['samples_per_second']:.2f}" if measured else run["errors"].get(label, "-")
+            rate = (
+                f"{measured['samples_per_second']:.2f}"
+                if measured
+                else run["errors"].get(label, "-")
+            )
             per_cpu = (f"{measured['samples_per_cpu_second']:.2f}"
                        if measured and "samples_per_cpu_second" in measured else "-")
             ratio = run.get(f"ours_over_{label}")
             ratio_cpu = run.get(f"ours_over_{label}_cpu_time")
-            rows.append(["AMP" if run["amp"] else "fp32", names.get(label, label), grids[label], rate,
-                         per_cpu, f"{ratio:.2f}" if ratio else "-", f"{ratio_cpu:.2f}" if ratio_cpu else "-"])
+            rows.append(
+                [
+                    "AMP" if run["amp"] else "fp32",
+                    names.get(label, label),
+                    grids[label],
+                    rate,
+                    per_cpu,
+                    f"{ratio:.2f}" if ratio else "-",
+                    f"{ratio_cpu:.2f}" if ratio_cpu else "-",
+                ]
+            )
     side = "x".join(str(n) for n in throughput["resolution"])
     load = throughput.get("load_average_before") or [None]
     load_after = throughput.get("load_average_after") or [None]
-    return (f"FNO training throughput at {side}, batch {throughput['batch_size']}, "
-            f"{throughput['repeats']}×{throughput['steps']} timed steps each, alternating "
-            f"(samples/s = batch / median step wall time; per CPU s: / median CPU time of this process; Adam, relative L2; neuraloperator "
-            f"{throughput['neuralop_version']}; {throughput.get('torch_threads', '?')} thread(s)"
-            + (f"; 1-min load average {load[0]:.2f} before, {load_after[0]:.2f} after" if load[0] is not None
-               and load_after[0] is not None else "")
-            + f"). Parameters: ours {throughput['ours_parameters']:,}, neuraloperator "
-            f"{throughput['neuralop_parameters']:,}. \"FFT grid\": the padded grid the FFTs run on "
-            "(ours pads one end, neuraloperator both ends by the same amount):\n\n"
-            + markdown_table(["precision", "model", "FFT grid", "samples/s", "samples per CPU s",
-                              "ours / this (wall)", "ours / this (CPU)"], rows))
+    return (
+        f"FNO training throughput at {side}, batch {throughput['batch_size']}, "
+        f"{throughput['repeats']}×{throughput['steps']} timed steps each, alternating "
+        "(samples/s = batch / median step wall time; per CPU s: / median CPU time of this "
+        "process; Adam, relative L2; neuraloperator "
+        f"{throughput['neuralop_version']}; {throughput.get('torch_threads', '?')} thread(s)"
+        + (
+            f"; 1-min load average {load[0]:.2f} before, {load_after[0]:.2f} after"
+            if load[0] is not None and load_after[0] is not None
+            else ""
+        )
+        + f"). Parameters: ours {throughput['ours_parameters']:,}, neuraloperator "
+        f'{throughput["neuralop_parameters"]:,}. "FFT grid": the padded grid the FFTs run on '
+        "(ours pads one end, neuraloperator both ends by the same amount):\n\n"
+        + markdown_table(
+            [
+                "precision", "model", "FFT grid", "samples/s", "samples per CPU s",
+                "ours / this (wall)", "ours / this (CPU)",
+            ],
+            rows,
+        )
+    )
 
 
-def run_throughput_only(args: argparse.Namespace, resolutions: Sequence[int], n_train: int, n_test: int,
-                        steps: int, device, fno_overrides: dict[str, Any]) -> None:
+def run_throughput_only(
+    args: argparse.Namespace,
+    resolutions: Sequence[int],
+    n_train: int,
+    n_test: int,
+    steps: int,
+    device,
+    fno_overrides: dict[str, Any],
+) -> None:
     """``--throughput-only``: :func:`fno_throughput` at every training grid, nothing else.
 
     Uses (and generates when missing) the same data files as the full benchmark, training
@@ -587,21 +696,36 @@ def run_throughput_only(args: argparse.Namespace, resolutions: Sequence[int], n_
     name = "fno_throughput" + ("_quick" if args.quick else "")
     payload: dict[str, Any] = {
         "benchmark": "FNO training throughput, ours against neuraloperator",
-        "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "settings": {"quick": args.quick, "resolutions": list(resolutions), "n_train": n_train,
-                     "batch_size": args.batch_size, "steps": steps, "repeats": args.throughput_repeats,
-                     "seed": args.seed, "fno_overrides": fno_overrides},
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "settings": {
+            "quick": args.quick,
+            "resolutions": list(resolutions),
+            "n_train": n_train,
+            "batch_size": args.batch_size,
+            "steps": steps,
+            "repeats": args.throughput_repeats,
+            "seed": args.seed,
+            "fno_overrides": fno_overrides,
+        },
         "throughput": [],
     }
-    print(f"device {device} ({payload['device_name']}), torch {torch.__version__}, "
-          f"{payload['torch_threads']} thread(s); throughput only, resolutions {list(resolutions)}", flush=True)
+    print(
+        f"device {device} ({payload['device_name']}), torch {torch.__version__}, "
+        f"{payload['torch_threads']} thread(s); throughput only, resolutions {list(resolutions)}",
+        flush=True,
+    )
     started = time.perf_counter()
     texts = []
     for resolution in resolutions:
         data = prepare_dataset(resolution, n_train, n_test, args.seed, args.data_dir,
                                args.gen_workers, args.progress)
-        train = tuple(subsample(t, resolution) for t in load_split(data["path"], "train", n_train, n_test))
+        train = tuple(
+            subsample(t, resolution) for t in load_split(data["path"], "train", n_train, n_test)
+        )
         result = fno_throughput(train[0], train[1], device, args.batch_size, steps,
                                 warmup=2 if args.quick else 5, repeats=args.throughput_repeats,
                                 seed=args.seed, fno_overrides=fno_overrides)
@@ -616,11 +740,16 @@ def run_throughput_only(args: argparse.Namespace, resolutions: Sequence[int], n_
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="16² training grid, 40 train / 20 test samples, 2 epochs: checks the script runs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="16² training grid, 40 train / 20 test samples, 2 epochs: checks the script runs",
+    )
     parser.add_argument("--resolutions", type=int, nargs="+", default=None,
                         help="training grids s (default 32 64); data solved at 2s-1")
-    parser.add_argument("--epochs", type=int, default=None, help=f"epochs for every model (default {PAPER_EPOCHS})")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help=f"epochs for every model (default {PAPER_EPOCHS})"
+    )
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES))
     parser.add_argument("--model-arg", action="append", default=[], metavar="MODEL:KEY=VALUE",
                         help="override a model default, e.g. lsm:width=32 (repeatable)")
@@ -628,32 +757,49 @@ def main() -> None:
     parser.add_argument("--n-test", type=int, default=None, help="test samples (default 200)")
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--step-size", type=int, default=None,
-                        help=f"StepLR period (default epochs/{SCHEDULE_DIVISIONS}: 100 at 500 epochs)")
-    parser.add_argument("--recipe", choices=("common", "paper"), default="common",
-                        help="common: one recipe for all (default); paper: MgNO with OneCycle and H1 loss")
+    parser.add_argument(
+        "--step-size",
+        type=int,
+        default=None,
+        help=f"StepLR period (default epochs/{SCHEDULE_DIVISIONS}: 100 at 500 epochs)",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=("common", "paper"),
+        default="common",
+        help="common: one recipe for all (default); paper: MgNO with OneCycle and H1 loss",
+    )
     parser.add_argument("--seed", type=int, default=0, help="dataset and model seed (default 0)")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "out" / "bench_operators")
     parser.add_argument("--gen-workers", type=int, default=1, help="processes for data generation")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch/BLAS threads (default 1)")
-    parser.add_argument("--no-throughput", action="store_true", help="skip the neuraloperator comparison")
+    parser.add_argument(
+        "--no-throughput", action="store_true", help="skip the neuraloperator comparison"
+    )
     parser.add_argument("--throughput-steps", type=int, default=None,
                         help="timed training steps per throughput measurement (default 20)")
     parser.add_argument("--throughput-repeats", type=int, default=3,
                         help="alternating throughput measurements per model (default 3)")
-    parser.add_argument("--throughput-only", action="store_true",
-                        help="only the FNO throughput against neuraloperator, at every --resolutions "
-                             "entry; writes benchmarks/results/fno_throughput.json")
+    parser.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="only the FNO throughput against neuraloperator, at every --resolutions "
+        "entry; writes benchmarks/results/fno_throughput.json",
+    )
     parser.add_argument("--progress", action="store_true", help="progress bars and per-epoch lines")
     parser.add_argument("--readme", action="store_true",
                         help="write the table into benchmarks/README.md")
     args = parser.parse_args()
     if args.quick and args.readme:
-        parser.error("--readme: a --quick run is a smoke test; its numbers do not go into the README")
+        parser.error(
+            "--readme: a --quick run is a smoke test; its numbers do not go into the README"
+        )
     if args.throughput_only and (args.readme or args.no_throughput):
-        parser.error("--throughput-only: cannot be combined with --readme (the README section holds "
-                     "the whole benchmark; the run prints the throughput text) or --no-throughput")
+        parser.error(
+            "--throughput-only: cannot be combined with --readme (the README section holds "
+            "the whole benchmark; the run prints the throughput text) or --no-throughput"
+        )
 
     resolutions = args.resolutions or ([16] if args.quick else [32, 64])
     epochs = args.epochs or (2 if args.quick else PAPER_EPOCHS)
@@ -726,35 +872,53 @@ def main() -> None:
             payload["runs"].append(run)
             payload["elapsed_seconds"] = time.perf_counter() - started
             write_results(name, payload)  # after every model: an interrupted run keeps its results
-            print(f"{resolution}² {model_name}: {run['parameters']:,} parameters, "
-                  f"{run['median_epoch_seconds']:.2f} s/epoch, test rel L2 {run['test']['rel_l2']:.4f}, "
-                  f"zero-shot {run['zero_shot']['rel_l2']:.4f} at {run['zero_shot']['resolution']}",
-                  flush=True)
+            print(
+                f"{resolution}² {model_name}: {run['parameters']:,} parameters, "
+                f"{run['median_epoch_seconds']:.2f} s/epoch, test rel L2 "
+                f"{run['test']['rel_l2']:.4f}, "
+                f"zero-shot {run['zero_shot']['rel_l2']:.4f} at {run['zero_shot']['resolution']}",
+                flush=True,
+            )
         if not args.no_throughput and payload["throughput"] is None:
-            payload["throughput"] = fno_throughput(train[0], train[1], device, args.batch_size, steps,
-                                                   warmup=2 if args.quick else 5,
-                                                   repeats=args.throughput_repeats, seed=args.seed,
-                                                   fno_overrides=overrides["fno"])
+            payload["throughput"] = fno_throughput(
+                train[0],
+                train[1],
+                device,
+                args.batch_size,
+                steps,
+                warmup=2 if args.quick else 5,
+                repeats=args.throughput_repeats,
+                seed=args.seed,
+                fno_overrides=overrides["fno"],
+            )
 
     payload["elapsed_seconds"] = time.perf_counter() - started
     path = write_results(name, payload)
     table = _table(payload["runs"])
-    recipe = ("Adam, lr {lr:g}, weight decay 1e-4, StepLR ×0.5 every {step} epochs, relative L2 loss, "
-              "batch {batch}").format(lr=args.lr, step=args.step_size or max(1, epochs // SCHEDULE_DIVISIONS),
-                                       batch=args.batch_size)
+    recipe = (
+        "Adam, lr {lr:g}, weight decay 1e-4, StepLR ×0.5 every {step} epochs, relative L2 loss, "
+        "batch {batch}"
+    ).format(
+        lr=args.lr,
+        step=args.step_size or max(1, epochs // SCHEDULE_DIVISIONS),
+        batch=args.batch_size,
+    )
     if args.recipe == "paper":
         recipe += "; MgNO: OneCycle and relative H1 loss"
     changed = {m: o for m, o in overrides.items() if o and m in args.models}
-    text = (f"Darcy piecewise-constant (`darcy-pwc`), {n_train} train / {n_test} test, solved on the "
-            f"(2s−1)² grid and subsampled to s²; {epochs} epochs for every model (the papers: "
-            f"{PAPER_EPOCHS}); {recipe}. Device: {payload['device_name']} ({device}"
-            f"{', AMP' if device.type == 'cuda' else ''}), torch {torch.__version__}, "
-            f"{payload['torch_threads']} thread(s)."
-            + (f" Model settings changed from the defaults: {json.dumps(changed)}." if changed else "")
-            + " s/epoch: median training-loop time; zero-shot: the same test samples on the (2s−1)² grid"
-            " (FNO pads 0.1 of the domain, so twice the points there; also shown: the same weights"
-            " with the padding frozen at the training grid's point count)."
-            f"\n\n{table}\n\n{_throughput_text(payload['throughput'])}")
+    text = (
+        f"Darcy piecewise-constant (`darcy-pwc`), {n_train} train / {n_test} test, solved on the "
+        f"(2s−1)² grid and subsampled to s²; {epochs} epochs for every model (the papers: "
+        f"{PAPER_EPOCHS}); {recipe}. Device: {payload['device_name']} ({device}"
+        f"{', AMP' if device.type == 'cuda' else ''}), torch {torch.__version__}, "
+        f"{payload['torch_threads']} thread(s)."
+        + (f" Model settings changed from the defaults: {json.dumps(changed)}." if changed else "")
+        + " s/epoch: median training-loop time; zero-shot: the same test samples on the (2s−1)² "
+          "grid"
+        " (FNO pads 0.1 of the domain, so twice the points there; also shown: the same weights"
+        " with the padding frozen at the training grid's point count)."
+        f"\n\n{table}\n\n{_throughput_text(payload['throughput'])}"
+    )
     print()
     print(text)
     print(f"\nwrote {path}")

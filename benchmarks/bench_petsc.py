@@ -21,9 +21,9 @@ script times
 The PC is set up once before the steady-state timings (the same Mat keeps its set-up). Each
 timing is the best of ``--repeats`` runs, interleaved, so that the load of a shared machine
 shows as little as possible. A last measurement on a 100-unknown system isolates the
-backend's fixed cost per solve call (``fixed_overhead_n100``). CG runs to convergence; GMRES(40) is capped at
-``--gmres-maxiter`` (400) iterations, which gives its per-iteration time without minutes of
-restarts. SciPy's cg and gmres(40) run on the same matrices for reference (per matvec).
+backend's fixed cost per solve call (``fixed_overhead_n100``). CG runs to convergence; GMRES(40) is
+capped at ``--gmres-maxiter`` (400) iterations, which gives its per-iteration time without minutes
+of restarts. SciPy's cg and gmres(40) run on the same matrices for reference (per matvec).
 
     python benchmarks/bench_petsc.py [--repeats 11] [--gmres-maxiter 400] [--quick]
 
@@ -90,8 +90,12 @@ def darcy_2d(m: int, correlation: float = 0.1, seed: int = 0) -> sp.csr_array:
         rows.append(index[i[inside], j[inside]])
         cols.append(index[ni[inside], nj[inside]])
         vals.append(-face[inside])
-    A = sp.csr_array(sp.coo_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                                  shape=(m * m, m * m)))
+    A = sp.csr_array(
+        sp.coo_array(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(m * m, m * m),
+        )
+    )
     # SciPy chose int64 indices for the COO input; PETSc (and the Laplacian) use int32.
     A.indices, A.indptr = A.indices.astype(np.int32), A.indptr.astype(np.int32)
     return A
@@ -279,13 +283,28 @@ def main() -> None:
                 record[f"{name}_iterations"] = its
                 record[f"{name}_per_iteration_ms"] = 1e3 * seconds / max(its, 1)
             record["ratio_ours_to_native"] = timings["ours"][0] / timings["native"][0]
-            record["ratio_ours_to_native_default"] = timings["ours"][0] / timings["native_default"][0]
-            record["ratio_from_scipy"] = timings["ours_from_scipy"][0] / timings["native_from_scipy"][0]
+            record["ratio_ours_to_native_default"] = (
+                timings["ours"][0] / timings["native_default"][0]
+            )
+            record["ratio_from_scipy"] = (
+                timings["ours_from_scipy"][0] / timings["native_from_scipy"][0]
+            )
             records.append(record)
-            rows.append([problem, f"{method}/{pc}" + ("/right" if side == "right" else ""), timings["native"][1], timings["ours"][1],
-                         record["native_per_iteration_ms"], record["ours_per_iteration_ms"],
-                         record["native_s"], record["ours_s"], record["ratio_ours_to_native"],
-                         record["native_default_s"], record["ratio_from_scipy"]])
+            rows.append(
+                [
+                    problem,
+                    f"{method}/{pc}" + ("/right" if side == "right" else ""),
+                    timings["native"][1],
+                    timings["ours"][1],
+                    record["native_per_iteration_ms"],
+                    record["ours_per_iteration_ms"],
+                    record["native_s"],
+                    record["ours_s"],
+                    record["ratio_ours_to_native"],
+                    record["native_default_s"],
+                    record["ratio_from_scipy"],
+                ]
+            )
             print(rows[-1], flush=True)
             solver.close()
             ksp_same.destroy()
@@ -294,9 +313,13 @@ def main() -> None:
     scipy_rows = []
     for problem, A in problems.items():
         b = np.ones(A.shape[0])
-        scipy_rows.append({"problem": problem,
-                           "scipy_cg_ms_per_matvec": 1e3 * scipy_reference(A, b, "cg", 300),
-                           "scipy_gmres40_ms_per_matvec": 1e3 * scipy_reference(A, b, "gmres", 200)})
+        scipy_rows.append(
+            {
+                "problem": problem,
+                "scipy_cg_ms_per_matvec": 1e3 * scipy_reference(A, b, "cg", 300),
+                "scipy_gmres40_ms_per_matvec": 1e3 * scipy_reference(A, b, "gmres", 200),
+            }
+        )
         print(scipy_rows[-1], flush=True)
 
     overhead = fixed_overhead(repeats)

@@ -133,7 +133,9 @@ def main() -> None:
         if r["M"] == "none":
             rows.append([r["size"], "none", "-", "-", "-", "cg", its, r["total_s"], 1.0])
             continue
-        label = r["M"] if r["path"] == "petsc" or r["M"] not in ("ilu", "ic") else f"{r['M']}t(1e-4)"
+        label = (
+            r["M"] if r["path"] == "petsc" or r["M"] not in ("ilu", "ic") else f"{r['M']}t(1e-4)"
+        )
         if r["path"] == "petsc" and r["M"] in ("ilu", "ic"):
             label = f"{r['M']}(0)"
         rows.append([r["size"], label, r["path"], round(r["setup_matvecs"], 1),

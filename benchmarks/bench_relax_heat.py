@@ -139,13 +139,19 @@ class HeatProblem:
         """``I + Δt/2 κ (−Δ_h)``."""
         data = (0.5 * DT * kappa_value) * self.laplacian.data
         data[self.diagonal_positions] += 1.0
-        return sp.csr_array((data, self.laplacian.indices, self.laplacian.indptr), shape=self.laplacian.shape)
+        return sp.csr_array(
+            (data, self.laplacian.indices, self.laplacian.indptr), shape=self.laplacian.shape
+        )
 
     def system(self, step: int, u: np.ndarray) -> tuple[sp.csr_array, np.ndarray, float]:
         """``(A_{k+1}, b_k, κ_{k+1})`` of step k → k+1 from ``u = u^k``."""
         t_now, t_next = self.t_start + step * DT, self.t_start + (step + 1) * DT
         k_now, k_next = kappa(t_now), kappa(t_next)
-        rhs = u - (0.5 * DT * k_now) * (self.laplacian @ u) + 0.5 * DT * (self.forcing(t_now) + self.forcing(t_next))
+        rhs = (
+            u
+            - (0.5 * DT * k_now) * (self.laplacian @ u)
+            + 0.5 * DT * (self.forcing(t_now) + self.forcing(t_next))
+        )
         return self.matrix(k_next), rhs, k_next
 
     def log_diagonal(self, kappa_value: float) -> float:
@@ -161,7 +167,9 @@ class HeatProblem:
 # the cost table
 
 
-def cost_table(problem: HeatProblem, steps: int, table_steps: list[int], arms: np.ndarray) -> np.ndarray:
+def cost_table(
+    problem: HeatProblem, steps: int, table_steps: list[int], arms: np.ndarray
+) -> np.ndarray:
     """``[len(table_steps), K]`` CG iterations of every arm at the given steps.
 
     The trajectory is the ω = 1 run's own: at each step ``u^{k+1}`` is its solution, and at a
@@ -189,7 +197,9 @@ def cost_table(problem: HeatProblem, steps: int, table_steps: list[int], arms: n
 # timed runs
 
 
-StepFunction = Callable[[int, sp.csr_array, np.ndarray, np.ndarray, float], tuple[Any, Optional[float]]]
+StepFunction = Callable[
+    [int, sp.csr_array, np.ndarray, np.ndarray, float], tuple[Any, Optional[float]]
+]
 
 
 @dataclass
@@ -206,20 +216,32 @@ class Method:
 
     @classmethod
     def create(cls, name: str, backend: str, step: StepFunction, n: int, steps: int) -> "Method":
-        return cls(name, backend, step, np.zeros(n), np.zeros(steps, dtype=np.int64), np.zeros(steps),
-                   np.full(steps, np.nan))
+        return cls(
+            name,
+            backend,
+            step,
+            np.zeros(n),
+            np.zeros(steps, dtype=np.int64),
+            np.zeros(steps),
+            np.full(steps, np.nan),
+        )
 
     def summary(self, reference: "Method") -> dict[str, Any]:
-        out = {"iterations": int(self.iterations.sum()), "seconds": float(self.seconds.sum()),
-               "iterations_per_step": float(self.iterations.mean()),
-               "iterations_ratio_to_omega1": float(self.iterations.sum() / reference.iterations.sum()),
-               "speedup_vs_omega1_time": float(reference.seconds.sum() / self.seconds.sum())}
+        out = {
+            "iterations": int(self.iterations.sum()),
+            "seconds": float(self.seconds.sum()),
+            "iterations_per_step": float(self.iterations.mean()),
+            "iterations_ratio_to_omega1": float(self.iterations.sum() / reference.iterations.sum()),
+            "speedup_vs_omega1_time": float(reference.seconds.sum() / self.seconds.sum()),
+        }
         if np.any(np.isfinite(self.omegas)):
             out["omega_mean"] = float(np.nanmean(self.omegas))
         return out
 
 
-def numpy_step(omega: Any = None, context_of: Optional[Callable[[float], float]] = None) -> StepFunction:
+def numpy_step(
+    omega: Any = None, context_of: Optional[Callable[[float], float]] = None
+) -> StepFunction:
     """SSOR-CG through ``pdesuite.solvers.solve`` with ω fixed, from a tuner (``context_of(κ)``
     its context), or per step (a function of k; the instance-optimal run); CG for None."""
 
@@ -231,7 +253,9 @@ def numpy_step(omega: Any = None, context_of: Optional[Callable[[float], float]]
                            maxiter=MAXITER, context=context_of(k_next) if context_of else None)
             return result, result.info["tuned"]["pc_omega"]
         value = float(omega(k)) if callable(omega) else float(omega)
-        return solve(A, b, method="cg", M="ssor", pc_omega=value, x0=x0, rtol=RTOL, maxiter=MAXITER), value
+        return solve(
+            A, b, method="cg", M="ssor", pc_omega=value, x0=x0, rtol=RTOL, maxiter=MAXITER
+        ), value
 
     return step
 
@@ -246,11 +270,16 @@ def petsc_step_factory() -> Optional[Callable[..., StepFunction]]:
 
     def solver_for(omega: Optional[float]):
         if omega not in solvers:
-            solvers[omega] = (PetscSolver("cg", M="none", rtol=RTOL, maxiter=MAXITER) if omega is None else
-                              PetscSolver("cg", M="ssor", pc_omega=float(omega), rtol=RTOL, maxiter=MAXITER))
+            solvers[omega] = (
+                PetscSolver("cg", M="none", rtol=RTOL, maxiter=MAXITER)
+                if omega is None
+                else PetscSolver("cg", M="ssor", pc_omega=float(omega), rtol=RTOL, maxiter=MAXITER)
+            )
         return solvers[omega]
 
-    def make(omega: Any = None, context_of: Optional[Callable[[float], float]] = None) -> StepFunction:
+    def make(
+        omega: Any = None, context_of: Optional[Callable[[float], float]] = None
+    ) -> StepFunction:
         def step(k, A, b, x0, k_next):
             # The SciPy matrix of the step is wrapped (no copy) inside the timed call, as a
             # user of the backend would; for ω ≠ 1 the solver also turns inodes off on it.
@@ -282,7 +311,9 @@ def timed_runs(problem: HeatProblem, steps: int, methods: list[Method]) -> None:
             result, omega = method.step(k, A, b, method.u, k_next)
             method.seconds[k] = time.perf_counter() - started
             if not result.converged:
-                raise RuntimeError(f"{method.backend} {method.name}: step {k} did not converge ({result.reason})")
+                raise RuntimeError(
+                    f"{method.backend} {method.name}: step {k} did not converge ({result.reason})"
+                )
             method.iterations[k] = result.iterations
             method.omegas[k] = np.nan if omega is None else omega
             method.u = result.x
@@ -315,20 +346,28 @@ def benchmark_size(nx: int, steps: int, table_every: int, seed: int, with_petsc:
                Method.create("SSOR-CG omega=1", "numpy", numpy_step(1.0), n, steps),
                Method.create("SSOR-CG omega=1.5", "numpy", numpy_step(1.5), n, steps)]
     if best not in (1.0, 1.5):
-        methods.append(Method.create("SSOR-CG best fixed omega", "numpy", numpy_step(best), n, steps))
+        methods.append(
+            Method.create("SSOR-CG best fixed omega", "numpy", numpy_step(best), n, steps)
+        )
     if optimal is not None:
         methods.append(Method.create("SSOR-CG instance-optimal omega", "numpy",
                                      numpy_step(lambda k: optimal[k]), n, steps))
-    methods += [Method.create("TsallisINF", "numpy", numpy_step(TsallisINF(arms, seed=seed)), n, steps),
-                Method.create("ChebCB", "numpy", numpy_step(chebcb(), problem.log_diagonal), n, steps)]
+    methods += [
+        Method.create("TsallisINF", "numpy", numpy_step(TsallisINF(arms, seed=seed)), n, steps),
+        Method.create("ChebCB", "numpy", numpy_step(chebcb(), problem.log_diagonal), n, steps),
+    ]
     petsc_make = petsc_step_factory() if with_petsc else None
     if petsc_make is not None:
         methods += [Method.create("CG", "petsc", petsc_make(None), n, steps),
                     Method.create("SSOR-CG omega=1", "petsc", petsc_make(1.0), n, steps)]
         if best != 1.0:
-            methods.append(Method.create("SSOR-CG best fixed omega", "petsc", petsc_make(best), n, steps))
-        methods += [Method.create("TsallisINF", "petsc", petsc_make(TsallisINF(arms, seed=seed)), n, steps),
-                    Method.create("ChebCB", "petsc", petsc_make(chebcb(), problem.log_diagonal), n, steps)]
+            methods.append(
+                Method.create("SSOR-CG best fixed omega", "petsc", petsc_make(best), n, steps)
+            )
+        methods += [
+            Method.create("TsallisINF", "petsc", petsc_make(TsallisINF(arms, seed=seed)), n, steps),
+            Method.create("ChebCB", "petsc", petsc_make(chebcb(), problem.log_diagonal), n, steps),
+        ]
     timed_runs(problem, steps, methods)
     if petsc_make is not None:
         petsc_make.close()
@@ -345,8 +384,11 @@ def benchmark_size(nx: int, steps: int, table_every: int, seed: int, with_petsc:
                  for backend, r in by_backend.items() if r}
 
     table_report: dict[str, Any] = {
-        "steps": "all" if complete else f"every {table_every}th step from 0 ({len(table_steps)} steps)",
-        "arm_totals": arm_totals.tolist(), "best_fixed_omega": best,
+        "steps": "all"
+        if complete
+        else f"every {table_every}th step from 0 ({len(table_steps)} steps)",
+        "arm_totals": arm_totals.tolist(),
+        "best_fixed_omega": best,
         "instance_optimal_iterations": int(table.min(axis=1).sum()),
         "omega1_iterations_on_table_steps": int(table[:, lookup(1.0)].sum()),
         "best_fixed_iterations_on_table_steps": int(arm_totals.min()),
@@ -355,7 +397,11 @@ def benchmark_size(nx: int, steps: int, table_every: int, seed: int, with_petsc:
     # The live fixed-ω runs against the table's columns: ω = 1 shares the table's trajectory
     # (equal counts expected); the others agree only up to the 1e-8 tolerance.
     live_vs_table = {}
-    for name, omega in (("SSOR-CG omega=1", 1.0), ("SSOR-CG omega=1.5", 1.5), ("SSOR-CG best fixed omega", best)):
+    for name, omega in (
+        ("SSOR-CG omega=1", 1.0),
+        ("SSOR-CG omega=1.5", 1.5),
+        ("SSOR-CG best fixed omega", best),
+    ):
         column = table[:, lookup(omega)]
         live = runs[name].iterations[table_steps]
         live_vs_table[name] = {"table": int(column.sum()), "live": int(live.sum()),
@@ -365,11 +411,19 @@ def benchmark_size(nx: int, steps: int, table_every: int, seed: int, with_petsc:
     if complete:
         replays = {}
         for name, tuner, ctx in (
-                ("TsallisINF", TsallisINF(arms, seed=seed), None),
-                ("ContextualTsallisINF", ContextualTsallisINF(arms, context_range=problem.log_diagonal_range,
-                                                              seed=seed), contexts),
-                ("ChebCB", chebcb(), contexts),
-                ("ChebCB (context kappa)", ChebCB(arms, context_range=(0.0, KAPPA_MAX), seed=seed), kappas_next)):
+            ("TsallisINF", TsallisINF(arms, seed=seed), None),
+            (
+                "ContextualTsallisINF",
+                ContextualTsallisINF(arms, context_range=problem.log_diagonal_range, seed=seed),
+                contexts,
+            ),
+            ("ChebCB", chebcb(), contexts),
+            (
+                "ChebCB (context kappa)",
+                ChebCB(arms, context_range=(0.0, KAPPA_MAX), seed=seed),
+                kappas_next,
+            ),
+        ):
             _, costs = replay(tuner, table, arms, ctx)
             replays[name] = {"iterations": int(costs.sum()),
                              "ratio_to_best_fixed": float(costs.sum() / arm_totals.min())}
@@ -404,10 +458,17 @@ def plot(results: list[dict[str, Any]], stem: str) -> str:
     for i, name in enumerate(ORDER):
         values = [r["methods"].get(name, {}).get("speedup_vs_omega1_time", np.nan) for r in results]
         speed.plot(sizes, values, marker="o", label=f"NumPy: {name}", color=f"C{i}")
-        petsc = [r.get("petsc", {}).get("methods", {}).get(name, {}).get("speedup_vs_omega1_time", np.nan)
-                 for r in results]
+        petsc = [
+            r.get("petsc", {})
+            .get("methods", {})
+            .get(name, {})
+            .get("speedup_vs_omega1_time", np.nan)
+            for r in results
+        ]
         if np.any(np.isfinite(petsc)):
-            speed.plot(sizes, petsc, marker="s", linestyle=":", color=f"C{i}", label=f"PETSc: {name}")
+            speed.plot(
+                sizes, petsc, marker="s", linestyle=":", color=f"C{i}", label=f"PETSc: {name}"
+            )
     speed.axhline(1.0, color="k", linewidth=0.8)
     speed.set(xscale="log", yscale="log", xlabel="n_x", ylabel="wall time of SSOR-CG ω=1 / method",
               title="speed-up in wall time (solve calls; each backend its own ω=1)")
@@ -455,19 +516,39 @@ def markdown(results: list[dict[str, Any]]) -> str:
             if name not in r["methods"]:
                 continue
             m = r["methods"][name]
-            rows.append([r["nx"], r["steps"], name, f"{m['iterations']:,}", f"{m['seconds']:.1f}",
-                         f"{m['iterations_ratio_to_omega1']:.2f}", f"{m['speedup_vs_omega1_time']:.2f}"])
+            rows.append(
+                [
+                    r["nx"],
+                    r["steps"],
+                    name,
+                    f"{m['iterations']:,}",
+                    f"{m['seconds']:.1f}",
+                    f"{m['iterations_ratio_to_omega1']:.2f}",
+                    f"{m['speedup_vs_omega1_time']:.2f}",
+                ]
+            )
         petsc = r.get("petsc", {})
         for name, m in petsc.get("methods", {}).items():
-            rows.append([r["nx"], r["steps"], f"PETSc {name}", f"{m['iterations']:,}", f"{m['seconds']:.1f}",
-                         f"{m['iterations_ratio_to_omega1']:.2f}", f"{m['speedup_vs_omega1_time']:.2f}"])
+            rows.append(
+                [
+                    r["nx"],
+                    r["steps"],
+                    f"PETSc {name}",
+                    f"{m['iterations']:,}",
+                    f"{m['seconds']:.1f}",
+                    f"{m['iterations_ratio_to_omega1']:.2f}",
+                    f"{m['speedup_vs_omega1_time']:.2f}",
+                ]
+            )
     table = markdown_table(["n_x", "steps", "method", "CG iterations", "solve time [s]",
                             "iterations / ω=1", "speed-up vs ω=1 (time)"], rows)
     notes = []
     for r in results:
         t = r["table"]
-        notes.append(f"n_x={r['nx']}: best fixed ω {t['best_fixed_omega']:g} (table on {t['steps']}); "
-                     f"load average {r['load_average_start']} → {r['load_average_end']}")
+        notes.append(
+            f"n_x={r['nx']}: best fixed ω {t['best_fixed_omega']:g} (table on {t['steps']}); "
+            f"load average {r['load_average_start']} → {r['load_average_end']}"
+        )
         if "petsc" in r and "skipped" in r["petsc"]:
             notes.append(f"n_x={r['nx']}: PETSc skipped ({r['petsc']['skipped']})")
     return table + "\n\n" + "; ".join(notes) + "."
@@ -475,10 +556,15 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="n_x = 20, 200 steps from t = 0.45 across the onset of the stiff phase")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="n_x = 20, 200 steps from t = 0.45 across the onset of the stiff phase",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100, 200])
-    parser.add_argument("--steps", type=int, default=None, help="steps at every size (default per size)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="steps at every size (default per size)"
+    )
     parser.add_argument("--table-every", type=int, default=None, help="table on every K-th step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-petsc", action="store_true")
@@ -501,23 +587,39 @@ def main() -> None:
         text = report(results, args, started, complete=len(results) == len(args.sizes))
     print(text)
     if args.readme:
-        update_readme_section("bench-relax-heat", text + "\n\n![heat](benchmarks/results/relax_heat.png)")
+        update_readme_section(
+            "bench-relax-heat", text + "\n\n![heat](benchmarks/results/relax_heat.png)"
+        )
 
 
-def report(results: list[dict[str, Any]], args: argparse.Namespace, started: float, complete: bool) -> str:
+def report(
+    results: list[dict[str, Any]], args: argparse.Namespace, started: float, complete: bool
+) -> str:
     """Write relax_heat.json and relax_heat.png for the sizes done so far; return the table."""
     stem = "relax_heat_quick" if args.quick else "relax_heat"  # a smoke run keeps the real results
     image = plot(results, stem)
     text = markdown(results)
     payload = {
         "benchmark": "Learning to Relax, heat equation (SSOR-preconditioned CG)",
-        "config": {"dt": DT, "rtol": RTOL, "maxiter": MAXITER, "kappa": "max(0.1 sin 2 pi t, -10 sin 2 pi t)",
-                   "forcing": "exp(-|x - c(t)|^2 / (2*0.1^2)), c(t) = (0.5 + 0.25 cos 2 pi t, 0.5 + 0.25 sin 2 pi t)",
-                   "u0": 0.0, "arms": omega_grid().tolist(), "seed": args.seed, "quick": args.quick,
-                   "sizes_requested": args.sizes, "complete": complete,
-                   "chebcb_context": "log10(1 + 2 dt kappa / h^2), the log of A's diagonal"},
+        "config": {
+            "dt": DT,
+            "rtol": RTOL,
+            "maxiter": MAXITER,
+            "kappa": "max(0.1 sin 2 pi t, -10 sin 2 pi t)",
+            "forcing": "exp(-|x - c(t)|^2 / (2*0.1^2)), c(t) = (0.5 + 0.25 cos 2 pi t, 0.5 + 0.25 "
+                       "sin 2 pi t)",
+            "u0": 0.0,
+            "arms": omega_grid().tolist(),
+            "seed": args.seed,
+            "quick": args.quick,
+            "sizes_requested": args.sizes,
+            "complete": complete,
+            "chebcb_context": "log10(1 + 2 dt kappa / h^2), the log of A's diagonal",
+        },
         "sizes": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
-        "plot": image, "markdown": text, "runtime_s": round(time.perf_counter() - started, 1),
+        "plot": image,
+        "markdown": text,
+        "runtime_s": round(time.perf_counter() - started, 1),
     }
     path = write_results(stem, payload)
     print(f"wrote {path} and {RESULTS / image} ({payload['runtime_s']} s)", flush=True)

@@ -61,7 +61,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from _common import poisson_2d, RESULTS, load_average, markdown_table, update_readme_section, write_results
+from _common import (
+    poisson_2d,
+    RESULTS,
+    load_average,
+    markdown_table,
+    update_readme_section,
+    write_results,
+)
 
 import numpy as np
 import scipy.sparse as sp
@@ -94,7 +101,9 @@ def truncated_gaussian(rng: np.random.Generator, n: int) -> np.ndarray:
             return b
 
 
-def draw_instances(distribution: str, trial: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def draw_instances(
+    distribution: str, trial: int, steps: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``(shifts [steps], rhs [steps, n])`` of one trial, from its own seeded stream."""
     a, b = DISTRIBUTIONS[distribution]
     sequence = np.random.SeedSequence([seed, list(DISTRIBUTIONS).index(distribution), trial])
@@ -118,7 +127,9 @@ def predicted_sweeps(shifts: np.ndarray, omegas: np.ndarray, m: int = GRID_SIDE)
     beta = 4.0 * math.cos(math.pi / (m + 1)) / (4.0 + shifts)
     optimal = young_omega_shifted(shifts, m)
     discriminant = np.maximum((omegas * beta) ** 2 / 4.0 - (omegas - 1.0), 0.0)
-    rho = np.where(omegas >= optimal, omegas - 1.0, (omegas * beta / 2.0 + np.sqrt(discriminant)) ** 2)
+    rho = np.where(
+        omegas >= optimal, omegas - 1.0, (omegas * beta / 2.0 + np.sqrt(discriminant)) ** 2
+    )
     rho = np.clip(rho, 1e-3, 1.0 - 1e-12)
     return math.log(RTOL) / np.log(rho)
 
@@ -230,7 +241,11 @@ def sor_sweep_counts(shifts: np.ndarray, rhs: np.ndarray, omegas: np.ndarray, m:
         while True:
             for start, stop, count in diagonals:
                 neighbours = buffer[:count]
-                np.add(x[start - 1:stop - 1:stride], x[start - padded:stop - padded:stride], out=neighbours)
+                np.add(
+                    x[start - 1 : stop - 1 : stride],
+                    x[start - padded : stop - padded : stride],
+                    out=neighbours,
+                )
                 neighbours += x[start + 1:stop + 1:stride]
                 neighbours += x[start + padded:stop + padded:stride]
                 neighbours *= scale
@@ -258,14 +273,19 @@ def sor_sweep_counts(shifts: np.ndarray, rhs: np.ndarray, omegas: np.ndarray, m:
                     return counts
                 if queued == total and active.size <= size // 4 and size > 64:
                     # The queue is empty and the batch mostly idle: shrink it to the pairs left.
-                    state = {key: np.ascontiguousarray(value[..., active]) for key, value in state.items()}
+                    state = {
+                        key: np.ascontiguousarray(value[..., active])
+                        for key, value in state.items()
+                    }
                     break
 
 
 def cost_table(shifts: np.ndarray, rhs: np.ndarray, arms: np.ndarray) -> np.ndarray:
     """``[T, K + 1]`` sweeps of each of the K arms and of Young's ω* (last column) per instance."""
     steps, n_arms = shifts.size, arms.size
-    omegas = np.concatenate([np.tile(arms, (steps, 1)), young_omega_shifted(shifts)[:, None]], axis=1)
+    omegas = np.concatenate(
+        [np.tile(arms, (steps, 1)), young_omega_shifted(shifts)[:, None]], axis=1
+    )
     pair_shifts = np.repeat(shifts, n_arms + 1)
     pair_omegas = omegas.reshape(-1)
     pair_rhs = np.repeat(rhs, n_arms + 1, axis=0)
@@ -301,10 +321,14 @@ def check_table(shifts: np.ndarray, rhs: np.ndarray, table: np.ndarray, arms: np
         young = young_omega(A_t)
         young_gap = max(young_gap, abs(young - young_omega_shifted(shifts[t:t + 1])[0]))
         for k, omega in enumerate([*arms, young]):
-            sweeps = solve(A_t, rhs[t], method="sor", omega=float(omega), rtol=RTOL, maxiter=MAXITER).iterations
+            sweeps = solve(
+                A_t, rhs[t], method="sor", omega=float(omega), rtol=RTOL, maxiter=MAXITER
+            ).iterations
             if sweeps != table[t, k]:
                 mismatches.append((t, k, int(table[t, k]), int(sweeps)))
-    assert not mismatches, f"cost table differs from solve(method='sor') at (t, arm, table, solve): {mismatches[:5]}"
+    assert not mismatches, (
+        f"cost table differs from solve(method='sor') at (t, arm, table, solve): {mismatches[:5]}"
+    )
     assert young_gap < 1e-9, f"closed-form Young omega differs from young_omega() by {young_gap}"
     return {"instances": instances, "solves": instances * (arms.size + 1), "mismatches": 0,
             "young_omega_max_difference": young_gap}
@@ -328,7 +352,9 @@ def check_replay(shifts: np.ndarray, rhs: np.ndarray, table: np.ndarray, arms: n
         chosen, costs = replay(make_tuner(name, arms, seed), table[:steps], arms, shifts[:steps])
         assert np.array_equal(chosen, live_arms) and np.array_equal(costs, live_costs), (
             f"{name}: replay on the cost table differs from live solves "
-            f"(first difference at step {int(np.argmax((chosen != live_arms) | (costs != live_costs)))})")
+            "(first difference at step "
+            f"{int(np.argmax((chosen != live_arms) | (costs != live_costs)))})"
+        )
     return {"steps": steps, "tuners": list(TUNERS), "identical": True}
 
 
@@ -360,12 +386,18 @@ def run_trial(distribution: str, trial: int, steps: int, seed: int, check_instan
         checks["replay_vs_live"] = check_replay(shifts, rhs, table, arms, trial, check_steps)
     late = slice(steps - steps // 5, steps)
     return {
-        "distribution": distribution, "trial": trial, "table_seconds": table_seconds,
-        "pair_sweeps": int(table.sum()), "costs": costs, "arm_totals": arm_totals,
+        "distribution": distribution,
+        "trial": trial,
+        "table_seconds": table_seconds,
+        "pair_sweeps": int(table.sum()),
+        "costs": costs,
+        "arm_totals": arm_totals,
         "best_fixed_omega": round(float(arms[best]), 6),
         # how often each tuner played each arm over the last fifth of the run
-        "late_arm_frequencies": {name: np.bincount(chosen[name][late], minlength=arms.size) / (steps - late.start)
-                                 for name in TUNERS},
+        "late_arm_frequencies": {
+            name: np.bincount(chosen[name][late], minlength=arms.size) / (steps - late.start)
+            for name in TUNERS
+        },
         "checks": checks,
     }
 
@@ -376,8 +408,11 @@ def run_trial(distribution: str, trial: int, steps: int, seed: int, check_instan
 
 METHODS = (*TUNERS, *BASELINES)
 STYLES = {
-    "TsallisINF": {"color": "C0"}, "ContextualTsallisINF": {"color": "C1"}, "ChebCB": {"color": "C2"},
-    "omega=1": {"color": "C7", "linestyle": ":"}, "omega=1.5": {"color": "C5", "linestyle": ":"},
+    "TsallisINF": {"color": "C0"},
+    "ContextualTsallisINF": {"color": "C1"},
+    "ChebCB": {"color": "C2"},
+    "omega=1": {"color": "C7", "linestyle": ":"},
+    "omega=1.5": {"color": "C5", "linestyle": ":"},
     "best fixed omega": {"color": "k", "linestyle": "--"},
     "instance-optimal omega": {"color": "C3", "linestyle": "--"},
     "Young omega*": {"color": "C4", "linestyle": "-."},
@@ -392,17 +427,23 @@ def summarise(trials: list[dict[str, Any]]) -> dict[str, Any]:
         totals = cumulative[name][:, -1]
         ratios = totals / best_total
         methods[name] = {
-            "total_mean": float(totals.mean()), "total_std": float(totals.std()),
+            "total_mean": float(totals.mean()),
+            "total_std": float(totals.std()),
             "totals": totals.tolist(),
-            "ratio_to_best_fixed_mean": float(ratios.mean()), "ratio_to_best_fixed_std": float(ratios.std()),
+            "ratio_to_best_fixed_mean": float(ratios.mean()),
+            "ratio_to_best_fixed_std": float(ratios.std()),
             "curve": mean_std_curves(cumulative[name]),
         }
     return {
         "methods": methods,
         "best_fixed_omega": [t["best_fixed_omega"] for t in trials],
         "arm_totals_mean": np.mean([t["arm_totals"] for t in trials], axis=0).tolist(),
-        "late_arm_frequencies_mean": {name: np.mean([t["late_arm_frequencies"][name] for t in trials],
-                                                    axis=0).round(4).tolist() for name in TUNERS},
+        "late_arm_frequencies_mean": {
+            name: np.mean([t["late_arm_frequencies"][name] for t in trials], axis=0)
+            .round(4)
+            .tolist()
+            for name in TUNERS
+        },
         "table_seconds": [round(t["table_seconds"], 2) for t in trials],
         "pair_sweeps": [t["pair_sweeps"] for t in trials],
         "_cumulative": cumulative,
@@ -417,7 +458,9 @@ def plot(distribution: str, summary: dict[str, Any], steps: int, trials: int, st
     for name in METHODS:
         plot_band(left, t, cumulative[name], name, **STYLES[name])
         if name != "best fixed omega":
-            plot_band(right, t, cumulative[name] / cumulative["best fixed omega"], name, **STYLES[name])
+            plot_band(
+                right, t, cumulative[name] / cumulative["best fixed omega"], name, **STYLES[name]
+            )
     a, b = DISTRIBUTIONS[distribution]
     left.set(xlabel="instance t", ylabel="cumulative SOR sweeps",
              title=f"{distribution} variance: c = −0.15 + 0.6·Beta({a:g}, {b:g}), {trials} trials")
@@ -436,7 +479,9 @@ def plot(distribution: str, summary: dict[str, Any], steps: int, trials: int, st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="300 instances, 2 trials (a smoke run)")
+    parser.add_argument(
+        "--quick", action="store_true", help="300 instances, 2 trials (a smoke run)"
+    )
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--steps", type=int, default=5000, help="instances per trial (T)")
     parser.add_argument("--seed", type=int, default=0)
@@ -445,7 +490,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.trials, args.steps = 2, 300
-    stem = "relax_shifted_quick" if args.quick else "relax_shifted"  # a smoke run keeps the real results
+    stem = (
+        "relax_shifted_quick" if args.quick else "relax_shifted"
+    )  # a smoke run keeps the real results
     check_instances = 3 if args.quick else 10
     check_steps = 30 if args.quick else 100
     if args.trials < 1 or args.steps < max(check_instances, check_steps):
@@ -462,18 +509,32 @@ def main() -> None:
         outcomes = []
         for job in jobs:
             outcomes.append(run_trial(*job))
-            print(f"{job[0]} trial {job[1]}: table {outcomes[-1]['table_seconds']:.1f} s", flush=True)
+            print(
+                f"{job[0]} trial {job[1]}: table {outcomes[-1]['table_seconds']:.1f} s", flush=True
+            )
 
     arms = omega_grid()
     payload: dict[str, Any] = {
         "benchmark": "Learning to Relax, shifted Laplacian (SOR)",
-        "config": {"grid": f"{GRID_SIDE}x{GRID_SIDE} interior, unscaled 5-point", "n": GRID_SIDE ** 2,
-                   "steps": args.steps, "trials": args.trials, "seed": args.seed, "rtol": RTOL,
-                   "maxiter": MAXITER, "arms": arms.tolist(), "context_range": list(CONTEXT_RANGE),
-                   "distributions": {d: f"c = -0.15 + 0.6*Beta({a}, {b})" for d, (a, b) in DISTRIBUTIONS.items()},
-                   "rhs": "standard Gaussian conditioned on ||b|| <= sqrt(n)",
-                   "tuner_seeds": "trial number", "quick": args.quick},
-        "method": "cost table [T, 21] per trial by batched SOR, tuners replayed on it (see docstring)",
+        "config": {
+            "grid": f"{GRID_SIDE}x{GRID_SIDE} interior, unscaled 5-point",
+            "n": GRID_SIDE**2,
+            "steps": args.steps,
+            "trials": args.trials,
+            "seed": args.seed,
+            "rtol": RTOL,
+            "maxiter": MAXITER,
+            "arms": arms.tolist(),
+            "context_range": list(CONTEXT_RANGE),
+            "distributions": {
+                d: f"c = -0.15 + 0.6*Beta({a}, {b})" for d, (a, b) in DISTRIBUTIONS.items()
+            },
+            "rhs": "standard Gaussian conditioned on ||b|| <= sqrt(n)",
+            "tuner_seeds": "trial number",
+            "quick": args.quick,
+        },
+        "method": "cost table [T, 21] per trial by batched SOR, tuners replayed on it (see "
+                  "docstring)",
         "load_average_start": load_start,
         "distributions": {},
     }
@@ -497,11 +558,13 @@ def main() -> None:
                             for col in ("total sweeps at T", "ratio to best fixed ω")]
     table = markdown_table(headers, rows)
     best = {d: sorted(set(summaries[d]["best_fixed_omega"])) for d in DISTRIBUTIONS}
-    note = (f"T = {args.steps} instances, {args.trials} trials (mean ± std); SOR to 1e-8 on A + cI, "
-            f"10×10 grid; 20 arms ω ∈ {{1, 1.05, …, 1.95}}. Best fixed ω in hindsight: "
-            + ", ".join(f"{d}: {'/'.join(f'{w:g}' for w in best[d])}" for d in DISTRIBUTIONS)
-            + ". Instance-optimal: per instance the cheapest arm of the grid; Young ω*: per instance, "
-              "not restricted to the grid.")
+    note = (
+        f"T = {args.steps} instances, {args.trials} trials (mean ± std); SOR to 1e-8 on A + cI, "
+        f"10×10 grid; 20 arms ω ∈ {{1, 1.05, …, 1.95}}. Best fixed ω in hindsight: "
+        + ", ".join(f"{d}: {'/'.join(f'{w:g}' for w in best[d])}" for d in DISTRIBUTIONS)
+        + ". Instance-optimal: per instance the cheapest arm of the grid; Young ω*: per instance, "
+        "not restricted to the grid."
+    )
     payload["markdown"] = table + "\n\n" + note
     payload["runtime_s"] = round(time.perf_counter() - started, 1)
     payload["load_average_end"] = load_average()
@@ -509,10 +572,16 @@ def main() -> None:
     print(table + "\n\n" + note)
     print(f"\nwrote {path} and the plots in {RESULTS} ({payload['runtime_s']} s)")
     if args.readme:
-        update_readme_section("bench-relax-shifted",
-                              table + "\n\n" + note + "\n\n"
-                              + " ".join(f"![{d} variance](benchmarks/results/relax_shifted_{d}.png)"
-                                         for d in DISTRIBUTIONS))
+        update_readme_section(
+            "bench-relax-shifted",
+            table
+            + "\n\n"
+            + note
+            + "\n\n"
+            + " ".join(
+                f"![{d} variance](benchmarks/results/relax_shifted_{d}.png)" for d in DISTRIBUTIONS
+            ),
+        )
 
 
 if __name__ == "__main__":

@@ -52,25 +52,26 @@ import os
 
 # One BLAS thread: the machine is shared, and per-solve timings must not depend on how many
 # idle cores OpenBLAS happens to find.
-for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable, Optional  # noqa: E402
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
 
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
+import numpy as np
+import scipy.sparse as sp
 
-from _common import RESULTS, load_average, markdown_table, update_readme_section, write_results  # noqa: E402
-from pdesuite.datasets import generate, get_family, sort_order  # noqa: E402
-from pdesuite.solvers import RecyclingSolver, solve  # noqa: E402
+from _common import RESULTS, load_average, markdown_table, update_readme_section, write_results
+from pdesuite.datasets import generate, get_family, sort_order
+from pdesuite.solvers import RecyclingSolver, solve
 
 RESTART = 40
 RECYCLE_K = 20
@@ -102,7 +103,10 @@ def gcrodr_defaults() -> dict[str, Any]:
     """The library's GCRO-DR defaults this run used (reorthogonalization, refresh period, side)."""
     from pdesuite.solvers.vocabulary import METHOD_DEFAULTS
 
-    return {name: METHOD_DEFAULTS["gcrodr"][name] for name in ("reorthogonalize", "update_period", "side")}
+    return {
+        name: METHOD_DEFAULTS["gcrodr"][name]
+        for name in ("reorthogonalize", "update_period", "side")
+    }
 
 
 
@@ -130,7 +134,9 @@ class MethodRun:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         result = self.solve_one(system.A, system.b)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        true_residual = float(np.linalg.norm(system.b - system.A @ result.x) / np.linalg.norm(system.b))
+        true_residual = float(
+            np.linalg.norm(system.b - system.A @ result.x) / np.linalg.norm(system.b)
+        )
         self.records.append({
             "index": index, "wall": wall, "cpu": cpu, "iterations": int(result.iterations),
             "matvecs": int(result.matvecs), "converged": bool(result.converged),
@@ -150,21 +156,38 @@ def make_runs(spd: bool, pc: str, tol: float, sorted_order: np.ndarray, n: int,
             A, b, method="gmres", restart=RESTART, M=general(A), rtol=tol, maxiter=MAXITER)))
     for name, order in (("skr", sorted_order), ("recycle-unsorted", given)):
         if name in methods:
-            solver = RecyclingSolver("gcrodr", restart=RESTART, k=RECYCLE_K, rtol=tol, maxiter=MAXITER,
-                                     solutions=solutions, **GCRODR_OPTIONS)
-            runs.append(MethodRun(name, order, lambda A, b, solver=solver: solver.solve(A, b, M=general(A))))
+            solver = RecyclingSolver(
+                "gcrodr",
+                restart=RESTART,
+                k=RECYCLE_K,
+                rtol=tol,
+                maxiter=MAXITER,
+                solutions=solutions,
+                **GCRODR_OPTIONS,
+            )
+            runs.append(
+                MethodRun(name, order, lambda A, b, solver=solver: solver.solve(A, b, M=general(A)))
+            )
     if spd and "pcg-warm" in methods:
         previous: dict[str, Optional[np.ndarray]] = {"x": None}
 
         def warm_pcg(A, b):
-            result = solve(A, b, method="cg", M=symmetric(A), x0=previous["x"], rtol=tol, maxiter=MAXITER)
+            result = solve(
+                A, b, method="cg", M=symmetric(A), x0=previous["x"], rtol=tol, maxiter=MAXITER
+            )
             previous["x"] = result.x
             return result
 
         runs.append(MethodRun("pcg-warm", sorted_order, warm_pcg))
     if spd and "rcg" in methods:
-        solver = RecyclingSolver("rcg", ell=RESTART, k=RECYCLE_K, rtol=tol, maxiter=MAXITER, solutions=solutions)
-        runs.append(MethodRun("rcg", sorted_order, lambda A, b, solver=solver: solver.solve(A, b, M=symmetric(A))))
+        solver = RecyclingSolver(
+            "rcg", ell=RESTART, k=RECYCLE_K, rtol=tol, maxiter=MAXITER, solutions=solutions
+        )
+        runs.append(
+            MethodRun(
+                "rcg", sorted_order, lambda A, b, solver=solver: solver.solve(A, b, M=symmetric(A))
+            )
+        )
     return runs
 
 
@@ -203,13 +226,18 @@ def speedups(methods: dict[str, dict[str, Any]]) -> dict[str, dict[str, Optional
         return methods[name][key] if name in methods else None
 
     out = {}
-    for label, baseline, candidate in (("skr_vs_gmres", "gmres", "skr"), ("skr_vs_pcg", "pcg-warm", "skr"),
-                                       ("sorted_vs_unsorted", "recycle-unsorted", "skr"),
-                                       ("rcg_vs_pcg", "pcg-warm", "rcg")):
+    for label, baseline, candidate in (
+        ("skr_vs_gmres", "gmres", "skr"),
+        ("skr_vs_pcg", "pcg-warm", "skr"),
+        ("sorted_vs_unsorted", "recycle-unsorted", "skr"),
+        ("rcg_vs_pcg", "pcg-warm", "rcg"),
+    ):
         out[label] = {
             "time": ratio(get(baseline, "total_time"), get(candidate, "total_time")),
             "cpu": ratio(get(baseline, "total_cpu"), get(candidate, "total_cpu")),
-            "iterations": ratio(get(baseline, "mean_iterations"), get(candidate, "mean_iterations")),
+            "iterations": ratio(
+                get(baseline, "mean_iterations"), get(candidate, "mean_iterations")
+            ),
             "matvecs": ratio(get(baseline, "mean_matvecs"), get(candidate, "mean_matvecs")),
         }
     return out
@@ -252,27 +280,41 @@ def run_family(family_name: str, resolution: int, n: int, pcs: list[str], tols: 
                 shift = position % len(runs)
                 for run in runs[shift:] + runs[:shift]:
                     run.step(systems, position)
-            summaries = {run.name: summarise(run.records, sort_time if run.name in SORTED_METHODS else 0.0)
-                         for run in runs}
+            summaries = {
+                run.name: summarise(run.records, sort_time if run.name in SORTED_METHODS else 0.0)
+                for run in runs
+            }
             for name in methods:
                 if name in reused:
                     summaries[name] = {**reused[name], "reused": True}
             summaries = {name: summaries[name] for name in methods if name in summaries}
             cell = {
-                "family": family_name, "resolution": resolution, "unknowns": unknowns, "nnz": nnz, "spd": spd,
-                "preconditioner": pc, "symmetric_preconditioner": SYMMETRIC_COUNTERPART[pc] if spd else None,
+                "family": family_name,
+                "resolution": resolution,
+                "unknowns": unknowns,
+                "nnz": nnz,
+                "spd": spd,
+                "preconditioner": pc,
+                "symmetric_preconditioner": SYMMETRIC_COUNTERPART[pc] if spd else None,
                 "family_options": FAMILY_OPTIONS.get(family_name, {}),
-                "tol": tol, "N": n, "sort_method": sort_method, "sort_time": sort_time,
+                "tol": tol,
+                "N": n,
+                "sort_method": sort_method,
+                "sort_time": sort_time,
                 "assembly_time": assembly_time,
                 "cell_wall": time.perf_counter() - cell_start,
-                "load_average_before": load_before, "load_average_after": load_average(),
-                "methods": summaries, "speedups": speedups(summaries),
+                "load_average_before": load_before,
+                "load_average_after": load_average(),
+                "methods": summaries,
+                "speedups": speedups(summaries),
                 "reused_methods": sorted(reused),
             }
             cells.append(cell)
             on_cell(cell)
-            brief = ", ".join(f"{k} {v['total_time']:.1f}s/{v['mean_iterations']:.0f}it/{v['nonconverged']}nc"
-                              for k, v in summaries.items())
+            brief = ", ".join(
+                f"{k} {v['total_time']:.1f}s/{v['mean_iterations']:.0f}it/{v['nonconverged']}nc"
+                for k, v in summaries.items()
+            )
             log(f"  {family_name} {pc} tol={tol:g}: {brief} ({cell['cell_wall']:.0f}s)")
     return cells
 
@@ -286,7 +328,12 @@ def _pipeline_config(quick: bool) -> dict[str, Any]:
     """Darcy, small; 8 blocks (4 in quick mode), so that two workers or ranks share the work."""
     n = PIPELINE_N[quick]
     blocks = 4 if quick else 8
-    return {"family": "darcy", "resolution": 34 if quick else 66, "n": n, "chunk_size": max(1, -(-n // blocks))}
+    return {
+        "family": "darcy",
+        "resolution": 34 if quick else 66,
+        "n": n,
+        "chunk_size": max(1, -(-n // blocks)),
+    }
 
 
 def _read_outputs(path: Path) -> np.ndarray:
@@ -297,35 +344,61 @@ def _read_outputs(path: Path) -> np.ndarray:
 
 
 def mpi_child(spec_json: str) -> None:
-    """Run under ``mpiexec``: one ``generate`` over ``MPI.COMM_WORLD``; rank 0 prints a JSON line."""
+    """Run under ``mpiexec``: one ``generate`` over ``MPI.COMM_WORLD``; rank 0 prints a JSON
+    line."""
     from mpi4py import MPI
 
     spec = json.loads(spec_json)
     comm = MPI.COMM_WORLD
     comm.Barrier()
     start = time.perf_counter()
-    generate(spec["family"], spec["n"], out=spec["out"], resolution=spec["resolution"], chunk_size=spec["chunk_size"],
-             workers=1, progress=False, comm=comm, overwrite=True)
+    generate(
+        spec["family"],
+        spec["n"],
+        out=spec["out"],
+        resolution=spec["resolution"],
+        chunk_size=spec["chunk_size"],
+        workers=1,
+        progress=False,
+        comm=comm,
+        overwrite=True,
+    )
     comm.Barrier()
     elapsed = time.perf_counter() - start
     if comm.Get_rank() == 0:
-        print("MPI_RESULT " + json.dumps({"seconds": elapsed, "ranks": comm.Get_size()}), flush=True)
+        print(
+            "MPI_RESULT " + json.dumps({"seconds": elapsed, "ranks": comm.Get_size()}), flush=True
+        )
 
 
 def run_pipeline(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     spec = _pipeline_config(quick)
-    result: dict[str, Any] = {**spec, "solver": "recycle (rcg, k=20, ell=40, rtol=1e-8), sorted (greedy)",
-                              "load_average_before": load_average(), "runs": {}}
+    result: dict[str, Any] = {
+        **spec,
+        "solver": "recycle (rcg, k=20, ell=40, rtol=1e-8), sorted (greedy)",
+        "load_average_before": load_average(),
+        "runs": {},
+    }
     workdir = Path(tempfile.mkdtemp(prefix="bench_skr_"))
     try:
         outputs = {}
         for workers in (1, 2):
             out = workdir / f"w{workers}.h5"
             start = time.perf_counter()
-            generate(spec["family"], spec["n"], out=out, resolution=spec["resolution"], chunk_size=spec["chunk_size"],
-                     workers=workers, progress=False)
+            generate(
+                spec["family"],
+                spec["n"],
+                out=out,
+                resolution=spec["resolution"],
+                chunk_size=spec["chunk_size"],
+                workers=workers,
+                progress=False,
+            )
             seconds = time.perf_counter() - start
-            result["runs"][f"workers={workers}"] = {"seconds": seconds, "systems_per_second": spec["n"] / seconds}
+            result["runs"][f"workers={workers}"] = {
+                "seconds": seconds,
+                "systems_per_second": spec["n"] / seconds,
+            }
             outputs[f"workers={workers}"] = _read_outputs(out)
             log(f"pipeline workers={workers}: {spec['n'] / seconds:.2f} systems/s")
         out = workdir / "mpi.h5"
@@ -334,28 +407,46 @@ def run_pipeline(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
             result["runs"]["mpiexec -n 2"] = {"error": "mpiexec not found on PATH"}
         else:
             child = {**spec, "out": str(out)}
-            command = [mpiexec, "-n", "2", sys.executable, str(Path(__file__).resolve()), "--mpi-child", json.dumps(child)]
+            command = [
+                mpiexec,
+                "-n",
+                "2",
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--mpi-child",
+                json.dumps(child),
+            ]
             start = time.perf_counter()
             try:
                 completed = subprocess.run(command, capture_output=True, text=True, timeout=900)
                 outer = time.perf_counter() - start
-                lines = [line for line in completed.stdout.splitlines() if line.startswith("MPI_RESULT ")]
+                lines = [
+                    line for line in completed.stdout.splitlines() if line.startswith("MPI_RESULT ")
+                ]
                 if completed.returncode != 0 or not lines:
                     result["runs"]["mpiexec -n 2"] = {
                         "error": f"exit code {completed.returncode}",
-                        "stderr_tail": completed.stderr[-2000:], "stdout_tail": completed.stdout[-1000:]}
+                        "stderr_tail": completed.stderr[-2000:],
+                        "stdout_tail": completed.stdout[-1000:],
+                    }
                 else:
                     inner = json.loads(lines[-1][len("MPI_RESULT "):])
                     result["runs"]["mpiexec -n 2"] = {
-                        "seconds": inner["seconds"], "systems_per_second": spec["n"] / inner["seconds"],
-                        "seconds_with_mpiexec_start": outer, "ranks": inner["ranks"]}
+                        "seconds": inner["seconds"],
+                        "systems_per_second": spec["n"] / inner["seconds"],
+                        "seconds_with_mpiexec_start": outer,
+                        "ranks": inner["ranks"],
+                    }
                     outputs["mpiexec -n 2"] = _read_outputs(out)
                     log(f"pipeline mpiexec -n 2: {spec['n'] / inner['seconds']:.2f} systems/s")
             except (OSError, subprocess.TimeoutExpired) as error:
                 result["runs"]["mpiexec -n 2"] = {"error": repr(error)}
         reference = outputs["workers=1"]
         result["bitwise_identical_to_workers_1"] = {
-            name: bool(np.array_equal(array, reference)) for name, array in outputs.items() if name != "workers=1"}
+            name: bool(np.array_equal(array, reference))
+            for name, array in outputs.items()
+            if name != "workers=1"
+        }
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result["load_average_after"] = load_average()
@@ -376,24 +467,57 @@ def tables(cells: list[dict[str, Any]]) -> tuple[str, str]:
                 continue
             m = cell["methods"][name]
             pc = cell["symmetric_preconditioner"] if name in SPD_ONLY else cell["preconditioner"]
-            method_rows.append([cell["family"], cell["unknowns"], f"{cell['tol']:g}", cell["preconditioner"], cell["N"],
-                                f"{name} ({pc})", f"{m['total_time']:.2f}", f"{m['total_cpu']:.2f}",
-                                f"{m['mean_iterations']:.1f}", f"{m['nonconverged']}/{cell['N']}"])
-    first = markdown_table(["family", "n", "tol", "pc", "N", "method (its pc)", "wall s", "cpu s", "mean it",
-                            "not conv."], method_rows)
+            method_rows.append(
+                [
+                    cell["family"],
+                    cell["unknowns"],
+                    f"{cell['tol']:g}",
+                    cell["preconditioner"],
+                    cell["N"],
+                    f"{name} ({pc})",
+                    f"{m['total_time']:.2f}",
+                    f"{m['total_cpu']:.2f}",
+                    f"{m['mean_iterations']:.1f}",
+                    f"{m['nonconverged']}/{cell['N']}",
+                ]
+            )
+    first = markdown_table(
+        [
+            "family", "n", "tol", "pc", "N", "method (its pc)", "wall s", "cpu s", "mean it",
+            "not conv.",
+        ],
+        method_rows,
+    )
     speed_rows = []
     for cell in cells:
         s = cell["speedups"]
-        failed = " / ".join(str(cell["methods"][name]["nonconverged"]) if name in cell["methods"] else "–"
-                            for name in ("gmres", "skr", "recycle-unsorted"))
-        speed_rows.append([cell["family"], f"{cell['tol']:g}", cell["preconditioner"], cell["N"],
-                           f"{_fmt(s['skr_vs_gmres']['cpu'])} / {_fmt(s['skr_vs_gmres']['iterations'], '.1f')}",
-                           f"{_fmt(s['skr_vs_pcg']['cpu'])} / {_fmt(s['skr_vs_pcg']['iterations'], '.1f')}",
-                           f"{_fmt(s['sorted_vs_unsorted']['cpu'])} / {_fmt(s['sorted_vs_unsorted']['iterations'])}",
-                           f"{_fmt(s['rcg_vs_pcg']['cpu'])} / {_fmt(s['rcg_vs_pcg']['iterations'])}", failed])
-    second = markdown_table(["family", "tol", "pc", "N", "SKR vs GMRES(40) time / it", "SKR vs warm PCG time / it",
-                             "sorted vs unsorted time / it", "rcg vs warm PCG time / it",
-                             "not conv. GMRES / SKR / unsorted"], speed_rows)
+        failed = " / ".join(
+            str(cell["methods"][name]["nonconverged"]) if name in cell["methods"] else "–"
+            for name in ("gmres", "skr", "recycle-unsorted")
+        )
+        speed_rows.append(
+            [
+                cell["family"],
+                f"{cell['tol']:g}",
+                cell["preconditioner"],
+                cell["N"],
+                f"{_fmt(s['skr_vs_gmres']['cpu'])} / "
+                f"{_fmt(s['skr_vs_gmres']['iterations'], '.1f')}",
+                f"{_fmt(s['skr_vs_pcg']['cpu'])} / {_fmt(s['skr_vs_pcg']['iterations'], '.1f')}",
+                f"{_fmt(s['sorted_vs_unsorted']['cpu'])} / "
+                f"{_fmt(s['sorted_vs_unsorted']['iterations'])}",
+                f"{_fmt(s['rcg_vs_pcg']['cpu'])} / {_fmt(s['rcg_vs_pcg']['iterations'])}",
+                failed,
+            ]
+        )
+    second = markdown_table(
+        [
+            "family", "tol", "pc", "N", "SKR vs GMRES(40) time / it", "SKR vs warm PCG time / it",
+            "sorted vs unsorted time / it", "rcg vs warm PCG time / it",
+            "not conv. GMRES / SKR / unsorted",
+        ],
+        speed_rows,
+    )
     return first, second
 
 
@@ -424,7 +548,10 @@ def plot(cells: list[dict[str, Any]], path: Path) -> None:
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylabel("CPU-time speed-up (> 1: the first is faster)")
     n_text = ", ".join(sorted({f"{c['family']} N={c['N']}" for c in cells}))
-    ax.set_title(f"Sorted + recycled GCRO-DR(40,20) against baselines\n({n_text}; time incl. sort)", fontsize=9)
+    ax.set_title(
+        f"Sorted + recycled GCRO-DR(40,20) against baselines\n({n_text}; time incl. sort)",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -444,10 +571,14 @@ def parse_n_family(items: list[str]) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny problems, N=6, tol 1e-5 (under 2 minutes)")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny problems, N=6, tol 1e-5 (under 2 minutes)"
+    )
     parser.add_argument("--families", default="darcy,helmholtz,poisson-fe",
                         help=f"comma-separated, from {sorted(FULL_RESOLUTION)}")
-    parser.add_argument("--pcs", default=",".join(PRECONDITIONERS), help="comma-separated, from none,jacobi,sor,ilu")
+    parser.add_argument(
+        "--pcs", default=",".join(PRECONDITIONERS), help="comma-separated, from none,jacobi,sor,ilu"
+    )
     parser.add_argument("--tols", default="1e-5,1e-8", help="comma-separated relative tolerances")
     parser.add_argument("--n", type=int, default=200, help="systems per cell (default 200)")
     parser.add_argument("--n-family", action="append", default=[], metavar="FAMILY=N",
@@ -460,18 +591,33 @@ def main() -> None:
                         help="take these methods' records from the finished results file NAME "
                              "(same systems and settings) instead of running them again, e.g. "
                              "skr_old:gmres,pcg-warm,rcg after a change that affects only GCRO-DR")
-    parser.add_argument("--merge", default=None, metavar="NAME,NAME,...",
-                        help="combine the cells of finished runs (results files) into --name and publish")
+    parser.add_argument(
+        "--merge",
+        default=None,
+        metavar="NAME,NAME,...",
+        help="combine the cells of finished runs (results files) into --name and publish",
+    )
     parser.add_argument("--sort", default="greedy", choices=("greedy", "fft"))
-    parser.add_argument("--solutions", type=int, default=4,
-                        help="previous solutions in the recycling solvers' initial projection (library default 4)")
+    parser.add_argument(
+        "--solutions",
+        type=int,
+        default=4,
+        help="previous solutions in the recycling solvers' initial projection (library default 4)",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-pipeline", action="store_true", help="skip the generate() throughput part")
-    parser.add_argument("--pipeline-only", action="store_true",
-                        help="measure only the generate() throughput and put it into the existing results file")
+    parser.add_argument(
+        "--no-pipeline", action="store_true", help="skip the generate() throughput part"
+    )
+    parser.add_argument(
+        "--pipeline-only",
+        action="store_true",
+        help="measure only the generate() throughput and put it into the existing results file",
+    )
     parser.add_argument("--pipeline-n", type=int, default=None,
                         help="samples of the throughput runs (default 256, or 16 with --quick)")
-    parser.add_argument("--name", default=None, help="results file stem (default skr, or skr_quick with --quick)")
+    parser.add_argument(
+        "--name", default=None, help="results file stem (default skr, or skr_quick with --quick)"
+    )
     parser.add_argument("--readme", action="store_true", help="update the README section bench-skr")
     parser.add_argument("--mpi-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -485,7 +631,9 @@ def main() -> None:
             family, key = family_key.split(":", 1)
             FAMILY_OPTIONS.setdefault(family.strip(), {})[key.strip()] = json.loads(value)
         except ValueError:
-            parser.error(f"--family-option: expected FAMILY:KEY=VALUE with a JSON value, got {item!r}")
+            parser.error(
+                f"--family-option: expected FAMILY:KEY=VALUE with a JSON value, got {item!r}"
+            )
     if args.merge is not None:
         merge_runs([part.strip() for part in args.merge.split(",") if part.strip()],
                    args.name or "skr", args.readme)
@@ -494,7 +642,9 @@ def main() -> None:
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     for family in families:
         if family not in FULL_RESOLUTION:
-            parser.error(f"--families: unknown family {family!r}; choose from {sorted(FULL_RESOLUTION)}")
+            parser.error(
+                f"--families: unknown family {family!r}; choose from {sorted(FULL_RESOLUTION)}"
+            )
     pcs = [p.strip() for p in args.pcs.split(",") if p.strip()]
     for pc in pcs:
         if pc not in PRECONDITIONERS:
@@ -530,25 +680,43 @@ def main() -> None:
         return
 
     config = {
-        "command": " ".join(sys.argv), "quick": args.quick, "families": families,
+        "command": " ".join(sys.argv),
+        "quick": args.quick,
+        "families": families,
         "resolutions": {f: resolutions[f] for f in families},
-        "N": {f: n_family.get(f, n_default) for f in families}, "tolerances": tols, "preconditioners": pcs, "skipped_cells": sorted(skip),
-        "symmetric_counterparts": SYMMETRIC_COUNTERPART, "sort": args.sort, "gmres_restart": RESTART,
+        "N": {f: n_family.get(f, n_default) for f in families},
+        "tolerances": tols,
+        "preconditioners": pcs,
+        "skipped_cells": sorted(skip),
+        "symmetric_counterparts": SYMMETRIC_COUNTERPART,
+        "sort": args.sort,
+        "gmres_restart": RESTART,
         "family_options": {f: FAMILY_OPTIONS.get(f, {}) for f in families},
-        "gcrodr": {"restart": RESTART, "k": RECYCLE_K, "solutions": args.solutions, **gcrodr_defaults(),
-                   **GCRODR_OPTIONS},
+        "gcrodr": {
+            "restart": RESTART,
+            "k": RECYCLE_K,
+            "solutions": args.solutions,
+            **gcrodr_defaults(),
+            **GCRODR_OPTIONS,
+        },
         "gmres_side": "left",
         "rcg": {"ell": RESTART, "k": RECYCLE_K},
-        "maxiter": MAXITER, "seed": args.seed, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-        "timing": "wall (perf_counter) and CPU (process_time) per solve call, preconditioner set-up "
-                  "included, assembly excluded, sort time added to the sorted methods",
+        "maxiter": MAXITER,
+        "seed": args.seed,
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        "timing": "wall (perf_counter) and CPU (process_time) per solve call, preconditioner "
+                  "set-up "
+        "included, assembly excluded, sort time added to the sorted methods",
     }
     reuse = None
     if args.reuse is not None:
         reuse = load_reuse(args.reuse, config)
         config["reused"] = args.reuse
     load_start = load_average()
-    log(f"load average {load_start}; config {json.dumps({k: config[k] for k in ('families', 'N', 'tolerances', 'preconditioners')})}")
+    log(
+        f"load average {load_start}; config "
+        f"{json.dumps({k: config[k] for k in ('families', 'N', 'tolerances', 'preconditioners')})}"
+    )
     cells: list[dict[str, Any]] = []
     # The pipeline part is short: run it first, and save after every cell, so that a run
     # stopped early (a time limit) still leaves what it measured, marked incomplete.
@@ -556,15 +724,31 @@ def main() -> None:
 
     def save_partial(cell: dict[str, Any]) -> None:
         cells.append(cell)
-        write_results(name, {"complete": False, "config": config, "load_average_start": load_start,
-                             "wall_seconds": time.perf_counter() - started, "cells": cells, "pipeline": pipeline})
+        write_results(
+            name,
+            {
+                "complete": False,
+                "config": config,
+                "load_average_start": load_start,
+                "wall_seconds": time.perf_counter() - started,
+                "cells": cells,
+                "pipeline": pipeline,
+            },
+        )
 
     for family in families:
         run_family(family, resolutions[family], config["N"][family], pcs, tols, args.sort, METHODS,
                    args.solutions, args.seed, log, skip=skip, on_cell=save_partial, reuse=reuse)
 
-    payload = {"complete": True, "config": config, "load_average_start": load_start, "load_average_end": load_average(),
-               "wall_seconds": time.perf_counter() - started, "cells": cells, "pipeline": pipeline}
+    payload = {
+        "complete": True,
+        "config": config,
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
+        "wall_seconds": time.perf_counter() - started,
+        "cells": cells,
+        "pipeline": pipeline,
+    }
     publish(name, payload, args.readme)
 
 
@@ -580,29 +764,42 @@ def report(payload: dict[str, Any]) -> str:
                 rows.append([label, "failed: " + run["error"], ""])
             else:
                 rows.append([label, f"{run['systems_per_second']:.2f}", f"{run['seconds']:.1f}"])
-        pipeline_text = (f"\n\nWhole pipeline `generate(...)` (draw, sort, solve, write, merge): {pipeline['family']} "
-                         f"at resolution {pipeline['resolution']}, {pipeline['n']} samples, chunk_size "
-                         f"{pipeline['chunk_size']}, {pipeline['solver']}; load average {pipeline['load_average_before']} "
-                         f"before; outputs bitwise identical to workers=1: {pipeline['bitwise_identical_to_workers_1']}."
-                         "\n\n" + markdown_table(["run", "systems/s", "seconds"], rows))
+        pipeline_text = (
+            "\n\nWhole pipeline `generate(...)` (draw, sort, solve, write, merge): "
+            f"{pipeline['family']} at resolution {pipeline['resolution']}, {pipeline['n']} "
+            f"samples, chunk_size {pipeline['chunk_size']}, {pipeline['solver']}; load average "
+            f"{pipeline['load_average_before']} before; outputs bitwise identical to workers=1: "
+            f"{pipeline['bitwise_identical_to_workers_1']}."
+            "\n\n" + markdown_table(["run", "systems/s", "seconds"], rows)
+        )
     unknowns = {cell["family"]: cell["unknowns"] for cell in cells}
-    ran = ", ".join(f"{family} (n={count}, N={config['N'][family]})" for family, count in unknowns.items())
+    ran = ", ".join(
+        f"{family} (n={count}, N={config['N'][family]})" for family, count in unknowns.items()
+    )
     tolerances = ", ".join(f"{t:g}" for t in config["tolerances"])
     skip = config.get("skipped_cells") or []
     skipped = f" (cells left out: {', '.join(skip)})" if skip else ""
-    header = (f"Ran: {ran}; tolerances {tolerances}; preconditioners {', '.join(config['preconditioners'])}{skipped}; "
-              f"sort {config['sort']}. Load average (1/5/15 min) {payload['load_average_start']} at the start, "
-              f"{payload['load_average_end']} at the end, on {payload['machine']['cores'] if 'machine' in payload else os.cpu_count()} "
-              "shared cores. Speed-up = baseline ÷ SKR (> 1: SKR faster), by CPU time of the solves (one BLAS "
-              "thread, so the work done; sort included; wall times in the second table) / by mean "
-              "iterations; a GMRES solve stopped by the 10⁴ cap counts with its truncated time."
-              + (f" Methods reused from an earlier run of the same systems ({config['reused']}): only "
-                 "the others ran again." if config.get("reused") else ""))
+    header = (
+        f"Ran: {ran}; tolerances {tolerances}; preconditioners "
+        f"{', '.join(config['preconditioners'])}{skipped}; sort {config['sort']}. Load average "
+        f"(1/5/15 min) {payload['load_average_start']} at the start, {payload['load_average_end']} "
+        f"at the end, on {payload['machine']['cores'] if 'machine' in payload else os.cpu_count()} "
+        "shared cores. Speed-up = baseline ÷ SKR (> 1: SKR faster), by CPU time of the solves (one "
+        "BLAS thread, so the work done; sort included; wall times in the second table) / by mean "
+        "iterations; a GMRES solve stopped by the 10⁴ cap counts with its truncated time."
+        + (
+            f" Methods reused from an earlier run of the same systems ({config['reused']}): only "
+            "the others ran again."
+            if config.get("reused")
+            else ""
+        )
+    )
     return header + "\n\n" + second + "\n\n" + first + pipeline_text
 
 
 def publish(name: str, payload: dict[str, Any], readme: bool) -> None:
-    """Write ``<name>.json``, ``.png`` and ``.md``; print the markdown; update the README on request."""
+    """Write ``<name>.json``, ``.png`` and ``.md``; print the markdown; update the README on
+    request."""
     path = write_results(name, payload)
     payload = json.loads(path.read_text())  # with the machine description write_results adds
     markdown = report(payload)
@@ -611,7 +808,9 @@ def publish(name: str, payload: dict[str, Any], readme: bool) -> None:
     print(markdown)
     print(f"\nwrote {path}, {RESULTS / (name + '.png')}, {RESULTS / (name + '.md')}")
     if readme:
-        update_readme_section("bench-skr", markdown + f"\n\n![SKR speed-ups](benchmarks/results/{name}.png)")
+        update_readme_section(
+            "bench-skr", markdown + f"\n\n![SKR speed-ups](benchmarks/results/{name}.png)"
+        )
 
 
 #: Configuration keys that must agree between runs whose cells are reused or merged.
@@ -619,7 +818,9 @@ COMPATIBLE_KEYS = ("quick", "tolerances", "preconditioners", "symmetric_counterp
                    "gmres_restart", "gmres_side", "gcrodr", "rcg", "maxiter", "seed")
 
 
-def _incompatible(config: dict[str, Any], other: dict[str, Any], keys=COMPATIBLE_KEYS) -> Optional[str]:
+def _incompatible(
+    config: dict[str, Any], other: dict[str, Any], keys=COMPATIBLE_KEYS
+) -> Optional[str]:
     for key in keys:
         if config.get(key) != other.get(key):
             return f"{key}: {config.get(key)!r} here, {other.get(key)!r} there"

@@ -38,7 +38,12 @@ def lognormal_coefficient(grid: Grid, seed: int = 0) -> np.ndarray:
     field = np.zeros(grid.shape)
     for i in range(1, 9):
         for j in range(1, 9):
-            field += rng.standard_normal() * np.sin(np.pi * i * x) * np.sin(np.pi * j * y) / (i * i + j * j)
+            field += (
+                rng.standard_normal()
+                * np.sin(np.pi * i * x)
+                * np.sin(np.pi * j * y)
+                / (i * i + j * j)
+            )
     return np.exp(3.0 * field)
 
 
@@ -162,7 +167,10 @@ def main() -> None:
         for method in methods:
             if method in ("cg", "pcg-ssor") and not spd:
                 continue
-            runners = {"ours (NumPy)": ours(method, A, b, maxiter), "SciPy": scipy_run(method, A, b, maxiter)}
+            runners = {
+                "ours (NumPy)": ours(method, A, b, maxiter),
+                "SciPy": scipy_run(method, A, b, maxiter),
+            }
             petsc = petsc_runs(method, A, b, maxiter)
             if petsc is not None:
                 runners["PETSc native"], runners["ours (PETSc)"] = petsc
@@ -171,12 +179,23 @@ def main() -> None:
                 if run is None:
                     continue
                 run()  # warm-up: caches, first-call imports, PETSc set-up paths
-                seconds, iterations, converged = min((timed(run) for _ in range(2)), key=lambda t: t[0])
+                seconds, iterations, converged = min(
+                    (timed(run) for _ in range(2)), key=lambda t: t[0]
+                )
                 per_it = 1e3 * seconds / max(iterations, 1)
                 cells[label] = (per_it, seconds, iterations, converged)
-                records.append({"problem": name, "n": A.shape[0], "method": method, "solver": label,
-                                "seconds": seconds, "iterations": iterations, "converged": converged,
-                                "ms_per_iteration": per_it})
+                records.append(
+                    {
+                        "problem": name,
+                        "n": A.shape[0],
+                        "method": method,
+                        "solver": label,
+                        "seconds": seconds,
+                        "iterations": iterations,
+                        "converged": converged,
+                        "ms_per_iteration": per_it,
+                    }
+                )
                 print(f"{name:<22} {method:<14} {label:<13} {iterations:>5} it  {seconds:8.3f} s  "
                       f"{per_it:7.3f} ms/it  {'converged' if converged else 'capped'}", flush=True)
 
@@ -184,20 +203,32 @@ def main() -> None:
                 if label not in cells:
                     return "—"
                 per_it, seconds, iterations, converged = cells[label]
-                return f"{per_it:.2f} ms ({iterations}{'' if converged else '+'} it, {seconds:.2f} s)"
+                return (
+                    f"{per_it:.2f} ms ({iterations}{'' if converged else '+'} it, {seconds:.2f} s)"
+                )
 
-            rows.append([name, method] + [fmt(label) for label in
-                                          ("ours (NumPy)", "SciPy", "ours (PETSc)", "PETSc native")])
+            rows.append(
+                [name, method]
+                + [
+                    fmt(label)
+                    for label in ("ours (NumPy)", "SciPy", "ours (PETSc)", "PETSc native")
+                ]
+            )
 
     path = write_results("solvers", {"records": records, "rtol": RTOL, "maxiter": maxiter,
                                      "quick": args.quick, "loadavg": os.getloadavg()})
-    table = markdown_table(["problem", "method", "ours, NumPy", "SciPy", "ours, PETSc", "PETSc native"], rows)
+    table = markdown_table(
+        ["problem", "method", "ours, NumPy", "SciPy", "ours, PETSc", "PETSc native"], rows
+    )
     print(table)
     print(f"wrote {path}")
     if args.readme and not args.quick:
-        update_readme_section("bench-solvers", table + f"\n\nEach cell: time per iteration (iterations, "
-                              f"total time) to rtol {RTOL:g}, capped at {maxiter} iterations "
-                              "('+' = the cap was reached).")
+        update_readme_section(
+            "bench-solvers",
+            table + f"\n\nEach cell: time per iteration (iterations, "
+            f"total time) to rtol {RTOL:g}, capped at {maxiter} iterations "
+            "('+' = the cap was reached).",
+        )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ def _pin_blas_threads_from_argv() -> None:
 
 _pin_blas_threads_from_argv()
 
+# NumPy (and so SciPy and _common) only after the pin: OpenBLAS reads it when it loads.
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import scipy.sparse.linalg as spla  # noqa: E402
@@ -86,7 +87,9 @@ def kernel_costs(torch, A: sp.csr_array, A_t, batch: int, repeats: int = 30) -> 
     }
 
 
-def scipy_sequential(A: sp.csr_array, B: np.ndarray, rtol: float) -> tuple[float, list[int], np.ndarray]:
+def scipy_sequential(
+    A: sp.csr_array, B: np.ndarray, rtol: float
+) -> tuple[float, list[int], np.ndarray]:
     """(seconds, iterations per column, solutions [n, B]) of B one-by-one SciPy CG solves."""
     X = np.empty_like(B)
     iterations = []

@@ -57,7 +57,8 @@ def gaussian_random_field(
     zero_boundary: bool = False,
     n_samples: int | None = None,
 ) -> np.ndarray:
-    """Samples of a mean-zero Gaussian field with covariance ``σ² (−Δ + τ² I)^(−α)`` on ``[0, 1]^d``.
+    """Samples of a mean-zero Gaussian field with covariance ``σ² (−Δ + τ² I)^(−α)`` on
+    ``[0, 1]^d``.
 
     Args:
         shape: grid points per axis, an int (1D) or 1 to 3 ints, each >= 2 (>= 3 with
@@ -81,7 +82,10 @@ def gaussian_random_field(
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
     if zero_boundary and periodic:
-        raise ValueError("zero_boundary: a periodic field has no boundary; use periodic=False with zero_boundary=True")
+        raise ValueError(
+            "zero_boundary: a periodic field has no boundary; use periodic=False with "
+            "zero_boundary=True"
+        )
     batch = _check_samples(n_samples)
     amplitude = _spectral_amplitude(shape_t, alpha, tau, sigma, periodic, zero_boundary)
     ndim = len(shape_t)
@@ -101,11 +105,15 @@ def gaussian_random_field(
         fields = np.zeros((count,) + shape_t)
         # orthonormal DST-I of length m is √(2/(m+1)) Σ a_k sin(π k j/(m+1)); m+1 = n−1 per axis
         scale = np.sqrt(np.prod([n - 1 for n in shape_t]))
-        fields[(slice(None),) + (slice(1, -1),) * ndim] = scipy.fft.idstn(coefficients, type=1, axes=axes, norm="ortho") * scale
+        fields[(slice(None),) + (slice(1, -1),) * ndim] = (
+            scipy.fft.idstn(coefficients, type=1, axes=axes, norm="ortho") * scale
+        )
     else:
         coefficients = rng.standard_normal((count,) + shape_t) * amplitude
         # orthonormal DCT-III times √n per axis is Σ a_k √2 cos(π k (j+½)/n) (and a_0 for k=0)
-        fields = scipy.fft.idctn(coefficients, type=2, axes=axes, norm="ortho") * np.sqrt(np.prod(shape_t))
+        fields = scipy.fft.idctn(coefficients, type=2, axes=axes, norm="ortho") * np.sqrt(
+            np.prod(shape_t)
+        )
     return fields[0] if batch is None else fields
 
 
@@ -120,7 +128,8 @@ def grf_spectrum(
     """The variance ``σ² (λ_k + τ²)^(−α)`` of each KL coefficient, 0 for the constant mode.
 
     Shape: ``[*shape]`` (cosine modes ``k_d = 0..n_d−1``), ``[n_1, ..., n_d//2 + 1]`` (periodic,
-    the half spectrum of ``numpy.fft.rfftn``), or ``[n_d − 2, ...]`` (sine modes ``k_d = 1..n_d−2``).
+    the half spectrum of ``numpy.fft.rfftn``), or ``[n_d − 2, ...]`` (sine modes
+    ``k_d = 1..n_d−2``).
     With ``N = ∏ n_d`` points, a sample ``u`` satisfies, in expectation over samples:
     ``|numpy.fft.rfftn(u)|² = N² ·`` this (periodic), ``scipy.fft.dctn(u, norm="ortho")² = N ·``
     this (cosine), and ``scipy.fft.dstn(u_interior, type=1, norm="ortho")² = ∏(n_d − 1) ·`` this
@@ -130,14 +139,18 @@ def grf_spectrum(
     return _spectral_amplitude(shape_t, alpha, tau, sigma, periodic, zero_boundary) ** 2
 
 
-def _spectral_amplitude(shape: tuple[int, ...], alpha, tau, sigma, periodic: bool, zero_boundary: bool) -> np.ndarray:
+def _spectral_amplitude(
+    shape: tuple[int, ...], alpha, tau, sigma, periodic: bool, zero_boundary: bool
+) -> np.ndarray:
     """``σ (λ_k + τ²)^(−α/2)`` on the coefficient grid of the chosen expansion; 0 at ``k = 0``."""
     alpha = _check_positive(alpha, "alpha")
     tau = _check_positive(tau, "tau")
     ndim = len(shape)
     sigma = default_sigma(alpha, tau, ndim) if sigma is None else _check_positive(sigma, "sigma")
     if periodic:
-        freqs = [np.fft.fftfreq(n, d=1.0 / n) for n in shape[:-1]] + [np.fft.rfftfreq(shape[-1], d=1.0 / shape[-1])]
+        freqs = [np.fft.fftfreq(n, d=1.0 / n) for n in shape[:-1]] + [
+            np.fft.rfftfreq(shape[-1], d=1.0 / shape[-1])
+        ]
         factor = 4.0 * np.pi**2
     elif zero_boundary:
         freqs = [np.arange(1, n - 1, dtype=float) for n in shape]

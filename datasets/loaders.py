@@ -35,13 +35,16 @@ import numpy as np
 
 from pdesuite.datasets.storage import open_dataset, read_sample
 
-__all__ = ["PDEDataset", "SPLITS", "split_ranges", "channel_statistics"]
+# PDEDataset is built on first access by the module __getattr__ below (it imports torch).
+__all__ = ["PDEDataset", "SPLITS", "split_ranges", "channel_statistics"]  # noqa: F822
 
 SPLITS = ("train", "val", "test", "all")
 _STATS_CHUNK = 64
 
 
-def split_ranges(n: int, split_fractions: Sequence[Union[float, int]] = (0.8, 0.1, 0.1)) -> dict[str, range]:
+def split_ranges(
+    n: int, split_fractions: Sequence[Union[float, int]] = (0.8, 0.1, 0.1)
+) -> dict[str, range]:
     """Contiguous index ranges of the train, val and test splits of ``n`` samples.
 
     Args:
@@ -56,28 +59,43 @@ def split_ranges(n: int, split_fractions: Sequence[Union[float, int]] = (0.8, 0.
     if len(split_fractions) != 3:
         raise ValueError(f"split_fractions: expected (train, val, test), got {split_fractions!r}")
     values = list(split_fractions)
-    if any(isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) for v in values):
+    if any(
+        isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+        for v in values
+    ):
         raise TypeError(f"split_fractions: expected three numbers, got {split_fractions!r}")
     if any(v < 0 for v in values):
         raise ValueError(f"split_fractions: must be >= 0, got {split_fractions!r}")
     if all(isinstance(v, (int, np.integer)) for v in values):
         counts = [int(v) for v in values]
         if sum(counts) > n:
-            raise ValueError(f"split_fractions: counts {counts} add up to more than the {n} samples")
+            raise ValueError(
+                f"split_fractions: counts {counts} add up to more than the {n} samples"
+            )
     else:
         total = float(sum(values))
         if total > 1.0 + 1e-9:
             raise ValueError(f"split_fractions: fractions must add up to at most 1, got {total}")
         n_train = int(round(values[0] * n))
         n_val = min(int(round(values[1] * n)), n - n_train)
-        n_test = n - n_train - n_val if abs(total - 1.0) <= 1e-9 else min(int(round(values[2] * n)), n - n_train - n_val)
+        n_test = (
+            n - n_train - n_val
+            if abs(total - 1.0) <= 1e-9
+            else min(int(round(values[2] * n)), n - n_train - n_val)
+        )
         counts = [n_train, n_val, n_test]
     starts = np.cumsum([0] + counts)
-    return {"train": range(int(starts[0]), int(starts[1])), "val": range(int(starts[1]), int(starts[2])),
-            "test": range(int(starts[2]), int(starts[3])), "all": range(n)}
+    return {
+        "train": range(int(starts[0]), int(starts[1])),
+        "val": range(int(starts[1]), int(starts[2])),
+        "test": range(int(starts[2]), int(starts[3])),
+        "all": range(n),
+    }
 
 
-def channel_statistics(dataset, indices: Sequence[int], channel_axis: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def channel_statistics(
+    dataset, indices: Sequence[int], channel_axis: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and (population) standard deviation of ``dataset[indices]``.
 
     Args:
@@ -115,8 +133,10 @@ def channel_statistics(dataset, indices: Sequence[int], channel_axis: int = 1) -
         m2 = m2 + chunk_m2 + delta ** 2 * (count * chunk_count / total)
         count = total
     if count == 0:
-        raise ValueError("split_fractions: the training split is empty, so there are no statistics to "
-                         "normalise with; give it samples or pass normalize=False")
+        raise ValueError(
+            "split_fractions: the training split is empty, so there are no statistics to "
+            "normalise with; give it samples or pass normalize=False"
+        )
     return mean, np.sqrt(m2 / count)
 
 
@@ -157,15 +177,23 @@ class _PDEDatasetBase:
             self.time_dependent = str(handle.attrs["kind"]) == "time-dependent"
             if self.time_dependent:
                 frames = handle["trajectories"].shape[1]
-                if isinstance(input_steps, bool) or not isinstance(input_steps, int) or not 1 <= input_steps < frames:
-                    raise ValueError(f"input_steps: must be an int in [1, {frames - 1}] for {frames} "
-                                     f"frames, got {input_steps!r}")
+                if (
+                    isinstance(input_steps, bool)
+                    or not isinstance(input_steps, int)
+                    or not 1 <= input_steps < frames
+                ):
+                    raise ValueError(
+                        f"input_steps: must be an int in [1, {frames - 1}] for {frames} "
+                        f"frames, got {input_steps!r}"
+                    )
                 if output_steps is None:
                     output_steps = frames - input_steps
                 if (isinstance(output_steps, bool) or not isinstance(output_steps, int)
                         or not 1 <= output_steps <= frames - input_steps):
-                    raise ValueError(f"output_steps: must be an int in [1, {frames - input_steps}], "
-                                     f"got {output_steps!r}")
+                    raise ValueError(
+                        f"output_steps: must be an int in [1, {frames - input_steps}], "
+                        f"got {output_steps!r}"
+                    )
             self.input_steps = int(input_steps)
             self.output_steps = output_steps
             ranges = split_ranges(self.n_total, split_fractions)
@@ -224,7 +252,9 @@ class _PDEDatasetBase:
             if source_out is source_in:
                 targets_mean, targets_std = inputs_mean, inputs_std
             else:
-                targets_mean, targets_std = channel_statistics(source_out, self.train_indices, axis_out)
+                targets_mean, targets_std = channel_statistics(
+                    source_out, self.train_indices, axis_out
+                )
         stats = {"inputs_mean": inputs_mean, "inputs_std": inputs_std,
                  "targets_mean": targets_mean, "targets_std": targets_std}
         if cache:
@@ -303,7 +333,9 @@ class _PDEDatasetBase:
         if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
             raise TypeError(f"item: expected an int index, got {type(item).__name__}")
         if not -length <= item < length:
-            raise IndexError(f"item: index {item} out of range for the {length} samples of split {self.split!r}")
+            raise IndexError(
+                f"item: index {item} out of range for the {length} samples of split {self.split!r}"
+            )
         index = int(self.indices[int(item)])
         handle = self._handle()
         if self.time_dependent:

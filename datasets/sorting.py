@@ -146,7 +146,9 @@ def _as_keys(keys: KeysLike) -> np.ndarray:
             raise ValueError("keys: every key must have the same shape")
         array = np.stack(items) if items else np.zeros((0, 1))
     if array.ndim < 2:
-        raise ValueError(f"keys: expected an array [n, ...] with one key per sample, got shape {array.shape}")
+        raise ValueError(
+            f"keys: expected an array [n, ...] with one key per sample, got shape {array.shape}"
+        )
     if np.iscomplexobj(array):
         raise TypeError("keys: must be real; pass the real and imaginary parts as channels")
     array = np.asarray(array, dtype=np.float64)

@@ -26,7 +26,13 @@ from pdesuite.discretization.fe_system import assemble_system, normalize_fe_bcs,
 from pdesuite.discretization.grid import Grid
 from pdesuite.discretization.mesh import Mesh
 from pdesuite.discretization.system import LinearSystem, as_csr32
-from pdesuite.discretization.transfer import coarsen, fe_prolongation, prolongation, refine, restriction
+from pdesuite.discretization.transfer import (
+    coarsen,
+    fe_prolongation,
+    prolongation,
+    refine,
+    restriction,
+)
 
 __all__ = [
     "Dirichlet", "FEFunction", "Grid", "LagrangeSpace", "LinearSystem", "Mesh", "Neumann",

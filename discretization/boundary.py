@@ -81,11 +81,20 @@ def normalize_grid_bcs(
         out = {side: bc.get(side, Dirichlet()) for side in sides}
         for side, cond in out.items():
             if not isinstance(cond, (Dirichlet, Neumann, Periodic)):
-                raise TypeError(f"bc[{side!r}]: expected Dirichlet, Neumann or Periodic, got {type(cond).__name__}")
+                raise TypeError(
+                    f"bc[{side!r}]: expected Dirichlet, Neumann or Periodic, got "
+                    f"{type(cond).__name__}"
+                )
     else:
-        raise TypeError(f"bc: expected a boundary condition or a dict side -> condition, got {type(bc).__name__}")
+        raise TypeError(
+            "bc: expected a boundary condition or a dict side -> condition, got "
+            f"{type(bc).__name__}"
+        )
     for axis in range(ndim):
         low, high = out[sides[2 * axis]], out[sides[2 * axis + 1]]
         if isinstance(low, Periodic) != isinstance(high, Periodic):
-            raise ValueError(f"bc: Periodic on axis {axis} must be given on both {sides[2*axis]!r} and {sides[2*axis+1]!r}")
+            raise ValueError(
+                f"bc: Periodic on axis {axis} must be given on both {sides[2 * axis]!r} and "
+                f"{sides[2 * axis + 1]!r}"
+            )
     return out

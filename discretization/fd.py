@@ -112,7 +112,9 @@ def helmholtz(
     _check_grid(grid)
     k = _node_field(grid, wavenumber, "wavenumber")
     f = _node_field(grid, source, "source")
-    return _assemble(grid, bc, conductivity=np.ones(grid.shape), reaction=-(k * k), velocity=None, source=f)
+    return _assemble(
+        grid, bc, conductivity=np.ones(grid.shape), reaction=-(k * k), velocity=None, source=f
+    )
 
 
 def advection_diffusion(
@@ -169,7 +171,8 @@ def mass(grid: Grid, bc: BCLike = None, scale: str = "volume") -> sp.csr_array:
 
 
 def free_dofs(grid: Grid, bc: BCLike = None) -> np.ndarray:
-    """``[n_free]`` indices (C order) of the nodes that are unknowns under ``bc``: all but Dirichlet."""
+    """``[n_free]`` indices (C order) of the nodes that are unknowns under ``bc``: all but
+    Dirichlet."""
     _check_grid(grid)
     fixed, _ = _dirichlet_values(grid, normalize_grid_bcs(bc, grid.ndim))
     return np.flatnonzero(~fixed.ravel())
@@ -180,10 +183,14 @@ def _check_grid(grid: Grid) -> None:
     if not isinstance(grid, Grid):
         raise TypeError(f"grid: expected a Grid, got {type(grid).__name__}")
     if grid.centering != "node":
-        raise ValueError(f"grid: finite differences need a node-centred grid, got centering={grid.centering!r}")
+        raise ValueError(
+            f"grid: finite differences need a node-centred grid, got centering={grid.centering!r}"
+        )
 
 
-def _node_field(grid: Grid, data: FieldLike, name: str, positive: bool = False, nonnegative: bool = False) -> np.ndarray:
+def _node_field(
+    grid: Grid, data: FieldLike, name: str, positive: bool = False, nonnegative: bool = False
+) -> np.ndarray:
     """``data`` (scalar, ``[*shape]`` array or callable on points) as a float array ``[*shape]``."""
     if callable(data):
         values = np.asarray(data(grid.points()), dtype=float)
@@ -192,12 +199,16 @@ def _node_field(grid: Grid, data: FieldLike, name: str, positive: bool = False, 
         elif values.shape == (grid.size,):
             values = values.reshape(grid.shape)
         else:
-            raise ValueError(f"{name}: the callable returned shape {values.shape}, expected ({grid.size},)")
+            raise ValueError(
+                f"{name}: the callable returned shape {values.shape}, expected ({grid.size},)"
+            )
     else:
         try:
             values = np.asarray(data, dtype=float)
         except (TypeError, ValueError):
-            raise TypeError(f"{name}: expected a number, an array or a callable, got {type(data).__name__}") from None
+            raise TypeError(
+                f"{name}: expected a number, an array or a callable, got {type(data).__name__}"
+            ) from None
         if values.shape == ():
             values = np.full(grid.shape, float(values))
         elif values.shape != grid.shape:
@@ -239,16 +250,24 @@ def _velocity_field(grid: Grid, velocity) -> np.ndarray:
     if callable(velocity):
         values = np.asarray(velocity(grid.points()), dtype=float)
         if values.shape != (grid.size, grid.ndim):
-            raise ValueError(f"velocity: the callable returned shape {values.shape}, expected ({grid.size}, {grid.ndim})")
+            raise ValueError(
+                f"velocity: the callable returned shape {values.shape}, expected ({grid.size}, "
+                f"{grid.ndim})"
+            )
         values = values.T.reshape((grid.ndim,) + grid.shape)
     else:
         values = np.asarray(velocity, dtype=float)
         if values.shape == () and grid.ndim == 1:
             values = values.reshape(1)
         if values.shape == (grid.ndim,):
-            values = np.broadcast_to(values.reshape((grid.ndim,) + (1,) * grid.ndim), (grid.ndim,) + grid.shape)
+            values = np.broadcast_to(
+                values.reshape((grid.ndim,) + (1,) * grid.ndim), (grid.ndim,) + grid.shape
+            )
         elif values.shape != (grid.ndim,) + grid.shape:
-            raise ValueError(f"velocity: expected shape ({grid.ndim},) or {(grid.ndim,) + grid.shape}, got {values.shape}")
+            raise ValueError(
+                f"velocity: expected shape ({grid.ndim},) or {(grid.ndim,) + grid.shape}, got "
+                f"{values.shape}"
+            )
     if not np.all(np.isfinite(values)):
         raise ValueError("velocity: contains NaN or Inf")
     return values
@@ -300,7 +319,9 @@ def _side_points(grid: Grid, side: str) -> np.ndarray:
     return np.stack([m.ravel() for m in mesh], axis=1)
 
 
-def _dirichlet_values(grid: Grid, bcs: dict[str, BoundaryCondition]) -> tuple[np.ndarray, np.ndarray]:
+def _dirichlet_values(
+    grid: Grid, bcs: dict[str, BoundaryCondition]
+) -> tuple[np.ndarray, np.ndarray]:
     """``(fixed [*shape] bool, values [*shape])``; the first Dirichlet side in SIDES order wins."""
     fixed = np.zeros(grid.shape, dtype=bool)
     values = np.zeros(grid.shape)
@@ -308,7 +329,9 @@ def _dirichlet_values(grid: Grid, bcs: dict[str, BoundaryCondition]) -> tuple[np
         cond = bcs[side]
         if isinstance(cond, Dirichlet):
             index = _side_index(grid, side)
-            side_values = evaluate_boundary_data(cond.value, _side_points(grid, side), f"bc[{side!r}].value")
+            side_values = evaluate_boundary_data(
+                cond.value, _side_points(grid, side), f"bc[{side!r}].value"
+            )
             values[index] = side_values.reshape(values[index].shape)
             fixed[index] = True
     return fixed, values
@@ -316,7 +339,8 @@ def _dirichlet_values(grid: Grid, bcs: dict[str, BoundaryCondition]) -> tuple[np
 
 def _neumann_rhs(grid: Grid, bcs: dict[str, BoundaryCondition], weights: np.ndarray,
                  factors: list[np.ndarray]) -> np.ndarray:
-    """``[*shape]``: the boundary-flux share of ``b``, ``g (clipped face area) / (h_d face area)``."""
+    """``[*shape]``: the boundary-flux share of ``b``,
+    ``g (clipped face area) / (h_d face area)``."""
     rhs = np.zeros(grid.shape)
     for side in grid.sides:
         cond = bcs[side]
@@ -397,7 +421,9 @@ def _assemble(grid: Grid, bc: BCLike, conductivity: np.ndarray, reaction: np.nda
             coupling = weights * v * step / h
             diagonal -= coupling
             neighbour_pos = np.mod(position + step, n)
-            q = (index + (neighbour_pos - position) * int(np.prod(shape[axis + 1:]))).astype(index_dtype)
+            q = (index + (neighbour_pos - position) * int(np.prod(shape[axis + 1 :]))).astype(
+                index_dtype
+            )
             active = coupling != 0
             rows.append(index[active])
             cols.append(q[active])
@@ -407,8 +433,16 @@ def _assemble(grid: Grid, bc: BCLike, conductivity: np.ndarray, reaction: np.nda
     return _eliminate(grid, diagonal, rows, cols, vals, rhs, fixed, lift_values)
 
 
-def _eliminate(grid: Grid, diagonal: np.ndarray, rows: list[np.ndarray], cols: list[np.ndarray],
-               vals: list[np.ndarray], rhs: np.ndarray, fixed: np.ndarray, lift_values: np.ndarray) -> LinearSystem:
+def _eliminate(
+    grid: Grid,
+    diagonal: np.ndarray,
+    rows: list[np.ndarray],
+    cols: list[np.ndarray],
+    vals: list[np.ndarray],
+    rhs: np.ndarray,
+    fixed: np.ndarray,
+    lift_values: np.ndarray,
+) -> LinearSystem:
     """Keep the free rows; move the couplings to Dirichlet nodes into ``b``; renumber."""
     n_total = grid.size
     free_mask = ~fixed.ravel()
@@ -428,7 +462,9 @@ def _eliminate(grid: Grid, diagonal: np.ndarray, rows: list[np.ndarray], cols: l
         row_free, col_free = free_mask[r], free_mask[c]
         to_rhs = row_free & ~col_free
         if np.any(to_rhs):
-            moved = np.bincount(number[r[to_rhs]], weights=v[to_rhs] * lift[c[to_rhs]], minlength=n_free)
+            moved = np.bincount(
+                number[r[to_rhs]], weights=v[to_rhs] * lift[c[to_rhs]], minlength=n_free
+            )
             b -= moved
         keep = row_free & col_free
         coo_rows.append(number[r[keep]])

@@ -60,13 +60,21 @@ class LagrangeSpace:
     def __init__(self, mesh: Mesh, degree: int) -> None:
         if not isinstance(mesh, Mesh):
             raise TypeError(f"mesh: expected a Mesh, got {type(mesh).__name__}")
-        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree not in (1, 2):
+        if (
+            isinstance(degree, bool)
+            or not isinstance(degree, numbers.Integral)
+            or degree not in (1, 2)
+        ):
             raise ValueError(f"degree: expected 1 or 2, got {degree!r}")
         self.mesh = mesh
         self.degree = int(degree)
         cell = _BASIX_CELL[mesh.cell_type]
-        self.element = basix.create_element(basix.ElementFamily.P, cell, self.degree, basix.LagrangeVariant.equispaced)
-        self.geometry_element = basix.create_element(basix.ElementFamily.P, cell, 1, basix.LagrangeVariant.equispaced)
+        self.element = basix.create_element(
+            basix.ElementFamily.P, cell, self.degree, basix.LagrangeVariant.equispaced
+        )
+        self.geometry_element = basix.create_element(
+            basix.ElementFamily.P, cell, 1, basix.LagrangeVariant.equispaced
+        )
         # Each edge of a P1/P2 element carries at most one DoF (its midpoint), and the interior
         # of a Q2 cell one (its centre): a single point has no orientation, so neighbouring cells
         # agree on the shared DoF without any permutation (basix reports identity
@@ -77,12 +85,18 @@ class LagrangeSpace:
         nv = mesh.vertices_per_cell
         ne = len(entity_dofs[1])
         expected = [[[v] for v in range(nv)]]
-        expected.append([[nv + e] for e in range(ne)] if self.degree == 2 else [[] for _ in range(ne)])
+        expected.append(
+            [[nv + e] for e in range(ne)] if self.degree == 2 else [[] for _ in range(ne)]
+        )
         expected.append([[nv + ne]] if (self.degree == 2 and nv == 4) else [[]])
         if [list(map(list, d)) for d in entity_dofs] != expected:
             raise RuntimeError(f"unexpected basix DoF layout {entity_dofs}")
 
-        n, n_edges, n_cells = mesh.n_vertices, (mesh.n_edges if self.degree == 2 else 0), mesh.n_cells
+        n, n_edges, n_cells = (
+            mesh.n_vertices,
+            (mesh.n_edges if self.degree == 2 else 0),
+            mesh.n_cells,
+        )
         blocks = [mesh.cells]
         if self.degree == 2:
             blocks.append(n + mesh.cell_edges)
@@ -90,7 +104,11 @@ class LagrangeSpace:
                 blocks.append((n + n_edges + np.arange(n_cells))[:, None])
         self.cell_dofs = np.ascontiguousarray(np.concatenate(blocks, axis=1), dtype=np.int64)
         self.cell_dofs.flags.writeable = False
-        self.ndofs = int(n + n_edges + (n_cells if (self.degree == 2 and mesh.cell_type == "quadrilateral") else 0))
+        self.ndofs = int(
+            n
+            + n_edges
+            + (n_cells if (self.degree == 2 and mesh.cell_type == "quadrilateral") else 0)
+        )
 
         # Push the reference DoF points forward through each cell's map (shared DoFs get the
         # same point from every cell, so the last write is as good as any).
@@ -122,12 +140,14 @@ class LagrangeSpace:
         return np.concatenate(columns, axis=1)
 
     def boundary_dofs(self, facets: FacetSelection = None) -> np.ndarray:
-        """Sorted DoFs on ``facets``: a tag name, an array of edge indices, or None (whole boundary)."""
+        """Sorted DoFs on ``facets``: a tag name, an array of edge indices, or None (whole
+        boundary)."""
         return np.unique(self.facet_dofs(self.mesh.facets(facets)))
 
     # ----------------------------------------------------------------------------- functions
     def interpolate(self, f: Field) -> np.ndarray:
-        """Lagrange interpolant ``[ndofs]``: ``f`` (a callable on ``[n, 2]`` or a number) at the DoF points."""
+        """Lagrange interpolant ``[ndofs]``: ``f`` (a callable on ``[n, 2]`` or a number) at the DoF
+        points."""
         if callable(f):
             values = np.asarray(f(self.dof_coordinates), dtype=float)
             if values.shape == ():
@@ -135,15 +155,21 @@ class LagrangeSpace:
         elif isinstance(f, numbers.Real):
             values = np.full(self.ndofs, float(f))
         else:
-            raise TypeError(f"f: expected a callable on points [n, 2] or a number, got {type(f).__name__}")
+            raise TypeError(
+                f"f: expected a callable on points [n, 2] or a number, got {type(f).__name__}"
+            )
         if values.shape != (self.ndofs,):
-            raise ValueError(f"f: expected {self.ndofs} values from points of shape {self.dof_coordinates.shape}, got {values.shape}")
+            raise ValueError(
+                f"f: expected {self.ndofs} values from points of shape "
+                f"{self.dof_coordinates.shape}, got {values.shape}"
+            )
         if not np.all(np.isfinite(values)):
             raise ValueError("f: values contain NaN or Inf")
         return values
 
     def evaluation_matrix(self, points: np.ndarray) -> sp.csr_array:
-        """``[n_points, ndofs]`` CSR matrix ``E`` with ``E @ u`` = the FE function ``u`` at ``points``.
+        """``[n_points, ndofs]`` CSR matrix ``E`` with ``E @ u`` = the FE function ``u`` at
+        ``points``.
 
         Raises ValueError naming ``points`` for points outside the mesh.
         """
@@ -154,12 +180,14 @@ class LagrangeSpace:
         phi = self.element.tabulate(0, ref)[0, :, :, 0]  # [n, nb]
         n, nb = phi.shape
         matrix = sp.csr_array(
-            (phi.ravel(), self.cell_dofs[cells].ravel(), np.arange(0, n * nb + 1, nb)), shape=(n, self.ndofs)
+            (phi.ravel(), self.cell_dofs[cells].ravel(), np.arange(0, n * nb + 1, nb)),
+            shape=(n, self.ndofs),
         )
         return as_csr32(matrix)
 
     def evaluate(self, coefficients: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """Values of the FE function(s) with ``coefficients`` ``[ndofs]`` (or ``[ndofs, k]``) at ``points`` ``[n, 2]``.
+        """Values of the FE function(s) with ``coefficients`` ``[ndofs]`` (or ``[ndofs, k]``) at
+        ``points`` ``[n, 2]``.
 
         Returns ``[n]`` (or ``[n, k]``). Raises ValueError naming ``points`` for points outside
         the mesh.
@@ -197,7 +225,9 @@ class LagrangeSpace:
         """
         if self._pattern is None:
             n = np.int64(self.ndofs)
-            keys = (self.cell_dofs[:, :, None] * n + self.cell_dofs[:, None, :]).ravel()  # row * n + col
+            keys = (
+                self.cell_dofs[:, :, None] * n + self.cell_dofs[:, None, :]
+            ).ravel()  # row * n + col
             unique_keys, slots = np.unique(keys, return_inverse=True)
             del keys
             indices = (unique_keys % n).astype(np.int32 if n < np.iinfo(np.int32).max else np.int64)
@@ -222,7 +252,8 @@ class LagrangeSpace:
 
 @dataclass(frozen=True)
 class FEFunction:
-    """Nodal values ``values`` ``[space.ndofs]`` of a function in ``space``; callable on points ``[n, 2]``."""
+    """Nodal values ``values`` ``[space.ndofs]`` of a function in ``space``; callable on points
+    ``[n, 2]``."""
 
     space: LagrangeSpace
     values: np.ndarray
@@ -282,9 +313,12 @@ def _blocks(n_cells: int):
 
 
 class _CellField:
-    """A coefficient or source in any accepted form, evaluated block by block at quadrature points."""
+    """A coefficient or source in any accepted form, evaluated block by block at quadrature
+    points."""
 
-    def __init__(self, space: LagrangeSpace, data: Field, name: str, positive: bool = False, power: int = 1) -> None:
+    def __init__(
+        self, space: LagrangeSpace, data: Field, name: str, positive: bool = False, power: int = 1
+    ) -> None:
         self.space, self.name, self.positive, self.power = space, name, positive, power
         mesh = space.mesh
         if isinstance(data, FEFunction):
@@ -300,12 +334,14 @@ class _CellField:
             array = np.asarray(data, dtype=float)
             if array.ndim != 1 or array.shape[0] not in (space.ndofs, mesh.n_cells):
                 raise ValueError(
-                    f"{name}: expected a 1D array of {space.ndofs} nodal values or {mesh.n_cells} per-cell "
-                    f"values, got shape {array.shape} (wrap nodal values of another space in FEFunction)"
+                    f"{name}: expected a 1D array of {space.ndofs} nodal values or {mesh.n_cells} "
+                    f"per-cell values, got shape {array.shape} (wrap nodal values of another space "
+                    "in FEFunction)"
                 )
             if space.ndofs == mesh.n_cells:
                 raise ValueError(
-                    f"{name}: ambiguous array: the space has as many DoFs as cells ({mesh.n_cells}); "
+                    f"{name}: ambiguous array: the space has as many DoFs as cells "
+                    f"({mesh.n_cells}); "
                     "pass FEFunction(space, values) for nodal values or a callable"
                 )
             if not np.all(np.isfinite(array)):
@@ -317,7 +353,8 @@ class _CellField:
                 self.kind, self.fe = "fe", FEFunction(space, array)
         else:
             raise TypeError(
-                f"{name}: expected a number, a callable on points, an FEFunction or a 1D array, got {type(data).__name__}"
+                f"{name}: expected a number, a callable on points, an FEFunction or a 1D array, "
+                f"got {type(data).__name__}"
             )
 
     @property
@@ -343,7 +380,10 @@ class _CellField:
             if values.shape == ():
                 values = np.full(points.shape[0], float(values))
             if values.shape != (points.shape[0],):
-                raise ValueError(f"{self.name}: a callable must map points [n, 2] to values [n]; got {values.shape} for n={points.shape[0]}")
+                raise ValueError(
+                    f"{self.name}: a callable must map points [n, 2] to values [n]; got "
+                    f"{values.shape} for n={points.shape[0]}"
+                )
             values = values.reshape(geometry.x.shape[:2])
         self._check(values, geometry)
         return values**self.power
@@ -358,10 +398,15 @@ class _CellField:
                 index = np.unravel_index(np.flatnonzero(bad.ravel())[0], values.shape)
                 where = f" at point {geometry.x[index].tolist()}"
             need = "positive and finite" if self.positive else "finite"
-            raise ValueError(f"{self.name}: values must be {need}; got {values.ravel()[np.flatnonzero(bad.ravel())[0]]}{where}")
+            raise ValueError(
+                f"{self.name}: values must be {need}; got "
+                f"{values.ravel()[np.flatnonzero(bad.ravel())[0]]}{where}"
+            )
 
 
-def _check_coefficients(space: LagrangeSpace, coefficients, name: str, allow_columns: bool = False) -> np.ndarray:
+def _check_coefficients(
+    space: LagrangeSpace, coefficients, name: str, allow_columns: bool = False
+) -> np.ndarray:
     array = np.asarray(coefficients, dtype=float)
     ok_ndim = array.ndim in ((1, 2) if allow_columns else (1,))
     if not ok_ndim or array.shape[0] != space.ndofs:
@@ -393,7 +438,9 @@ def _quad_bonus(space: LagrangeSpace) -> int:
 
 
 # --------------------------------------------------------------------------------- matrices
-def mass_matrix(space: LagrangeSpace, coefficient: Field | None = None, quadrature_degree: int | None = None) -> sp.csr_array:
+def mass_matrix(
+    space: LagrangeSpace, coefficient: Field | None = None, quadrature_degree: int | None = None
+) -> sp.csr_array:
     """``M[i, j] = ∫ c φ_j φ_i dx``, ``[ndofs, ndofs]`` CSR.
 
     Args:
@@ -411,7 +458,12 @@ def _mass(space: LagrangeSpace, coefficient, quadrature_degree: int | None) -> s
         field = coefficient
     else:
         field = _CellField(space, coefficient, "coefficient")
-    degree = _quadrature_degree(space, 2 * space.degree + _quad_bonus(space), field.extra_degree if field else 0, quadrature_degree)
+    degree = _quadrature_degree(
+        space,
+        2 * space.degree + _quad_bonus(space),
+        field.extra_degree if field else 0,
+        quadrature_degree,
+    )
     quad = space._quadrature(degree)
     nb = space.dofs_per_cell
     products = np.einsum("qi,qj->qij", quad.phi, quad.phi).reshape(-1, nb * nb)
@@ -425,7 +477,9 @@ def _mass(space: LagrangeSpace, coefficient, quadrature_degree: int | None) -> s
     return space._assemble_matrix(local)
 
 
-def stiffness_matrix(space: LagrangeSpace, coefficient: Field | None = None, quadrature_degree: int | None = None) -> sp.csr_array:
+def stiffness_matrix(
+    space: LagrangeSpace, coefficient: Field | None = None, quadrature_degree: int | None = None
+) -> sp.csr_array:
     """``K[i, j] = ∫ a ∇φ_j · ∇φ_i dx``, ``[ndofs, ndofs]`` CSR: the weak form of ``-∇·(a∇u)``.
 
     Args:
@@ -435,7 +489,11 @@ def stiffness_matrix(space: LagrangeSpace, coefficient: Field | None = None, qua
             quadrilaterals, plus the degree of an FE coefficient, plus 2 for a callable.
     """
     space = check_space(space)
-    field = None if coefficient is None else _CellField(space, coefficient, "coefficient", positive=True)
+    field = (
+        None
+        if coefficient is None
+        else _CellField(space, coefficient, "coefficient", positive=True)
+    )
     base = 2 * space.degree - 2 + 3 * _quad_bonus(space)
     degree = _quadrature_degree(space, base, field.extra_degree if field else 0, quadrature_degree)
     quad = space._quadrature(degree)
@@ -451,13 +509,18 @@ def stiffness_matrix(space: LagrangeSpace, coefficient: Field | None = None, qua
             weight = weight * field.at(geometry, quad, block)
         (i00, i01), (i10, i11) = geometry.inverse
         metric_01 = weight * (i00 * i10 + i01 * i11)
-        weighted_metric = np.stack([weight * (i00**2 + i01**2), metric_01, metric_01, weight * (i10**2 + i11**2)], axis=2)
+        weighted_metric = np.stack(
+            [weight * (i00**2 + i01**2), metric_01, metric_01, weight * (i10**2 + i11**2)], axis=2
+        )
         local[block] = weighted_metric.reshape(-1, nq * 4) @ table
     return space._assemble_matrix(local)
 
 
-def helmholtz_matrix(space: LagrangeSpace, k: Field, quadrature_degree: int | None = None) -> sp.csr_array:
-    """``K - k² M``, ``[ndofs, ndofs]`` CSR, for ``-Δu - k² u``; ``k`` a wavenumber (number or field, finite)."""
+def helmholtz_matrix(
+    space: LagrangeSpace, k: Field, quadrature_degree: int | None = None
+) -> sp.csr_array:
+    """``K - k² M``, ``[ndofs, ndofs]`` CSR, for ``-Δu - k² u``; ``k`` a wavenumber (number or
+    field, finite)."""
     space = check_space(space)
     if isinstance(k, numbers.Real) and not isinstance(k, bool):
         if not np.isfinite(k):
@@ -470,7 +533,9 @@ def helmholtz_matrix(space: LagrangeSpace, k: Field, quadrature_degree: int | No
     return as_csr32(stiffness - mass)
 
 
-def advection_matrix(space: LagrangeSpace, velocity, quadrature_degree: int | None = None) -> sp.csr_array:
+def advection_matrix(
+    space: LagrangeSpace, velocity, quadrature_degree: int | None = None
+) -> sp.csr_array:
     """``C[i, j] = ∫ (b · ∇φ_j) φ_i dx``, ``[ndofs, ndofs]`` CSR (not symmetric).
 
     Args:
@@ -483,9 +548,14 @@ def advection_matrix(space: LagrangeSpace, velocity, quadrature_degree: int | No
     else:
         constant = np.asarray(velocity, dtype=float)
         if constant.shape != (2,) or not np.all(np.isfinite(constant)):
-            raise ValueError(f"velocity: expected a finite vector of shape (2,) or a callable, got {np.shape(velocity)}")
+            raise ValueError(
+                "velocity: expected a finite vector of shape (2,) or a callable, got "
+                f"{np.shape(velocity)}"
+            )
         extra = 0
-    degree = _quadrature_degree(space, 2 * space.degree - 1 + 2 * _quad_bonus(space), extra, quadrature_degree)
+    degree = _quadrature_degree(
+        space, 2 * space.degree - 1 + 2 * _quad_bonus(space), extra, quadrature_degree
+    )
     quad = space._quadrature(degree)
     nb, nq = space.dofs_per_cell, quad.weights.size
     table = np.einsum("qi,qjl->qlij", quad.phi, quad.dphi).reshape(nq * 2, nb * nb)
@@ -496,7 +566,10 @@ def advection_matrix(space: LagrangeSpace, velocity, quadrature_degree: int | No
             points = geometry.x.reshape(-1, 2)
             b = np.asarray(velocity(points), dtype=float)
             if b.shape != points.shape or not np.all(np.isfinite(b)):
-                raise ValueError(f"velocity: a callable must map points [n, 2] to finite vectors [n, 2], got shape {b.shape}")
+                raise ValueError(
+                    "velocity: a callable must map points [n, 2] to finite vectors [n, 2], got "
+                    f"shape {b.shape}"
+                )
             b = b.reshape(geometry.x.shape)
         else:
             b = np.broadcast_to(constant, geometry.x.shape)
@@ -518,7 +591,9 @@ def load_vector(space: LagrangeSpace, f: Field, quadrature_degree: int | None = 
     """
     space = check_space(space)
     field = _CellField(space, f, "f")
-    degree = _quadrature_degree(space, space.degree + _quad_bonus(space), field.extra_degree, quadrature_degree)
+    degree = _quadrature_degree(
+        space, space.degree + _quad_bonus(space), field.extra_degree, quadrature_degree
+    )
     quad = space._quadrature(degree)
     local = np.empty((space.mesh.n_cells, space.dofs_per_cell))
     for block in _blocks(space.mesh.n_cells):
@@ -527,7 +602,9 @@ def load_vector(space: LagrangeSpace, f: Field, quadrature_degree: int | None = 
     return space._assemble_vector(local)
 
 
-def neumann_load(space: LagrangeSpace, g, facets: FacetSelection = None, quadrature_degree: int | None = None) -> np.ndarray:
+def neumann_load(
+    space: LagrangeSpace, g, facets: FacetSelection = None, quadrature_degree: int | None = None
+) -> np.ndarray:
     """``b[i] = ∫_Γ g φ_i ds`` over the boundary facets ``facets``, ``[ndofs]``.
 
     Args:
@@ -543,20 +620,32 @@ def neumann_load(space: LagrangeSpace, g, facets: FacetSelection = None, quadrat
         raise ValueError("facets: Neumann data must be given on boundary facets only")
     degree = _quadrature_degree(space, space.degree + 2, 0, quadrature_degree)
     s, weights = basix.make_quadrature(basix.CellType.interval, degree)
-    trace = basix.create_element(basix.ElementFamily.P, basix.CellType.interval, space.degree, basix.LagrangeVariant.equispaced)
+    trace = basix.create_element(
+        basix.ElementFamily.P,
+        basix.CellType.interval,
+        space.degree,
+        basix.LagrangeVariant.equispaced,
+    )
     phi = trace.tabulate(0, s)[0, :, :, 0]  # [nq, p+1]: vertex 0, vertex 1, midpoint
     ends = mesh.points[mesh.edges[facets]]  # [nf, 2, 2]
     length = np.linalg.norm(ends[:, 1] - ends[:, 0], axis=1)
-    points = ends[:, None, 0] + s[None, :, 0, None] * (ends[:, None, 1] - ends[:, None, 0])  # [nf, nq, 2]
+    points = ends[:, None, 0] + s[None, :, 0, None] * (
+        ends[:, None, 1] - ends[:, None, 0]
+    )  # [nf, nq, 2]
     if callable(g) or np.ndim(g) == 0:
         values = evaluate_boundary_data(g, points.reshape(-1, 2), "g").reshape(points.shape[:2])
     else:
         per_facet = np.asarray(g, dtype=float)
         if per_facet.shape != facets.shape or not np.all(np.isfinite(per_facet)):
-            raise ValueError(f"g: expected a number, a callable or {facets.size} finite per-facet values, got shape {per_facet.shape}")
+            raise ValueError(
+                f"g: expected a number, a callable or {facets.size} finite per-facet values, got "
+                f"shape {per_facet.shape}"
+            )
         values = np.repeat(per_facet[:, None], s.shape[0], axis=1)
     local = (values * weights * length[:, None]) @ phi
-    return np.bincount(space.facet_dofs(facets).ravel(), weights=local.ravel(), minlength=space.ndofs)
+    return np.bincount(
+        space.facet_dofs(facets).ravel(), weights=local.ravel(), minlength=space.ndofs
+    )
 
 
 # --------------------------------------------------------------------------------- norms
@@ -564,7 +653,9 @@ def integrate(space: LagrangeSpace, f: Field, quadrature_degree: int | None = No
     """``∫_Ω f dx`` for ``f`` in any form of the module docstring."""
     space = check_space(space)
     field = _CellField(space, f, "f")
-    degree = _quadrature_degree(space, 2 + 2 * _quad_bonus(space), field.extra_degree, quadrature_degree)
+    degree = _quadrature_degree(
+        space, 2 + 2 * _quad_bonus(space), field.extra_degree, quadrature_degree
+    )
     quad = space._quadrature(degree)
     total = 0.0
     for block in _blocks(space.mesh.n_cells):
@@ -573,8 +664,14 @@ def integrate(space: LagrangeSpace, f: Field, quadrature_degree: int | None = No
     return total
 
 
-def l2_error(space: LagrangeSpace, coefficients: np.ndarray, exact: Callable[[np.ndarray], np.ndarray], quadrature_degree: int | None = None) -> float:
-    """``‖u_h - u‖_{L²(Ω)}`` for the FE function ``u_h`` with ``coefficients`` ``[ndofs]`` and a callable ``exact``.
+def l2_error(
+    space: LagrangeSpace,
+    coefficients: np.ndarray,
+    exact: Callable[[np.ndarray], np.ndarray],
+    quadrature_degree: int | None = None,
+) -> float:
+    """``‖u_h - u‖_{L²(Ω)}`` for the FE function ``u_h`` with ``coefficients`` ``[ndofs]`` and a
+    callable ``exact``.
 
     Default quadrature degree ``2p + 4`` (``2p + 5`` on quadrilaterals), well above the
     interpolation order so that the quadrature error does not pollute convergence rates.
@@ -583,7 +680,9 @@ def l2_error(space: LagrangeSpace, coefficients: np.ndarray, exact: Callable[[np
     u_h = _check_coefficients(space, coefficients, "coefficients")
     if not callable(exact):
         raise TypeError(f"exact: expected a callable on points [n, 2], got {type(exact).__name__}")
-    degree = _quadrature_degree(space, 2 * space.degree + 4 + _quad_bonus(space), 0, quadrature_degree)
+    degree = _quadrature_degree(
+        space, 2 * space.degree + 4 + _quad_bonus(space), 0, quadrature_degree
+    )
     quad = space._quadrature(degree)
     total = 0.0
     for block in _blocks(space.mesh.n_cells):

@@ -33,7 +33,9 @@ BoundarySpec = Union[
 ]
 
 
-def normalize_fe_bcs(mesh: Mesh, bc: BoundarySpec) -> list[tuple[np.ndarray, Dirichlet | Neumann, str]]:
+def normalize_fe_bcs(
+    mesh: Mesh, bc: BoundarySpec
+) -> list[tuple[np.ndarray, Dirichlet | Neumann, str]]:
     """``[(facets, condition, label), ...]`` covering the whole boundary, from any accepted ``bc``.
 
     Accepted: None (homogeneous Dirichlet everywhere); one Dirichlet or Neumann for the whole
@@ -52,16 +54,24 @@ def normalize_fe_bcs(mesh: Mesh, bc: BoundarySpec) -> list[tuple[np.ndarray, Dir
         entries = []
         for tag, cond in bc.items():
             if not isinstance(tag, str):
-                raise TypeError(f"bc: dict keys must be facet tag names, got {tag!r}; use a list of (facets, condition) for index arrays")
+                raise TypeError(
+                    f"bc: dict keys must be facet tag names, got {tag!r}; use a list of (facets, "
+                    "condition) for index arrays"
+                )
             entries.append((tag, cond, f"bc[{tag!r}]"))
     elif isinstance(bc, Sequence) and not isinstance(bc, (str, bytes)):
         entries = []
         for position, item in enumerate(bc):
             if not (isinstance(item, tuple) and len(item) == 2):
-                raise TypeError(f"bc[{position}]: expected a (facets, condition) pair, got {item!r}")
+                raise TypeError(
+                    f"bc[{position}]: expected a (facets, condition) pair, got {item!r}"
+                )
             entries.append((item[0], item[1], f"bc[{position}]"))
     else:
-        raise TypeError(f"bc: expected None, Dirichlet, Neumann, a dict tag -> condition or a list of (facets, condition), got {type(bc).__name__}")
+        raise TypeError(
+            "bc: expected None, Dirichlet, Neumann, a dict tag -> condition or a list of (facets, "
+            f"condition), got {type(bc).__name__}"
+        )
     resolved = []
     covered = np.zeros(mesh.n_edges, dtype=bool)
     for selection, cond, label in entries:
@@ -74,7 +84,10 @@ def normalize_fe_bcs(mesh: Mesh, bc: BoundarySpec) -> list[tuple[np.ndarray, Dir
         if not np.all(np.isin(facets, mesh.boundary_facets)):
             raise ValueError(f"{label}: facets must be boundary facets")
         if np.any(covered[facets]):
-            raise ValueError(f"{label}: some of its facets already have a condition; give each facet one condition")
+            raise ValueError(
+                f"{label}: some of its facets already have a condition; give each facet one "
+                "condition"
+            )
         covered[facets] = True
         resolved.append((facets, cond, label))
     uncovered = mesh.boundary_facets[~covered[mesh.boundary_facets]]
@@ -83,8 +96,11 @@ def normalize_fe_bcs(mesh: Mesh, bc: BoundarySpec) -> list[tuple[np.ndarray, Dir
     return resolved
 
 
-def assemble_system(space: LagrangeSpace, matrix, rhs: np.ndarray, bc: BoundarySpec = None) -> LinearSystem:
-    """Apply boundary conditions to ``matrix @ u = rhs`` on all DoFs and eliminate the Dirichlet DoFs.
+def assemble_system(
+    space: LagrangeSpace, matrix, rhs: np.ndarray, bc: BoundarySpec = None
+) -> LinearSystem:
+    """Apply boundary conditions to ``matrix @ u = rhs`` on all DoFs and eliminate the Dirichlet
+    DoFs.
 
     Args:
         matrix: ``[ndofs, ndofs]`` sparse matrix assembled on ``space`` (no boundary terms).
@@ -101,7 +117,9 @@ def assemble_system(space: LagrangeSpace, matrix, rhs: np.ndarray, bc: BoundaryS
     space = check_space(space)
     matrix = sp.csr_array(matrix)
     if matrix.shape != (space.ndofs, space.ndofs):
-        raise ValueError(f"matrix: expected shape ({space.ndofs}, {space.ndofs}), got {matrix.shape}")
+        raise ValueError(
+            f"matrix: expected shape ({space.ndofs}, {space.ndofs}), got {matrix.shape}"
+        )
     rhs = np.array(rhs, dtype=float)
     if rhs.shape != (space.ndofs,):
         raise ValueError(f"rhs: expected shape ({space.ndofs},), got {rhs.shape}")
@@ -112,7 +130,9 @@ def assemble_system(space: LagrangeSpace, matrix, rhs: np.ndarray, bc: BoundaryS
             rhs += neumann_load(space, cond.flux, facets)
         else:
             dofs = space.boundary_dofs(facets)
-            lift[dofs] = evaluate_boundary_data(cond.value, space.dof_coordinates[dofs], f"{label}.value")
+            lift[dofs] = evaluate_boundary_data(
+                cond.value, space.dof_coordinates[dofs], f"{label}.value"
+            )
             fixed[dofs] = True
     free = np.flatnonzero(~fixed)
     fixed_dofs = np.flatnonzero(fixed)
@@ -128,7 +148,8 @@ def poisson_system(
     bc: BoundarySpec = None,
     quadrature_degree: int | None = None,
 ) -> LinearSystem:
-    """``-∇·(a ∇u) = f`` with boundary conditions ``bc``, as a reduced :class:`~.system.LinearSystem`.
+    """``-∇·(a ∇u) = f`` with boundary conditions ``bc``, as a reduced
+    :class:`~.system.LinearSystem`.
 
     Args:
         coefficient: ``a`` (default 1), positive; any form of the module docstring.

@@ -34,11 +34,15 @@ class Grid:
     The grid is immutable; equal shape, bounds and centering make equal grids.
     """
 
-    def __init__(self, shape: int | Sequence[int], bounds: Bounds = None, centering: str = "node") -> None:
+    def __init__(
+        self, shape: int | Sequence[int], bounds: Bounds = None, centering: str = "node"
+    ) -> None:
         if centering not in _CENTERINGS:
             raise ValueError(f"centering: expected one of {_CENTERINGS}, got {centering!r}")
         self._centering = centering
-        self._shape = check_shape(shape, minimum=2 if centering == "node" else 1, what=f"a {centering}-centred grid")
+        self._shape = check_shape(
+            shape, minimum=2 if centering == "node" else 1, what=f"a {centering}-centred grid"
+        )
         self._bounds = _check_bounds(bounds, len(self._shape))
         divisions = [n - 1 if centering == "node" else n for n in self._shape]
         self._spacing = tuple((hi - lo) / m for (lo, hi), m in zip(self._bounds, divisions))
@@ -116,7 +120,9 @@ class Grid:
         if values.shape == ():
             return np.full(self._shape, values)
         if values.shape != (self.size,):
-            raise ValueError(f"func: expected {self.size} values on the points, got shape {values.shape}")
+            raise ValueError(
+                f"func: expected {self.size} values on the points, got shape {values.shape}"
+            )
         return values.reshape(self._shape)
 
     # ------------------------------------------------------------------------------- boundary
@@ -136,7 +142,10 @@ class Grid:
             selected = self.sides
         else:
             if side not in self.sides:
-                raise ValueError(f"side: unknown side {side!r} for a {self.ndim}D grid; the sides are {list(self.sides)}")
+                raise ValueError(
+                    f"side: unknown side {side!r} for a {self.ndim}D grid; the sides are "
+                    f"{list(self.sides)}"
+                )
             selected = (side,)
         for name in selected:
             axis = SIDES.index(name) // 2
@@ -156,8 +165,11 @@ class Grid:
             return field[None]
         if field.ndim == self.ndim + 1 and field.shape[1:] == self._shape:
             return field
-        raise ValueError(f"{name}: expected shape [C, {', '.join(map(str, self._shape))}] or {list(self._shape)}, "
-                         f"got {list(field.shape)}")
+        raise ValueError(
+            f"{name}: expected shape [C, {', '.join(map(str, self._shape))}] or "
+            f"{list(self._shape)}, "
+            f"got {list(field.shape)}"
+        )
 
     def to_vector(self, field: np.ndarray) -> np.ndarray:
         """Flat vector ``[C * size]`` from a field ``[C, *shape]`` (or ``[*shape]``, C = 1).
@@ -168,20 +180,28 @@ class Grid:
         return field.reshape(-1)
 
     def to_field(self, vector: np.ndarray, channels: int = 1) -> np.ndarray:
-        """Field ``[channels, *shape]`` from a flat vector ``[channels * size]`` (inverse of to_vector)."""
+        """Field ``[channels, *shape]`` from a flat vector ``[channels * size]`` (inverse of
+        to_vector)."""
         if isinstance(channels, bool) or not isinstance(channels, numbers.Integral) or channels < 1:
             raise ValueError(f"channels: expected a positive int, got {channels!r}")
         vector = np.asarray(vector)
         if vector.ndim != 1 or vector.shape[0] != channels * self.size:
-            raise ValueError(f"vector: expected shape [{channels * self.size}] (channels={channels} x size={self.size}), "
-                             f"got {list(vector.shape)}")
+            raise ValueError(
+                f"vector: expected shape [{channels * self.size}] (channels={channels} x "
+                f"size={self.size}), "
+                f"got {list(vector.shape)}"
+            )
         return vector.reshape((int(channels),) + self._shape)
 
     # ----------------------------------------------------------------------------------- misc
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Grid):
             return NotImplemented
-        return (self._shape, self._bounds, self._centering) == (other._shape, other._bounds, other._centering)
+        return (self._shape, self._bounds, self._centering) == (
+            other._shape,
+            other._bounds,
+            other._centering,
+        )
 
     def __hash__(self) -> int:
         return hash((self._shape, self._bounds, self._centering))
@@ -197,14 +217,18 @@ def check_shape(shape, minimum: int, what: str = "a grid") -> tuple[int, ...]:
     try:
         entries = tuple(shape)
     except TypeError:
-        raise TypeError(f"shape: expected an int or a sequence of ints, got {type(shape).__name__}") from None
+        raise TypeError(
+            f"shape: expected an int or a sequence of ints, got {type(shape).__name__}"
+        ) from None
     if not 1 <= len(entries) <= 3:
         raise ValueError(f"shape: expected 1 to 3 axes, got {len(entries)}")
     for n in entries:
         if isinstance(n, bool) or not isinstance(n, numbers.Integral):
             raise TypeError(f"shape: entries must be ints, got {n!r}")
         if n < minimum:
-            raise ValueError(f"shape: {what} needs at least {minimum} points per axis, got {entries}")
+            raise ValueError(
+                f"shape: {what} needs at least {minimum} points per axis, got {entries}"
+            )
     return tuple(int(n) for n in entries)
 
 
@@ -214,11 +238,15 @@ def _check_bounds(bounds: Bounds, ndim: int) -> tuple[tuple[float, float], ...]:
     try:
         array = np.asarray(bounds, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"bounds: expected (lo, hi) or one (lo, hi) pair per axis, got {bounds!r}") from None
+        raise ValueError(
+            f"bounds: expected (lo, hi) or one (lo, hi) pair per axis, got {bounds!r}"
+        ) from None
     if array.shape == (2,):
         array = np.tile(array, (ndim, 1))
     if array.shape != (ndim, 2):
-        raise ValueError(f"bounds: expected (lo, hi) or {ndim} pairs (lo, hi), got shape {array.shape}")
+        raise ValueError(
+            f"bounds: expected (lo, hi) or {ndim} pairs (lo, hi), got shape {array.shape}"
+        )
     if not np.all(np.isfinite(array)):
         raise ValueError(f"bounds: must be finite, got {array.tolist()}")
     if np.any(array[:, 1] <= array[:, 0]):

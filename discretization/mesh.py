@@ -63,7 +63,9 @@ class Mesh:
         facet_tags: dict[str, np.ndarray] | None = None,
     ) -> None:
         if cell_type not in _VERTICES_PER_CELL:
-            raise ValueError(f"cell_type: expected 'triangle' or 'quadrilateral', got {cell_type!r}")
+            raise ValueError(
+                f"cell_type: expected 'triangle' or 'quadrilateral', got {cell_type!r}"
+            )
         points = np.array(points, dtype=float)
         if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] == 0:
             raise ValueError(f"points: expected shape [N, 2] with N >= 1, got {points.shape}")
@@ -72,7 +74,9 @@ class Mesh:
         nv = _VERTICES_PER_CELL[cell_type]
         cells_in = np.asarray(cells)
         if cells_in.ndim != 2 or cells_in.shape[1] != nv or cells_in.shape[0] == 0:
-            raise ValueError(f"cells: expected shape [M, {nv}] with M >= 1 for {cell_type}, got {cells_in.shape}")
+            raise ValueError(
+                f"cells: expected shape [M, {nv}] with M >= 1 for {cell_type}, got {cells_in.shape}"
+            )
         if not np.issubdtype(cells_in.dtype, np.integer):
             raise ValueError(f"cells: expected integer vertex indices, got dtype {cells_in.dtype}")
         cells = cells_in.astype(np.int64)
@@ -90,8 +94,12 @@ class Mesh:
             raise ValueError(
                 f"cells: {bad.size} inverted or degenerate cell(s) (Jacobian determinant <= 0 at a "
                 f"vertex), first is cell {bad[0]} with vertices {cells[bad[0]].tolist()}; "
-                + ("list triangle vertices counter-clockwise" if cell_type == "triangle"
-                   else "list quadrilateral vertices in tensor order (0,0),(1,0),(0,1),(1,1) of a convex cell")
+                + (
+                    "list triangle vertices counter-clockwise"
+                    if cell_type == "triangle"
+                    else "list quadrilateral vertices in tensor order (0,0),(1,0),(0,1),(1,1) "
+                    "of a convex cell"
+                )
             )
         points.flags.writeable = False
         cells.flags.writeable = False
@@ -145,7 +153,9 @@ class Mesh:
         # Bilinear map: d/dxi at vertex row, d/deta at vertex column of the tensor layout.
         e01, e23 = x[:, 1] - x[:, 0], x[:, 3] - x[:, 2]
         e02, e13 = x[:, 2] - x[:, 0], x[:, 3] - x[:, 1]
-        return np.stack([_cross(e01, e02), _cross(e01, e13), _cross(e23, e02), _cross(e23, e13)], axis=1)
+        return np.stack(
+            [_cross(e01, e02), _cross(e01, e13), _cross(e23, e02), _cross(e23, e13)], axis=1
+        )
 
     def cell_volumes(self) -> np.ndarray:
         """``[M]`` cell areas."""
@@ -192,7 +202,8 @@ class Mesh:
 
     @property
     def edges(self) -> np.ndarray:
-        """``[E, 2]`` unique edges, each as (smaller vertex, larger vertex), sorted lexicographically."""
+        """``[E, 2]`` unique edges, each as (smaller vertex, larger vertex), sorted
+        lexicographically."""
         return self._edge_data[0]
 
     @property
@@ -210,10 +221,13 @@ class Mesh:
 
     @cached_property
     def boundary_facets(self) -> np.ndarray:
-        """``[n_boundary_facets]`` sorted indices (into :attr:`edges`) of edges with one adjacent cell."""
+        """``[n_boundary_facets]`` sorted indices (into :attr:`edges`) of edges with one adjacent
+        cell."""
         counts = self._edge_cell_count
         if counts.max() > 2:
-            raise ValueError("cells: an edge is shared by more than two cells; the mesh is not a 2D manifold")
+            raise ValueError(
+                "cells: an edge is shared by more than two cells; the mesh is not a 2D manifold"
+            )
         facets = np.flatnonzero(counts == 1)
         facets.flags.writeable = False
         return facets
@@ -243,11 +257,14 @@ class Mesh:
         facets = self.boundary_facets
         mask = np.asarray(predicate(self.facet_midpoints(facets)))
         if mask.shape != facets.shape:
-            raise ValueError(f"predicate: expected a bool array of shape {facets.shape}, got {mask.shape}")
+            raise ValueError(
+                f"predicate: expected a bool array of shape {facets.shape}, got {mask.shape}"
+            )
         return facets[mask.astype(bool)]
 
     def tag_boundary(self, name: str, predicate: FacetPredicate) -> np.ndarray:
-        """Store ``boundary_facets_where(predicate)`` in :attr:`facet_tags` under ``name`` and return it."""
+        """Store ``boundary_facets_where(predicate)`` in :attr:`facet_tags` under ``name`` and
+        return it."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"name: expected a non-empty string, got {name!r}")
         facets = self.boundary_facets_where(predicate)
@@ -260,7 +277,9 @@ class Mesh:
             return self.boundary_facets
         if isinstance(selection, str):
             if selection not in self.facet_tags:
-                raise ValueError(f"facets: unknown tag {selection!r}; known tags are {sorted(self.facet_tags)}")
+                raise ValueError(
+                    f"facets: unknown tag {selection!r}; known tags are {sorted(self.facet_tags)}"
+                )
             return self.facet_tags[selection]
         return self._check_facets(selection, "facets")
 
@@ -269,14 +288,18 @@ class Mesh:
         if arr.size == 0:
             return np.zeros(0, dtype=np.int64)
         if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"{name}: expected a 1D integer array of edge indices, got shape {arr.shape} dtype {arr.dtype}")
+            raise ValueError(
+                f"{name}: expected a 1D integer array of edge indices, got shape {arr.shape} dtype "
+                f"{arr.dtype}"
+            )
         if arr.min() < 0 or arr.max() >= self.n_edges:
             raise ValueError(f"{name}: edge indices must lie in [0, {self.n_edges - 1}]")
         return arr.astype(np.int64)
 
     # ----------------------------------------------------------------------------- point location
     def reference_coordinates(self, cells: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """``[n, 2]`` reference coordinates of ``points`` ``[n, 2]`` under the map of ``cells`` ``[n]``.
+        """``[n, 2]`` reference coordinates of ``points`` ``[n, 2]`` under the map of ``cells``
+        ``[n]``.
 
         Exact for triangles; Newton's method on the bilinear map for quadrilaterals (NaN where it
         fails, which can only happen for points outside the cell).
@@ -296,7 +319,9 @@ class Mesh:
                 residual = a * xi + b * eta + c * xi * eta - r
                 d_xi, d_eta = a + c * eta, b + c * xi
                 det = _cross(d_xi, d_eta)
-                step = np.stack([_cross(residual, d_eta) / det, _cross(d_xi, residual) / det], axis=1)
+                step = np.stack(
+                    [_cross(residual, d_eta) / det, _cross(d_xi, residual) / det], axis=1
+                )
                 ref = ref - step
                 if not np.any(np.abs(step) > 1e-14):
                     break
@@ -356,7 +381,9 @@ class Mesh:
         k = min(self.n_cells, 8)
         _, candidates = tree.query(points, k=k)
         candidates = candidates.reshape(n, k)
-        cand_ref = self.reference_coordinates(candidates.ravel(), np.repeat(points, k, axis=0)).reshape(n, k, 2)
+        cand_ref = self.reference_coordinates(
+            candidates.ravel(), np.repeat(points, k, axis=0)
+        ).reshape(n, k, 2)
         distance = self._outside_distance(cand_ref)
         best = np.argmin(distance, axis=1)
         found = distance[np.arange(n), best] <= tol
@@ -367,7 +394,11 @@ class Mesh:
             lists = tree.query_ball_point(points[missing], r=reach * (1 + 1e-9) + 1e-300)
             counts = np.array([len(c) for c in lists])
             owner = np.repeat(np.arange(missing.size), counts)
-            flat = np.concatenate([np.asarray(c, dtype=np.int64) for c in lists]) if counts.sum() else np.zeros(0, np.int64)
+            flat = (
+                np.concatenate([np.asarray(c, dtype=np.int64) for c in lists])
+                if counts.sum()
+                else np.zeros(0, np.int64)
+            )
             flat_ref = self.reference_coordinates(flat, points[missing][owner])
             flat_distance = self._outside_distance(flat_ref)
             order = np.lexsort((flat_distance, owner))  # by point, then by distance
@@ -381,7 +412,8 @@ class Mesh:
         outside = np.flatnonzero(cells < 0)
         if outside.size:
             raise ValueError(
-                f"points: {outside.size} point(s) lie outside the mesh, first is {points[outside[0]].tolist()}"
+                f"points: {outside.size} point(s) lie outside the mesh, first is "
+                f"{points[outside[0]].tolist()}"
             )
         return cells, ref
 
@@ -435,7 +467,10 @@ class Mesh:
     def _split_edges(self, coarse_edges: np.ndarray, midpoints: np.ndarray) -> np.ndarray:
         """Indices of the fine edges (a, mid) and (mid, b) of coarse edges (a, b)."""
         halves = np.concatenate(
-            [np.stack([coarse_edges[:, 0], midpoints], axis=1), np.stack([midpoints, coarse_edges[:, 1]], axis=1)]
+            [
+                np.stack([coarse_edges[:, 0], midpoints], axis=1),
+                np.stack([midpoints, coarse_edges[:, 1]], axis=1),
+            ]
         )
         keys = halves.min(axis=1) * np.int64(self.n_vertices) + halves.max(axis=1)
         all_keys = self.edges[:, 0] * np.int64(self.n_vertices) + self.edges[:, 1]
@@ -472,7 +507,8 @@ class Mesh:
 
     @classmethod
     def l_shape(cls, n: int, cell_type: str = "triangle") -> "Mesh":
-        """The L-shaped domain ``[-1, 1]^2`` minus ``(0, 1] x (0, 1]`` (area 3), ``n`` cells per unit length.
+        """The L-shaped domain ``[-1, 1]^2`` minus ``(0, 1] x (0, 1]`` (area 3), ``n`` cells per
+        unit length.
 
         Non-convex, with the re-entrant corner at the origin. Facet tags: ``"reentrant"`` (the two
         edges ending at the origin, on x = 0 and on y = 0) and ``"outer"`` (the rest).
@@ -483,9 +519,12 @@ class Mesh:
         keep = ~((centroids[:, 0] > 0) & (centroids[:, 1] > 0))
         mesh = _compact(box.points, box.cells[keep], cell_type)
         h = 1.0 / n
-        on_reentrant = lambda x: ((np.abs(x[:, 0]) < 0.25 * h) & (x[:, 1] > 0)) | (  # noqa: E731
-            (np.abs(x[:, 1]) < 0.25 * h) & (x[:, 0] > 0)
-        )
+
+        def on_reentrant(x):
+            return ((np.abs(x[:, 0]) < 0.25 * h) & (x[:, 1] > 0)) | (
+                (np.abs(x[:, 1]) < 0.25 * h) & (x[:, 0] > 0)
+            )
+
         mesh.tag_boundary("reentrant", on_reentrant)
         mesh.tag_boundary("outer", lambda x: ~on_reentrant(x))
         return mesh
@@ -514,17 +553,23 @@ class Mesh:
         half = np.array([0.5 * (x1 - x0), 0.5 * (y1 - y0)])
         radius = float(radius)
         if not (0.0 < radius < half.min()):
-            raise ValueError(f"radius: expected 0 < radius < {half.min()} (half the shorter side), got {radius}")
+            raise ValueError(
+                f"radius: expected 0 < radius < {half.min()} (half the shorter side), got {radius}"
+            )
         # Outer boundary counter-clockwise from the lower-left corner, n points per side.
         s = np.arange(n) / n
         corners = centre + half * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]])
-        outer = np.concatenate([corners[k] + s[:, None] * (corners[(k + 1) % 4] - corners[k]) for k in range(4)])
+        outer = np.concatenate(
+            [corners[k] + s[:, None] * (corners[(k + 1) % 4] - corners[k]) for k in range(4)]
+        )
         direction = outer - centre
         # Radial position of the inner point set by angle so the circle is sampled at the angles
         # of the outer points (monotone, hence a valid ring).
         inner = centre + radius * direction / np.linalg.norm(direction, axis=1, keepdims=True)
         t = np.linspace(0.0, 1.0, n_radial + 1)
-        points = ((1 - t)[:, None, None] * inner[None] + t[:, None, None] * outer[None]).reshape(-1, 2)
+        points = ((1 - t)[:, None, None] * inner[None] + t[:, None, None] * outer[None]).reshape(
+            -1, 2
+        )
         n_around = 4 * n
         layer, around = np.meshgrid(np.arange(n_radial), np.arange(n_around), indexing="ij")
         layer, around = layer.ravel(), around.ravel()
@@ -536,9 +581,13 @@ class Mesh:
         if cell_type == "quadrilateral":
             cells = np.stack([v00, v10, v01, v11], axis=1)
         elif cell_type == "triangle":
-            cells = np.concatenate([np.stack([v00, v10, v11], axis=1), np.stack([v00, v11, v01], axis=1)])
+            cells = np.concatenate(
+                [np.stack([v00, v10, v11], axis=1), np.stack([v00, v11, v01], axis=1)]
+            )
         else:
-            raise ValueError(f"cell_type: expected 'triangle' or 'quadrilateral', got {cell_type!r}")
+            raise ValueError(
+                f"cell_type: expected 'triangle' or 'quadrilateral', got {cell_type!r}"
+            )
         mesh = cls(points, cells, cell_type)
         threshold = 0.5 * (radius + np.sqrt(((outer - centre) ** 2).sum(axis=1)).min())
         mesh.tag_boundary("hole", lambda x: np.linalg.norm(x - centre, axis=1) < threshold)

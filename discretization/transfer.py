@@ -37,13 +37,17 @@ def coarsen(grid: Grid) -> Grid:
     _check_is_grid(grid, "grid")
     if grid.centering == "node":
         if any(n < 3 or n % 2 == 0 for n in grid.shape):
-            raise ValueError(f"grid: a node-centred grid coarsens only with an odd number >= 3 of points per axis, "
-                             f"got shape {grid.shape}")
+            raise ValueError(
+                "grid: a node-centred grid coarsens only with an odd number >= 3 of points per "
+                f"axis, got shape {grid.shape}"
+            )
         shape = tuple((n - 1) // 2 + 1 for n in grid.shape)
     else:
         if any(n % 2 for n in grid.shape):
-            raise ValueError(f"grid: a cell-centred grid coarsens only with an even number of cells per axis, "
-                             f"got shape {grid.shape}")
+            raise ValueError(
+                f"grid: a cell-centred grid coarsens only with an even number of cells per axis, "
+                f"got shape {grid.shape}"
+            )
         shape = tuple(n // 2 for n in grid.shape)
     return Grid(shape, grid.bounds, grid.centering)
 
@@ -79,9 +83,10 @@ def restriction(coarse_grid: Grid, fine_grid: Grid, interior_only: bool = False)
     ``¼ u_{2i-1} + ½ u_{2i} + ¼ u_{2i+1}``; in ndim dimensions it is the tensor product of that
     stencil, so rows of interior coarse nodes sum to 1 and constants are kept there. On the
     boundary rows (``interior_only=False``) the stencil is cut off and the row sums are smaller
-    (a factor ¾ per side the node lies on: the 1D stencil is cut to ``[½, ¼]``). The scaling ``2^-ndim`` is the ratio of fine to coarse cell
-    volume, which makes ``R A_h P`` the coarse-grid (Galerkin) operator for the FD scaling of
-    :mod:`.fd` (rows divided by h²): in 1D it is exactly the coarse 3-point Laplacian.
+    (a factor ¾ per side the node lies on: the 1D stencil is cut to ``[½, ¼]``). The scaling
+    ``2^-ndim`` is the ratio of fine to coarse cell volume, which makes ``R A_h P`` the coarse-grid
+    (Galerkin) operator for the FD scaling of :mod:`.fd` (rows divided by h²): in 1D it is exactly
+    the coarse 3-point Laplacian.
 
     Returns:
         ``[coarse.size, fine.size]`` (or the interior-only sizes).
@@ -96,7 +101,9 @@ def _prolongation_1d(n_coarse: int) -> sp.csr_array:
     between = np.arange(n_coarse - 1)
     rows = np.concatenate([2 * coarse, 2 * between + 1, 2 * between + 1])
     cols = np.concatenate([coarse, between, between + 1])
-    vals = np.concatenate([np.ones(n_coarse), np.full(n_coarse - 1, 0.5), np.full(n_coarse - 1, 0.5)])
+    vals = np.concatenate(
+        [np.ones(n_coarse), np.full(n_coarse - 1, 0.5), np.full(n_coarse - 1, 0.5)]
+    )
     return sp.csr_array((vals, (rows, cols)), shape=(n_fine, n_coarse))
 
 
@@ -110,15 +117,27 @@ def _check_nested(coarse_grid: Grid, fine_grid: Grid) -> None:
     _check_is_grid(fine_grid, "fine_grid")
     for name, grid in (("coarse_grid", coarse_grid), ("fine_grid", fine_grid)):
         if grid.centering != "node":
-            raise ValueError(f"{name}: grid transfer needs node-centred grids, got centering={grid.centering!r}")
+            raise ValueError(
+                f"{name}: grid transfer needs node-centred grids, got centering={grid.centering!r}"
+            )
     if coarse_grid.ndim != fine_grid.ndim:
-        raise ValueError(f"fine_grid: has {fine_grid.ndim} axes, coarse_grid has {coarse_grid.ndim}")
+        raise ValueError(
+            f"fine_grid: has {fine_grid.ndim} axes, coarse_grid has {coarse_grid.ndim}"
+        )
     expected = tuple(2 * (n - 1) + 1 for n in coarse_grid.shape)
     if fine_grid.shape != expected:
-        raise ValueError(f"fine_grid: shape {fine_grid.shape} is not nested in coarse shape {coarse_grid.shape}; "
-                         f"expected {expected} (2 (n - 1) + 1 per axis)")
-    if not np.allclose(np.asarray(coarse_grid.bounds), np.asarray(fine_grid.bounds), rtol=1e-12, atol=0.0):
-        raise ValueError(f"fine_grid: bounds {fine_grid.bounds} differ from coarse_grid bounds {coarse_grid.bounds}")
+        raise ValueError(
+            f"fine_grid: shape {fine_grid.shape} is not nested in coarse shape "
+            f"{coarse_grid.shape}; "
+            f"expected {expected} (2 (n - 1) + 1 per axis)"
+        )
+    if not np.allclose(
+        np.asarray(coarse_grid.bounds), np.asarray(fine_grid.bounds), rtol=1e-12, atol=0.0
+    ):
+        raise ValueError(
+            f"fine_grid: bounds {fine_grid.bounds} differ from coarse_grid bounds "
+            f"{coarse_grid.bounds}"
+        )
 
 
 def fe_prolongation(coarse_space: LagrangeSpace, fine_space: LagrangeSpace) -> sp.csr_array:
@@ -133,7 +152,9 @@ def fe_prolongation(coarse_space: LagrangeSpace, fine_space: LagrangeSpace) -> s
     coarse_space, fine_space = check_space(coarse_space), check_space(fine_space)
     coarse, fine = coarse_space.mesh, fine_space.mesh
     if coarse.cell_type != fine.cell_type:
-        raise ValueError(f"fine_space: cell type {fine.cell_type!r} differs from the coarse {coarse.cell_type!r}")
+        raise ValueError(
+            f"fine_space: cell type {fine.cell_type!r} differs from the coarse {coarse.cell_type!r}"
+        )
     points = fine_space.dof_coordinates
     cells = ref = None
     if fine.parent_cells is not None and fine.parent_cells.max() < coarse.n_cells:

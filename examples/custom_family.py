@@ -44,5 +44,7 @@ system = family.assemble(params)
 result = solve(system.A, system.b, method="cg", M="ic", rtol=1e-8)
 u = family.outputs(params, system.expand(result.x))
 residual = np.linalg.norm(system.b - system.A @ result.x) / np.linalg.norm(system.b)
-print(f"{family.name}: n={system.n_free}, {result.reason.name} after {result.iterations} iterations, "
-      f"relative residual {residual:.2e}, max u = {u.max():.4f}")
+print(
+    f"{family.name}: n={system.n_free}, {result.reason.name} after {result.iterations} iterations, "
+    f"relative residual {residual:.2e}, max u = {u.max():.4f}"
+)

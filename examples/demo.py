@@ -1,11 +1,11 @@
 """The main job on its embedded default: `make demo`.
 
-1. Discretization check. Assembles −∇·(a∇u) = f with a variable coefficient a(x, y) = 1 + x² + y and the manufactured
-solution u(x, y) = sin(πx)·eʸ (non-zero Dirichlet data), with finite differences on the unit
-square and with P1/P2 finite elements on the L-shaped domain. Each system is solved with the
-suite's own CG (IC-preconditioned), checked against SciPy's sparse direct solver, and the error
-against the exact solution is printed for two resolutions together with the observed order.
-Writes out/demo.png.
+1. Discretization check. Assembles −∇·(a∇u) = f with a variable coefficient a(x, y) = 1 + x² + y and
+the manufactured solution u(x, y) = sin(πx)·eʸ (non-zero Dirichlet data), with finite differences on
+the unit square and with P1/P2 finite elements on the L-shaped domain. Each system is solved with
+the suite's own CG (IC-preconditioned), checked against SciPy's sparse direct solver, and the error
+against the exact solution is printed for two resolutions together with the observed order. Writes
+out/demo.png.
 
 2. Dataset. Generates a Darcy dataset (−∇·(a∇u) = 1, a = exp(GRF), 32×32) with the SKR
    pipeline: greedy sorting of the coefficient fields, then one recycling CG solver along the
@@ -26,12 +26,20 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import scipy.sparse.linalg as spla  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import scipy.sparse.linalg as spla
 
-from pdesuite.discretization import Dirichlet, Grid, LagrangeSpace, Mesh, fd, l2_error, poisson_system  # noqa: E402
-from pdesuite.solvers import solve  # noqa: E402
+from pdesuite.discretization import (
+    Dirichlet,
+    Grid,
+    LagrangeSpace,
+    Mesh,
+    fd,
+    l2_error,
+    poisson_system,
+)
+from pdesuite.solvers import solve
 
 OUT = Path("out")
 
@@ -91,7 +99,15 @@ def check_discretization() -> None:
     for degree, expected in ((1, 2), (2, 3)):
         runs = [run_fe(n, degree) for n in (8, 16)]
         fe_runs[degree] = runs[-1]
-        rows.append((f"P{degree} FE (L² error)", runs[0][2], runs[1][2], np.log2(runs[0][2] / runs[1][2]), expected))
+        rows.append(
+            (
+                f"P{degree} FE (L² error)",
+                runs[0][2],
+                runs[1][2],
+                np.log2(runs[0][2] / runs[1][2]),
+                expected,
+            )
+        )
 
     print(f"\n{'discretization':<22}{'coarse':>12}{'fine':>12}{'order':>8}{'expected':>10}")
     for name, coarse, fine, observed, expected in rows:
@@ -129,7 +145,10 @@ def generate_dataset() -> Path:
 
     from pdesuite.datasets import generate
 
-    print(f"\n== 2. dataset: {DATASET['n']} Darcy problems at {DATASET['resolution']}², sorted + recycling CG\n")
+    print(
+        f"\n== 2. dataset: {DATASET['n']} Darcy problems at {DATASET['resolution']}², sorted + "
+        "recycling CG\n"
+    )
     path = generate(DATASET["family"], DATASET["n"], out=OUT / "darcy.h5", order="sorted",
                     sort_method="greedy", solver="recycle", seed=DATASET["seed"],
                     resolution=DATASET["resolution"])

@@ -179,7 +179,9 @@ def spatial_gradient(u: torch.Tensor, domain: Domain = None,
 
 
 def _fft_derivative(u: torch.Tensor, dim: int, n: int, length: float) -> torch.Tensor:
-    wavenumbers = torch.fft.rfftfreq(n, d=length / n, device=u.device, dtype=u.dtype) * (2 * math.pi)
+    wavenumbers = torch.fft.rfftfreq(n, d=length / n, device=u.device, dtype=u.dtype) * (
+        2 * math.pi
+    )
     if n % 2 == 0:
         wavenumbers[-1] = 0.0
     shape = [1] * u.ndim

@@ -86,14 +86,20 @@ class NeuralSpectralBlock(nn.Module):
     Parameters: ``3 c^2 + 3 c`` (projections) ``+ num_tokens c`` (tokens) ``+ 2 K c`` (series).
     """
 
-    def __init__(self, channels: int, num_tokens: int, num_basis: int, heads: int, ndim: int) -> None:
+    def __init__(
+        self, channels: int, num_tokens: int, num_basis: int, heads: int, ndim: int
+    ) -> None:
         super().__init__()
         self.heads, self.num_tokens = heads, num_tokens
         conv = _CONV[ndim]
         # init of the paper's code: uniform [0, 1/c)
-        self.latent_tokens = nn.Parameter(torch.rand(heads, num_tokens, channels // heads) / channels)
+        self.latent_tokens = nn.Parameter(
+            torch.rand(heads, num_tokens, channels // heads) / channels
+        )
         self.series_weights = nn.Parameter(torch.rand(channels, 2 * num_basis) / channels)
-        self.register_buffer("frequencies", math.pi * torch.arange(num_basis) / num_basis, persistent=False)
+        self.register_buffer(
+            "frequencies", math.pi * torch.arange(num_basis) / num_basis, persistent=False
+        )
         self.key_value = conv(channels, 2 * channels, 1)
         self.query = conv(channels, channels, 1)
 
@@ -105,19 +111,21 @@ class NeuralSpectralBlock(nn.Module):
         """``x: [B, c, *spatial]`` with ``spatial`` divisible by ``patch``; same shape out."""
         spatial = x.shape[2:]
         channels = x.shape[1]
-        keys, values = self.key_value(x).chunk(2, dim=1)                   # 2 x [B, c, *S]
-        keys = self._heads(_patchify(keys, patch))                          # [N, h, L, d], N = B * patches
+        keys, values = self.key_value(x).chunk(2, dim=1)  # 2 x [B, c, *S]
+        keys = self._heads(_patchify(keys, patch))  # [N, h, L, d], N = B * patches
         values = self._heads(_patchify(values, patch))                      # [N, h, L, d]
         queries = self._heads(_patchify(self.query(x), patch))              # [N, h, L, d]
         # (1) pixels -> tokens
-        latent = self.latent_tokens                                         # [h, T, d], shared by all patches
+        latent = self.latent_tokens  # [h, T, d], shared by all patches
         tokens = _attention(latent, keys, values) + latent                  # [N, h, T, d]
         # (2) trigonometric series per channel, channel = head * d + j as in _heads
         tokens = tokens.transpose(2, 3).reshape(-1, channels, self.num_tokens)  # [N, c, T]
         phases = tokens.unsqueeze(-1) * self.frequencies                   # [N, c, T, K]
         basis = torch.cat([torch.sin(phases), torch.cos(phases)], dim=-1)  # [N, c, T, 2K]
         tokens = tokens + torch.einsum("nctk,ck->nct", basis, self.series_weights)  # [N, c, T]
-        tokens = tokens.reshape(-1, self.heads, channels // self.heads, self.num_tokens).transpose(2, 3)
+        tokens = tokens.reshape(-1, self.heads, channels // self.heads, self.num_tokens).transpose(
+            2, 3
+        )
         # tokens: [N, h, T, d]
         # (3) tokens -> pixels
         pixels = _attention(queries, tokens, tokens)                        # [N, h, L, d]
@@ -128,7 +136,10 @@ class NeuralSpectralBlock(nn.Module):
 def _group_count(channels: int) -> int:
     """GroupNorm groups: the largest divisor of ``channels`` up to 8 that leaves >= 2 channels
     per group (8 for every channel count of the default widths; 1 for a single channel)."""
-    return max((g for g in range(1, _GROUPS_AT_MOST + 1) if channels % g == 0 and channels // g >= 2), default=1)
+    return max(
+        (g for g in range(1, _GROUPS_AT_MOST + 1) if channels % g == 0 and channels // g >= 2),
+        default=1,
+    )
 
 
 def _normalisation(norm: str, channels: int, ndim: int) -> nn.Module:
@@ -146,12 +157,16 @@ class _DoubleConv(nn.Sequential):
     GroupNorm subtract the mean and add their own shift, which would cancel a bias.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, mid_channels: int, ndim: int, norm: str) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, mid_channels: int, ndim: int, norm: str
+    ) -> None:
         conv, bias = _CONV[ndim], norm == "none"
         super().__init__(
-            conv(in_channels, mid_channels, 3, padding=1, bias=bias), _normalisation(norm, mid_channels, ndim),
+            conv(in_channels, mid_channels, 3, padding=1, bias=bias),
+            _normalisation(norm, mid_channels, ndim),
             nn.ReLU(),
-            conv(mid_channels, out_channels, 3, padding=1, bias=bias), _normalisation(norm, out_channels, ndim),
+            conv(mid_channels, out_channels, 3, padding=1, bias=bias),
+            _normalisation(norm, out_channels, ndim),
             nn.ReLU(),
         )
 
@@ -224,9 +239,15 @@ class LSM(GridOperator):
             raise ValueError(f"ndim: expected 2 or 3, got {ndim!r}")
         if norm not in NORMS:
             raise ValueError(f"norm: expected one of {NORMS}, got {norm!r}")
-        for argument, value in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width),
-                                ("num_tokens", num_tokens), ("num_basis", num_basis), ("heads", heads),
-                                ("projection_width", projection_width)):
+        for argument, value in (
+            ("in_channels", in_channels),
+            ("out_channels", out_channels),
+            ("width", width),
+            ("num_tokens", num_tokens),
+            ("num_basis", num_basis),
+            ("heads", heads),
+            ("projection_width", projection_width),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{argument}: expected a positive int, got {value!r}")
         if width % heads:
@@ -236,18 +257,39 @@ class LSM(GridOperator):
         else:
             patch_t = (patch_size,) * ndim if isinstance(patch_size, int) else tuple(patch_size)
             if len(patch_t) != ndim or not all(isinstance(p, int) and p >= 1 for p in patch_t):
-                raise ValueError(f"patch_size: expected None, a positive int or {ndim} of them, got {patch_size!r}")
-        self._store_config(in_channels=in_channels, out_channels=out_channels, ndim=ndim, width=width,
-                           num_tokens=num_tokens, num_basis=num_basis, heads=heads, patch_size=patch_size,
-                           grid=bool(grid), projection_width=projection_width, norm=norm)
-        self.in_channels, self.out_channels, self.ndim, self.norm = in_channels, out_channels, ndim, norm
+                raise ValueError(
+                    f"patch_size: expected None, a positive int or {ndim} of them, got "
+                    f"{patch_size!r}"
+                )
+        self._store_config(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            ndim=ndim,
+            width=width,
+            num_tokens=num_tokens,
+            num_basis=num_basis,
+            heads=heads,
+            patch_size=patch_size,
+            grid=bool(grid),
+            projection_width=projection_width,
+            norm=norm,
+        )
+        self.in_channels, self.out_channels, self.ndim, self.norm = (
+            in_channels,
+            out_channels,
+            ndim,
+            norm,
+        )
         self.grid, self.patch_size = bool(grid), patch_t
         conv = _CONV[ndim]
         channels = [width * m for m in _CHANNEL_MULTIPLIERS]                # w, 2w, 4w, 8w, 8w
         self.lift = conv(in_channels + (ndim if self.grid else 0), width, 1)
         self.encoders = nn.ModuleList(
             [_DoubleConv(width, channels[0], channels[0], ndim, norm)]
-            + [_DoubleConv(channels[s - 1], channels[s], channels[s], ndim, norm) for s in range(1, _SCALES)]
+            + [
+                _DoubleConv(channels[s - 1], channels[s], channels[s], ndim, norm)
+                for s in range(1, _SCALES)
+            ]
         )
         self.spectral_blocks = nn.ModuleList(
             NeuralSpectralBlock(c, num_tokens, num_basis, heads, ndim) for c in channels
@@ -273,7 +315,9 @@ class LSM(GridOperator):
         padded = tuple(-(-n // (factor * p)) * factor * p for n, p in zip(spatial, patch))
         return padded, patch
 
-    def _check_batch_norm_statistics(self, batch: int, spatial: Sequence[int], padded: Sequence[int]) -> None:
+    def _check_batch_norm_statistics(
+        self, batch: int, spatial: Sequence[int], padded: Sequence[int]
+    ) -> None:
         """Refuse what BatchNorm cannot train on: one value per channel at the coarsest scale.
 
         torch would fail deep inside the U-Net with "Expected more than 1 value per channel";
@@ -284,9 +328,9 @@ class LSM(GridOperator):
         coarsest = [n // 2 ** (_SCALES - 1) for n in padded]
         if batch * math.prod(coarsest) <= 1:
             raise ValueError(
-                f"LSM: a batch of {batch} at input size {tuple(spatial)} leaves the coarsest U-Net scale "
-                f"{' x '.join(map(str, coarsest))}, one value per channel, which BatchNorm cannot "
-                f"normalise in train mode; use a batch of at least 2, a grid of more than "
+                f"LSM: a batch of {batch} at input size {tuple(spatial)} leaves the coarsest U-Net "
+                f"scale {' x '.join(map(str, coarsest))}, one value per channel, which BatchNorm "
+                "cannot normalise in train mode; use a batch of at least 2, a grid of more than "
                 f"{2 ** (_SCALES - 1)} points along some axis, or norm='group' (or 'none')"
             )
 
@@ -304,13 +348,13 @@ class LSM(GridOperator):
         skips = [self.encoders[0](x)]                                       # [B, w, *P]
         for encoder in self.encoders[1:]:
             pooled = F.max_pool2d(skips[-1], 2) if self.ndim == 2 else F.max_pool3d(skips[-1], 2)
-            skips.append(encoder(pooled))                                   # scale s: [B, c_s, *P_s]
+            skips.append(encoder(pooled))  # scale s: [B, c_s, *P_s]
         skips = [block(s, patch) for block, s in zip(self.spectral_blocks, skips)]  # shapes kept
         x = skips[-1]                                                       # [B, 8w, *P_4]
         for decoder, skip in zip(self.decoders, reversed(skips[:-1])):      # scales 3, 2, 1, 0
             x = F.interpolate(x, scale_factor=2, mode=_INTERPOLATION[self.ndim], align_corners=True)
             # x: [B, c_{s+1}, *P_s]
-            x = decoder(torch.cat([skip, x], dim=1))                        # [B, c_{s-1} (w at s=0), *P_s]
+            x = decoder(torch.cat([skip, x], dim=1))  # [B, c_{s-1} (w at s=0), *P_s]
         x = self.out_conv(x)                                                # [B, w, *P]
         x = x[(slice(None), slice(None), *(slice(0, n) for n in spatial))]  # [B, w, *S]
         x = F.gelu(self.project_hidden(x))                                  # [B, 128, *S]

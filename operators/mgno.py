@@ -64,7 +64,8 @@ class VCycle(nn.Module):
     ``a = c_in``, ``b = c_out``, ``n_S = sum(pre) + sum(post)``::
 
         reference:   k a b (2 n_S - 1)    + (J - 1)(k a^2 + k b^2 + q b^2)
-        correction:  k a b (n_S + n_A)    + (J - 1)(k a^2 + q b^2),   n_A = (J - 1) + [pre[J-1] >= 2]
+        correction:  k a b (n_S + n_A)    + (J - 1)(k a^2 + q b^2)
+        where        n_A = (J - 1) + [pre[J-1] >= 2]
 
     Args:
         in_channels, out_channels: ``c_in`` and ``c_out``, ints >= 1.
@@ -95,9 +96,15 @@ class VCycle(nn.Module):
         in_channels = _check_int(in_channels, "in_channels", minimum=1)
         out_channels = _check_int(out_channels, "out_channels", minimum=1)
         ndim = _check_int_choice(ndim, "ndim", tuple(_CONV))
-        if isinstance(pre_smoothing, (str, bytes)) or not isinstance(pre_smoothing, Sequence) or not pre_smoothing:
-            raise ValueError(f"pre_smoothing: expected a non-empty sequence of ints (one per level), "
-                             f"got {pre_smoothing!r}")
+        if (
+            isinstance(pre_smoothing, (str, bytes))
+            or not isinstance(pre_smoothing, Sequence)
+            or not pre_smoothing
+        ):
+            raise ValueError(
+                f"pre_smoothing: expected a non-empty sequence of ints (one per level), "
+                f"got {pre_smoothing!r}"
+            )
         levels = len(pre_smoothing)
         pre_smoothing = _counts(pre_smoothing, levels, "pre_smoothing", minimum=1)
         post_smoothing = _counts(post_smoothing, levels - 1, "post_smoothing", minimum=0)
@@ -105,19 +112,27 @@ class VCycle(nn.Module):
             raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}")
         if cycle not in CYCLES:
             raise ValueError(f"cycle: expected one of {CYCLES}, got {cycle!r}")
-        prolongation_kernel = _check_int_choice(prolongation_kernel, "prolongation_kernel", PROLONGATION_KERNELS)
+        prolongation_kernel = _check_int_choice(
+            prolongation_kernel, "prolongation_kernel", PROLONGATION_KERNELS
+        )
         conv = _CONV[ndim]
         self.pre_smoothing, self.post_smoothing = tuple(pre_smoothing), tuple(post_smoothing)
         self.padding_mode, self.ndim, self.cycle = padding_mode, ndim, cycle
 
         def smoother() -> nn.Module:
-            return conv(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode, bias=False)
+            return conv(
+                in_channels, out_channels, 3, padding=1, padding_mode=padding_mode, bias=False
+            )
 
         def operator() -> nn.Module:
-            return conv(out_channels, in_channels, 3, padding=1, padding_mode=padding_mode, bias=False)
+            return conv(
+                out_channels, in_channels, 3, padding=1, padding_mode=padding_mode, bias=False
+            )
 
         def restriction(channels: int) -> nn.Module:
-            return conv(channels, channels, 3, stride=2, padding=1, padding_mode=padding_mode, bias=False)
+            return conv(
+                channels, channels, 3, stride=2, padding=1, padding_mode=padding_mode, bias=False
+            )
 
         self.pre_smoothers = nn.ModuleList(
             nn.ModuleList(smoother() for _ in range(count)) for count in pre_smoothing
@@ -135,15 +150,20 @@ class VCycle(nn.Module):
             self.post_operators = nn.ModuleList(
                 nn.ModuleList(operator() for _ in range(count)) for count in post_smoothing
             )
-            self.solution_restrictions = nn.ModuleList(restriction(out_channels) for _ in range(levels - 1))
+            self.solution_restrictions = nn.ModuleList(
+                restriction(out_channels) for _ in range(levels - 1)
+            )
         else:
             self.operators = nn.ModuleDict()  # A_l, keyed by level
             for level in range(levels):
                 if level < levels - 1 or pre_smoothing[level] >= 2:
                     self.operators[str(level)] = operator()
-        # transposed-convolution weights [c_out, c_out, K, ..., K], initialised as nn.ConvTransposeNd
+        # transposed-convolution weights [c_out, c_out, K, ..., K], initialised as
+        # nn.ConvTransposeNd
         self.prolongations = nn.ModuleList(
-            _CONV_TRANSPOSE_MODULE[ndim](out_channels, out_channels, prolongation_kernel, bias=False)
+            _CONV_TRANSPOSE_MODULE[ndim](
+                out_channels, out_channels, prolongation_kernel, bias=False
+            )
             for _ in range(levels - 1)
         )
 
@@ -180,12 +200,12 @@ class VCycle(nn.Module):
         end (index -1 onto ``n - 1``, indices ``n, n + 1, ..`` onto ``0, 1, ..``), so that
         periodic data stay periodic across levels.
         """
-        full = _CONV_TRANSPOSE[self.ndim](u, weight, stride=2)               # [B, c, *(2 (coarse - 1) + K)]
+        full = _CONV_TRANSPOSE[self.ndim](u, weight, stride=2)  # [B, c, *(2 (coarse - 1) + K)]
         for axis, n in enumerate(fine):
             dim = 2 + axis
             core = full.narrow(dim, 1, n)                                    # fine points 0 .. n-1
             if self.padding_mode == "circular":
-                beyond = full.shape[dim] - 1 - n                             # fine points n, n+1, ..
+                beyond = full.shape[dim] - 1 - n  # fine points n, n+1, ..
                 if beyond:
                     wrapped = core.narrow(dim, 0, beyond) + full.narrow(dim, 1 + n, beyond)
                     core = torch.cat([wrapped, core.narrow(dim, beyond, n - beyond)], dim)
@@ -298,22 +318,47 @@ class MgNO(GridOperator):
             raise ValueError(f"padding_mode: expected one of {PADDING_MODES}, got {padding_mode!r}")
         if cycle not in CYCLES:
             raise ValueError(f"cycle: expected one of {CYCLES}, got {cycle!r}")
-        prolongation_kernel = _check_int_choice(prolongation_kernel, "prolongation_kernel", PROLONGATION_KERNELS)
+        prolongation_kernel = _check_int_choice(
+            prolongation_kernel, "prolongation_kernel", PROLONGATION_KERNELS
+        )
         if pre_smoothing is None:
             pre = (1,) * max(levels - 2, 0) + (2,) * min(levels, 2)
         else:
             pre = _counts(pre_smoothing, levels, "pre_smoothing", minimum=1)
         post = _counts(post_smoothing, levels - 1, "post_smoothing", minimum=0)
-        self._store_config(in_channels=in_channels, out_channels=out_channels, ndim=ndim, width=width,
-                           layers=layers, levels=levels, pre_smoothing=_as_given(pre_smoothing, pre),
-                           post_smoothing=_as_given(post_smoothing, post), padding_mode=padding_mode,
-                           cycle=cycle, prolongation_kernel=prolongation_kernel)
-        self.in_channels, self.out_channels, self.ndim, self.levels = in_channels, out_channels, ndim, levels
+        self._store_config(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            ndim=ndim,
+            width=width,
+            layers=layers,
+            levels=levels,
+            pre_smoothing=_as_given(pre_smoothing, pre),
+            post_smoothing=_as_given(post_smoothing, post),
+            padding_mode=padding_mode,
+            cycle=cycle,
+            prolongation_kernel=prolongation_kernel,
+        )
+        self.in_channels, self.out_channels, self.ndim, self.levels = (
+            in_channels,
+            out_channels,
+            ndim,
+            levels,
+        )
         self.pre_smoothing, self.post_smoothing = pre, post
         channels = [in_channels] + [width] * layers
         conv = _CONV[ndim]
         self.cycles = nn.ModuleList(
-            VCycle(a, b, pre, post, padding_mode, ndim, cycle=cycle, prolongation_kernel=prolongation_kernel)
+            VCycle(
+                a,
+                b,
+                pre,
+                post,
+                padding_mode,
+                ndim,
+                cycle=cycle,
+                prolongation_kernel=prolongation_kernel,
+            )
             for a, b in zip(channels[:-1], channels[1:])
         )
         self.pointwise = nn.ModuleList(conv(a, b, 1) for a, b in zip(channels[:-1], channels[1:]))
@@ -342,20 +387,24 @@ def _is_int(value: Any) -> bool:
 
 
 def _check_int(value: Any, argument: str, minimum: int) -> int:
-    """``value`` as an int ``>= minimum`` (bool and floats such as 4.0 refused); ValueError naming ``argument``."""
+    """``value`` as an int ``>= minimum`` (bool and floats such as 4.0 refused); ValueError naming
+    ``argument``."""
     if not _is_int(value) or value < minimum:
         raise ValueError(f"{argument}: expected an int >= {minimum}, got {value!r}")
     return int(value)
 
 
 def _check_int_choice(value: Any, argument: str, choices: tuple[int, ...]) -> int:
-    """``value`` as an int among ``choices`` (bool and floats refused); ValueError naming ``argument``."""
+    """``value`` as an int among ``choices`` (bool and floats refused); ValueError naming
+    ``argument``."""
     if not _is_int(value) or int(value) not in choices:
         raise ValueError(f"{argument}: expected one of {choices} (an int), got {value!r}")
     return int(value)
 
 
-def _counts(value: int | Sequence[int], length: int, argument: str, minimum: int) -> tuple[int, ...]:
+def _counts(
+    value: int | Sequence[int], length: int, argument: str, minimum: int
+) -> tuple[int, ...]:
     """Smoothing steps per level: an int for every level, or ``length`` ints; as a tuple of ints."""
     if _is_int(value):
         counts: tuple[Any, ...] = (value,) * length

@@ -85,8 +85,11 @@ RESUMABLE_OPTIONS = {"epochs": "epochs", "eval_every": "eval_every",
                      "patience": "early_stopping_patience", "workers": "num_workers",
                      "device": "device"}
 #: Python setting names in error messages -> the option a command-line user knows.
-_OPTION_NAMES = {**{setting: option for option, setting in {**RUN_OPTIONS, **RESUMABLE_OPTIONS}.items()},
-                 "resolution": "resolution", "split_fractions": "split_fractions"}
+_OPTION_NAMES = {
+    **{setting: option for option, setting in {**RUN_OPTIONS, **RESUMABLE_OPTIONS}.items()},
+    "resolution": "resolution",
+    "split_fractions": "split_fractions",
+}
 
 __all__ = [
     "TRAIN_DEFAULTS",
@@ -132,8 +135,12 @@ def _add_common_arguments(parser: argparse.ArgumentParser, batch_default: str) -
                              "when all three are integers (default 0.8 0.1 0.1)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help=f"samples per batch (default {batch_default})")
-    parser.add_argument("--device", default=None, help="auto (default: cuda if available), cpu, cuda, cuda:N")
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default 0)")
+    parser.add_argument(
+        "--device", default=None, help="auto (default: cuda if available), cpu, cuda, cuda:N"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="DataLoader worker processes (default 0)"
+    )
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
 
@@ -152,13 +159,23 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", choices=("adam", "adamw"), default=None, help="default adam")
     parser.add_argument("--scheduler", choices=("step", "onecycle", "none"), default=None,
                         help="step (StepLR, default), onecycle, or none")
-    parser.add_argument("--step-size", type=int, default=None, help="StepLR period in epochs (default 100)")
+    parser.add_argument(
+        "--step-size", type=int, default=None, help="StepLR period in epochs (default 100)"
+    )
     parser.add_argument("--gamma", type=float, default=None, help="StepLR factor (default 0.5)")
     parser.add_argument("--max-lr", type=float, default=None, help="OneCycle peak (default --lr)")
-    parser.add_argument("--loss", choices=("l2", "h1"), default=None, help="relative L2 (default) or H1")
-    parser.add_argument("--periodic", action="store_true", default=None,
-                        help="the data are periodic: FFT derivatives for H1 (default: finite differences)")
-    parser.add_argument("--eval-every", type=int, default=None, help="validate every N epochs (default 1)")
+    parser.add_argument(
+        "--loss", choices=("l2", "h1"), default=None, help="relative L2 (default) or H1"
+    )
+    parser.add_argument(
+        "--periodic",
+        action="store_true",
+        default=None,
+        help="the data are periodic: FFT derivatives for H1 (default: finite differences)",
+    )
+    parser.add_argument(
+        "--eval-every", type=int, default=None, help="validate every N epochs (default 1)"
+    )
     parser.add_argument("--patience", type=int, default=None,
                         help="early stopping after N evaluations without improvement (default off)")
     parser.add_argument("--resolution", type=int, nargs="+", default=None, metavar="N",
@@ -166,12 +183,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-arg", type=_model_argument, action="append", default=[],
                         metavar="KEY=VALUE", help="model setting, e.g. --model-arg width=16 "
                                                   "(JSON values; repeatable)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the model init and the run (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of the model init and the run (default 0)"
+    )
     parser.add_argument("--amp", choices=("auto", "on", "off"), default=None,
                         help="mixed precision: auto (on with CUDA, default), on, off")
     existing = parser.add_mutually_exclusive_group()
-    existing.add_argument("--resume", action="store_true",
-                          help="continue the run in --out from its checkpoint.pt, with its own settings")
+    existing.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its checkpoint.pt, with its own settings",
+    )
     existing.add_argument("--overwrite", action="store_true",
                           help="delete the run in --out and start a new one")
     parser.add_argument("--no-progress", action="store_true",
@@ -310,12 +332,17 @@ class _Run:
         trainer.resume_hint = f"`{self.resume_command}`"
         if is_main:
             x0 = self.train[0][0]
-            parameters = sum(p.numel() * (2 if p.is_complex() else 1) for p in trainer.model.parameters())
-            print(f"training {self.model_name} ({parameters:,} parameters) on {self.data} "
-                  f"[{_spatial_label(x0.shape[1:])}]: {len(self.train)} train, "
-                  f"{len(self.val) if self.val else 0} val, {len(self.test) if self.test else 0} "
-                  f"test samples; epochs {trainer.epoch + 1}-{trainer.epochs}; device {trainer.device}"
-                  + (f", {trainer.world_size} processes" if trainer.world_size > 1 else ""))
+            parameters = sum(
+                p.numel() * (2 if p.is_complex() else 1) for p in trainer.model.parameters()
+            )
+            print(
+                f"training {self.model_name} ({parameters:,} parameters) on {self.data} "
+                f"[{_spatial_label(x0.shape[1:])}]: {len(self.train)} train, "
+                f"{len(self.val) if self.val else 0} val, {len(self.test) if self.test else 0} "
+                f"test samples; epochs {trainer.epoch + 1}-{trainer.epochs}; device "
+                f"{trainer.device}"
+                + (f", {trainer.world_size} processes" if trainer.world_size > 1 else "")
+            )
         try:
             trainer.fit()
         except KeyboardInterrupt:
@@ -339,7 +366,8 @@ class _Run:
         raise NotImplementedError
 
     def report(self, device) -> None:
-        """Test (else validation) metrics of best.pt, ``test_metrics.json`` and ``predictions.png``."""
+        """Test (else validation) metrics of best.pt, ``test_metrics.json`` and
+        ``predictions.png``."""
         best = load_trained(self.out, device=device)
         summary: dict[str, Any] = {"model": self.model_name, "best_epoch": best.epoch,
                                    "resolution": list(self.train[0][0].shape[1:])}
@@ -349,9 +377,14 @@ class _Run:
             summary.update(split="test" if self.test is not None else "val", **metrics)
             print(f"{summary['split']} relative L2 {metrics['rel_l2']:.4g}, H1 {metrics['h1']:.4g} "
                   f"({metrics['n']} samples, best epoch {best.epoch})")
-        plot_predictions(best, report if report is not None else self.train, self.out / PREDICTIONS_PNG)
+        plot_predictions(
+            best, report if report is not None else self.train, self.out / PREDICTIONS_PNG
+        )
         (self.out / TEST_METRICS_JSON).write_text(json.dumps(summary, indent=2))
-        print(f"wrote {self.out / METRICS_CSV}, {self.out / BEST_NAME} and {self.out / PREDICTIONS_PNG}")
+        print(
+            f"wrote {self.out / METRICS_CSV}, {self.out / BEST_NAME} and "
+            f"{self.out / PREDICTIONS_PNG}"
+        )
 
 
 class _NewRun(_Run):
@@ -373,8 +406,10 @@ class _NewRun(_Run):
         self.config = TrainConfig(**settings, out_dir=out, **self._progress_settings())
         self.existing = [name for name in RUN_FILES if (out / name).exists()] if is_main else []
         if self.existing and not args.overwrite:
-            raise UserError(f"{out} already holds a run ({', '.join(self.existing)}); pass --resume "
-                            "to continue it or --overwrite to replace it")
+            raise UserError(
+                f"{out} already holds a run ({', '.join(self.existing)}); pass --resume "
+                "to continue it or --overwrite to replace it"
+            )
 
     def build_trainer(self, is_main: bool):
         self._open_data()
@@ -402,7 +437,9 @@ class _ResumedRun(_Run):
     def __init__(self, args: argparse.Namespace, out: Path) -> None:
         self.args, self.out = args, out
         if not (out / CHECKPOINT_NAME).is_file():
-            raise UserError(f"--resume: {out / CHECKPOINT_NAME} does not exist (no run to continue)")
+            raise UserError(
+                f"--resume: {out / CHECKPOINT_NAME} does not exist (no run to continue)"
+            )
         self.checkpoint = load_checkpoint(out / CHECKPOINT_NAME)
         record_path = out / RUN_JSON
         self.record = json.loads(record_path.read_text()) if record_path.is_file() else {}
@@ -420,7 +457,9 @@ class _ResumedRun(_Run):
         elif "data" in self.record:
             self.data = Path(self.record["data"])
             if not self.data.is_file():
-                raise UserError(f"the run's data file {self.data} is gone; pass --data with its new place")
+                raise UserError(
+                    f"the run's data file {self.data} is gone; pass --data with its new place"
+                )
         else:
             raise UserError(f"{out} has no {RUN_JSON} recording its data file; pass --data")
         self.split_fractions = self.record.get("split_fractions") or (
@@ -442,7 +481,9 @@ class _ResumedRun(_Run):
             found.append(f"model {args.model} (the run trains {saved_name})")
         for key, value in args.model_arg:
             if key not in model_config:
-                found.append(f"--model-arg {key}={json.dumps(value)} (the run's model has no {key})")
+                found.append(
+                    f"--model-arg {key}={json.dumps(value)} (the run's model has no {key})"
+                )
             elif model_config[key] != _jsonable(value):
                 found.append(f"--model-arg {key}={json.dumps(value)} (the run: "
                              f"{key}={json.dumps(model_config[key])})")
@@ -450,8 +491,11 @@ class _ResumedRun(_Run):
             if _given(args, option) and _setting(option, getattr(args, option)) != saved[setting]:
                 found.append(f"{_option(option)} {_shown(getattr(args, option))} (the run: "
                              f"{_shown(_saved_as_option(option, saved[setting]))})")
-        recorded = {"data": self.record.get("data"), "split_fractions": self.record.get("split_fractions"),
-                    "resolution": self.record.get("resolution")}
+        recorded = {
+            "data": self.record.get("data"),
+            "split_fractions": self.record.get("split_fractions"),
+            "resolution": self.record.get("resolution"),
+        }
         current = {"data": str(Path(args.data).resolve()) if args.data is not None else None,
                    "split_fractions": _setting("split_fractions", args.split_fractions)
                    if args.split_fractions else None,
@@ -469,12 +513,22 @@ class _ResumedRun(_Run):
     def build_trainer(self, is_main: bool):
         saved = self.checkpoint["trainer_config"]
         epochs = self.args.epochs if self.args.epochs is not None else int(saved["epochs"])
-        patience = self.args.patience if self.args.patience is not None else saved["early_stopping_patience"]
-        stopped = bool(self.checkpoint["stopped_early"]) and patience == saved["early_stopping_patience"]
+        patience = (
+            self.args.patience
+            if self.args.patience is not None
+            else saved["early_stopping_patience"]
+        )
+        stopped = (
+            bool(self.checkpoint["stopped_early"]) and patience == saved["early_stopping_patience"]
+        )
         done = int(self.checkpoint["epoch"])
         if (done >= epochs or stopped) and (self.out / TEST_METRICS_JSON).is_file():
             if is_main:
-                how = f"early stopping ended it at epoch {done}" if stopped else f"{done} of {epochs} epochs"
+                how = (
+                    f"early stopping ended it at epoch {done}"
+                    if stopped
+                    else f"{done} of {epochs} epochs"
+                )
                 longer = [f"--epochs N (N > {done})"] if done >= epochs else []
                 longer += ["a larger --patience"] if stopped else []
                 print(f"pdesuite train: the run in {self.out} is finished ({how}); to train it "
@@ -483,7 +537,9 @@ class _ResumedRun(_Run):
         overrides = {setting: _setting(option, getattr(self.args, option))
                      for option, setting in RESUMABLE_OPTIONS.items() if _given(self.args, option)}
         self._open_data()
-        return Trainer.resume(self.out, self.train, self.val, **overrides, **self._progress_settings())
+        return Trainer.resume(
+            self.out, self.train, self.val, **overrides, **self._progress_settings()
+        )
 
 
 def _jsonable(value: Any) -> Any:

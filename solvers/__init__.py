@@ -34,11 +34,12 @@ from pdesuite.solvers.tuning import (
     omega_grid,
 )
 
-# The method modules register themselves in METHODS on import.
-from pdesuite.solvers import krylov as _krylov  # noqa: E402,F401  (after the names they use)
-from pdesuite.solvers import recycling as _recycling  # noqa: E402,F401
-from pdesuite.solvers import direct as _direct  # noqa: E402,F401
-from pdesuite.solvers import dcdm as _dcdm  # noqa: E402,F401
+# The method modules register themselves in METHODS on import (unused names: F401), after the
+# names they use.
+from pdesuite.solvers import krylov as _krylov  # noqa: F401
+from pdesuite.solvers import recycling as _recycling  # noqa: F401
+from pdesuite.solvers import direct as _direct  # noqa: F401
+from pdesuite.solvers import dcdm as _dcdm  # noqa: F401
 
 __all__ = [
     "BACKENDS",

@@ -23,12 +23,16 @@ from pdesuite.solvers.vocabulary import method_default
 
 @register_method("dcdm", flexible=True, needs_hermitian=True,
                  options=("mmax", "normalize_input", "residual_replacement"))
-def deep_conjugate_direction(op: Operator, b: np.ndarray, x: np.ndarray,
-                             pc: CountingPreconditioner, monitor: ConvergenceMonitor,
-                             mmax: int = method_default("dcdm", "mmax"),
-                             normalize_input: bool = method_default("dcdm", "normalize_input"),
-                             residual_replacement: int = method_default("dcdm", "residual_replacement"),
-                             ) -> MethodReturn:
+def deep_conjugate_direction(
+    op: Operator,
+    b: np.ndarray,
+    x: np.ndarray,
+    pc: CountingPreconditioner,
+    monitor: ConvergenceMonitor,
+    mmax: int = method_default("dcdm", "mmax"),
+    normalize_input: bool = method_default("dcdm", "normalize_input"),
+    residual_replacement: int = method_default("dcdm", "residual_replacement"),
+) -> MethodReturn:
     """DCDM for symmetric positive definite A and any preconditioner (see the module docstring).
 
     Options (defaults): ``mmax`` (2) earlier directions kept, ``normalize_input`` (True),

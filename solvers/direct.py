@@ -1,4 +1,5 @@
-"""Sparse direct solves that analyse each sparsity pattern once: :class:`DirectSolver`, ``"direct"``.
+"""Sparse direct solves that analyse each sparsity pattern once: :class:`DirectSolver`,
+``"direct"``.
 
 The systems of a dataset family share one sparsity pattern (same grid, same stencil) and differ
 in their values. A sparse Cholesky factorization is two phases: a *symbolic* analysis of the
@@ -22,10 +23,11 @@ Libraries:
   scikit-sparse is not installed. SciPy exposes no separate symbolic phase of SuperLU, so each
   matrix is factored from scratch (``symbolic_reused`` is then False).
 
-Every solve is checked on its true residual (one product; two when LU follows CHOLMOD): converged when
-``‖b − A x‖ ≤ max(rtol·‖b‖, atol)``, else ``DIVERGED_BREAKDOWN``, with ``info["breakdown"]``
-saying why (a singular matrix, or a residual above the target). A failed solve never returns
-NaN: the suite's best-iterate rule returns the initial guess when the direct solution is worse.
+Every solve is checked on its true residual (one product; two when LU follows CHOLMOD):
+converged when ``‖b − A x‖ ≤ max(rtol·‖b‖, atol)``, else ``DIVERGED_BREAKDOWN``, with
+``info["breakdown"]`` saying why (a singular matrix, or a residual above the target). A failed solve
+never returns NaN: the suite's best-iterate rule returns the initial guess when the direct solution
+is worse.
 
 ``DirectSolver().solve(A, b)`` and ``solve(A, b, method="direct")`` return the
 :class:`~pdesuite.solvers.result.SolveResult` of every other method; ``solve`` factors afresh
@@ -277,7 +279,9 @@ def direct(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditione
     if factorization is None:
         factorization = DirectSolver(spd=spd, ordering=ordering)
     elif not isinstance(factorization, DirectSolver):
-        raise TypeError(f"factorization: expected a DirectSolver, got {type(factorization).__name__}")
+        raise TypeError(
+            f"factorization: expected a DirectSolver, got {type(factorization).__name__}"
+        )
     elif spd is not None or ordering != "default":
         raise TypeError("spd, ordering: set them on the DirectSolver given as factorization")
     matrix = op.require_matrix("method 'direct'")
@@ -317,9 +321,10 @@ def direct(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditione
     if reason is None or not reason.converged:
         info["breakdown"] = (
             "the direct solve returned NaN or Inf: the matrix is numerically singular"
-            if math.isnan(rnorm) else
-            f"the residual {rnorm:.3e} after the direct solve misses the target "
-            f"{monitor.target:.3e}: the matrix is singular or too ill-conditioned for the tolerance")
+            if math.isnan(rnorm)
+            else f"the residual {rnorm:.3e} after the direct solve misses the target "
+            f"{monitor.target:.3e}: the matrix is singular or too ill-conditioned for the tolerance"
+        )
         return x, ConvergedReason.DIVERGED_BREAKDOWN, info
     return x, reason, info
 

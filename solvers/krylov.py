@@ -417,6 +417,7 @@ def bicgstab(op: Operator, b: np.ndarray, x: np.ndarray, pc: CountingPreconditio
     shadow_norm = rnorm
     p = np.empty_like(r)
     rho_old = alpha = omega = 1.0
+    v = p  # a placeholder: the first pass rebinds v before the else branch below reads it
     first = True
     while True:
         rho = k.dot(shadow, r)

@@ -68,7 +68,9 @@ def as_csr(A: Any, copy: bool = False) -> sp.csr_array:
         matrix = sp.csr_array(A, copy=copy) if (A.format != "csr" or not isinstance(A, sp.sparray)
                                                 or copy) else A
     else:
-        raise TypeError(f"A: expected a SciPy sparse matrix or a dense array, got {type(A).__name__}")
+        raise TypeError(
+            f"A: expected a SciPy sparse matrix or a dense array, got {type(A).__name__}"
+        )
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise ValueError(f"A: expected a square matrix, got shape {matrix.shape}")
     if matrix.dtype.kind in "biu":
@@ -129,7 +131,8 @@ def as_operator(A: Any, b: np.ndarray) -> tuple[Operator, np.ndarray]:
         shape, a_dtype = (n, n), b.dtype
     else:
         raise TypeError(
-            f"A: expected a sparse matrix, dense array, LinearOperator or callable, got {type(A).__name__}"
+            "A: expected a sparse matrix, dense array, LinearOperator or callable, got "
+            f"{type(A).__name__}"
         )
 
     if shape[0] != n:
@@ -143,13 +146,17 @@ def as_operator(A: Any, b: np.ndarray) -> tuple[Operator, np.ndarray]:
         if matrix.dtype != dtype:
             matrix = matrix.astype(dtype)
         mat = matrix
-        matvec = lambda x: mat @ x  # noqa: E731
+        def matvec(x):
+            return mat @ x
     elif hasattr(A, "matvec"):
-        matvec = lambda x: np.asarray(A.matvec(x)).reshape(-1)  # noqa: E731
+        def matvec(x):
+            return np.asarray(A.matvec(x)).reshape(-1)
     elif hasattr(A, "__matmul__") and not callable(A):
-        matvec = lambda x: np.asarray(A @ x).reshape(-1)  # noqa: E731
+        def matvec(x):
+            return np.asarray(A @ x).reshape(-1)
     else:
-        matvec = lambda x: np.asarray(A(x)).reshape(-1)  # noqa: E731
+        def matvec(x):
+            return np.asarray(A(x)).reshape(-1)
     return Operator(matvec, n, dtype, matrix), b
 
 

@@ -113,7 +113,9 @@ class ILUPreconditioner(BasePreconditioner):
 
     backend = "scipy"
 
-    def __init__(self, A: sp.csr_array | np.ndarray, drop_tol: float = 1e-4, fill_factor: float = 10.0):
+    def __init__(
+        self, A: sp.csr_array | np.ndarray, drop_tol: float = 1e-4, fill_factor: float = 10.0
+    ):
         self.drop_tol, self.fill_factor = drop_tol, fill_factor
         self.factor = spla.spilu(sp.csc_matrix(A), drop_tol=drop_tol, fill_factor=fill_factor)
 
@@ -142,14 +144,18 @@ class ICPreconditioner(BasePreconditioner):
         return (f"ICPreconditioner(backend={self.backend!r}, drop_tol={self.drop_tol}, "
                 f"fill_factor={self.fill_factor})")
 
-    def __init__(self, A: sp.csr_array | np.ndarray, drop_tol: float = 1e-4, fill_factor: float = 10.0):
+    def __init__(
+        self, A: sp.csr_array | np.ndarray, drop_tol: float = 1e-4, fill_factor: float = 10.0
+    ):
         self.drop_tol, self.fill_factor = drop_tol, fill_factor
         factor = spla.spilu(sp.csc_matrix(A), drop_tol=drop_tol, fill_factor=fill_factor,
                             permc_spec="NATURAL", diag_pivot_thresh=0.0,
                             options={"SymmetricMode": True})
         if not (np.array_equal(factor.perm_r, np.arange(A.shape[0]))
                 and np.array_equal(factor.perm_c, np.arange(A.shape[0]))):
-            raise ValueError("M='ic': the incomplete factorisation pivoted; A is not SPD enough for IC")
+            raise ValueError(
+                "M='ic': the incomplete factorisation pivoted; A is not SPD enough for IC"
+            )
         self.L = sp.csr_array(factor.L)
         pivots = factor.U.diagonal()
         if np.any(np.real(pivots) <= 0):
@@ -196,7 +202,9 @@ def _factorization_factory(kind: str) -> Callable[..., BasePreconditioner]:
         if not threshold:
             kernels = _petsc_kernels(A)
             if kernels is not None:
-                return kernels.PetscKernelPreconditioner(A, kind, levels=0 if levels is None else levels)
+                return kernels.PetscKernelPreconditioner(
+                    A, kind, levels=0 if levels is None else levels
+                )
             if levels is not None:
                 raise ImportError(f"M={kind!r}: pc_levels (level-based {kind.upper()}(k)) runs in "
                                   "PETSc and needs petsc4py and a real float64 matrix; use "
@@ -289,7 +297,9 @@ def make_preconditioner(M: Any, op: Operator, **options: Any) -> Preconditioner 
     if isinstance(M, str):
         key = M.lower()
         if key not in NAMED_PRECONDITIONERS:
-            raise ValueError(f"M: unknown preconditioner {M!r}; known: {sorted(NAMED_PRECONDITIONERS)}")
+            raise ValueError(
+                f"M: unknown preconditioner {M!r}; known: {sorted(NAMED_PRECONDITIONERS)}"
+            )
         return _build_named(key, op.require_matrix(f"M={M!r}"), options)
     if options:
         raise TypeError(f"M: options {sorted('pc_' + name for name in options)} are only for "
@@ -302,7 +312,10 @@ def make_preconditioner(M: Any, op: Operator, **options: Any) -> Preconditioner 
         return MatrixPreconditioner(M)
     if callable(M):
         return FunctionPreconditioner(M)
-    raise TypeError(f"M: expected None, a name, a Preconditioner, a matrix or a callable, got {type(M).__name__}")
+    raise TypeError(
+        "M: expected None, a name, a Preconditioner, a matrix or a callable, got "
+        f"{type(M).__name__}"
+    )
 
 
 class CountingPreconditioner:

@@ -93,7 +93,9 @@ class Reduction:
         """``[rows_iᴴ w]``, shape ``[k]``."""
         return _rows_dot(rows, w, real)
 
-    def dot_rows_and_norm(self, rows: np.ndarray, w: np.ndarray, real: bool) -> tuple[np.ndarray, float]:
+    def dot_rows_and_norm(
+        self, rows: np.ndarray, w: np.ndarray, real: bool
+    ) -> tuple[np.ndarray, float]:
         """``([rows_iᴴ w], ‖w‖)`` (one reduction when distributed)."""
         return _rows_dot(rows, w, real), float(np.linalg.norm(w))
 

@@ -37,8 +37,14 @@ class MethodSpec:
 METHODS: dict[str, MethodSpec] = {}
 
 
-def register_method(name: str, *, flexible: bool = False, needs_hermitian: bool = False,
-                    options: tuple[str, ...] = (), description: str = "") -> Callable[[MethodFunction], MethodFunction]:
+def register_method(
+    name: str,
+    *,
+    flexible: bool = False,
+    needs_hermitian: bool = False,
+    options: tuple[str, ...] = (),
+    description: str = "",
+) -> Callable[[MethodFunction], MethodFunction]:
     def decorate(function: MethodFunction) -> MethodFunction:
         if name in METHODS:
             raise RuntimeError(f"method {name!r} registered twice")

@@ -29,8 +29,13 @@ def test_unbuilt_subcommand_says_so_and_fails(capsys):
 
 
 def test_cli_help_does_not_import_torch():
-    code = "import sys; from pdesuite.cli import build_parser; build_parser(); print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys; from pdesuite.cli import build_parser; build_parser(); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "False"
 
 

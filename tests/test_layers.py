@@ -82,7 +82,9 @@ def layer_violations(root: Path) -> list[str]:
                     problems.append(f"{where}: the {layer} layer imports {module}")
                 elif target == "datasets" and layer in DATASETS_ENTRY and \
                         not module.startswith(DATASETS_ENTRY[layer]):
-                    problems.append(f"{where}: {layer} may use datasets' loaders only, imports {module}")
+                    problems.append(
+                        f"{where}: {layer} may use datasets' loaders only, imports {module}"
+                    )
     return problems
 
 
@@ -90,15 +92,34 @@ def test_every_module_keeps_the_layer_and_torch_rules():
     assert layer_violations(ROOT) == []
 
 
-@pytest.mark.parametrize("layer, source, expected", [
-    ("solvers", "from pdesuite.datasets import generate\n", "the solvers layer imports pdesuite.datasets"),
-    ("discretization", "def f():\n    import torch\n", "imports torch"),
-    ("datasets", "from pdesuite.operators import FNO\n", "the datasets layer imports pdesuite.operators"),
-    ("operators", "from pdesuite.datasets.generation import generate\n", "loaders only"),
-    ("solvers", "from ..datasets import family\n", "the solvers layer imports pdesuite.datasets"),
-])
+@pytest.mark.parametrize(
+    "layer, source, expected",
+    [
+        (
+            "solvers",
+            "from pdesuite.datasets import generate\n",
+            "the solvers layer imports pdesuite.datasets",
+        ),
+        ("discretization", "def f():\n    import torch\n", "imports torch"),
+        (
+            "datasets",
+            "from pdesuite.operators import FNO\n",
+            "the datasets layer imports pdesuite.operators",
+        ),
+        ("operators", "from pdesuite.datasets.generation import generate\n", "loaders only"),
+        (
+            "solvers",
+            "from ..datasets import family\n",
+            "the solvers layer imports pdesuite.datasets",
+        ),
+    ],
+)
 def test_a_deliberate_violation_is_reported(tmp_path, layer, source, expected):
     (tmp_path / layer).mkdir()
     (tmp_path / layer / "bad.py").write_text(source)
     problems = layer_violations(tmp_path)
-    assert len(problems) == 1 and expected in problems[0] and problems[0].startswith(f"{layer}/bad.py:")
+    assert (
+        len(problems) == 1
+        and expected in problems[0]
+        and problems[0].startswith(f"{layer}/bad.py:")
+    )

@@ -36,7 +36,9 @@ def test_every_package_folder_is_listed_and_mapped():
     mapping = setuptools_cfg["package-dir"]
     folders = _package_folders()
     missing = sorted(set(folders) - listed)
-    assert not missing, f"package folders missing from pyproject [tool.setuptools] packages: {missing}"
+    assert not missing, (
+        f"package folders missing from pyproject [tool.setuptools] packages: {missing}"
+    )
     for layer in LAYER_FOLDERS:
         name = "pdesuite" if layer == "pdesuite" else f"pdesuite.{layer}"
         assert mapping.get(name) == layer, f"package-dir must map {name!r} to folder {layer!r}"
@@ -44,7 +46,10 @@ def test_every_package_folder_is_listed_and_mapped():
 
 def test_no_generic_top_level_names_installed():
     # The layers install under pdesuite.*: a top-level `datasets` would clash with Hugging Face.
-    assert all(p == "pdesuite" or p.startswith("pdesuite.") for p in _pyproject()["tool"]["setuptools"]["packages"])
+    assert all(
+        p == "pdesuite" or p.startswith("pdesuite.")
+        for p in _pyproject()["tool"]["setuptools"]["packages"]
+    )
 
 
 @pytest.mark.slow

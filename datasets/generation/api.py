@@ -61,10 +61,10 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
             recycling, timed on the first samples once per run and recorded in the file's
             ``solver_config`` with ``chosen_by``, the estimates and the probe's time; see
             :mod:`.solver_choice`; ``{"method": "auto", "rtol": ...}`` sets ``rtol``,
-            ``atol`` and ``maxiter`` of every candidate), ``"recycle"``, ``"independent"``, ``"direct"`` (a sparse
-            direct solve per sample, the symbolic analysis of the shared sparsity pattern
-            reused within a block) or a dict; see :func:`resolve_solver_config`. Its ``tune``
-            entry has a tuner choose ω or k per solve, e.g.
+            ``atol`` and ``maxiter`` of every candidate), ``"recycle"``, ``"independent"``,
+            ``"direct"`` (a sparse direct solve per sample, the symbolic analysis of the shared
+            sparsity pattern reused within a block) or a dict; see :func:`resolve_solver_config`.
+            Its ``tune`` entry has a tuner choose ω or k per solve, e.g.
             ``{"method": "rcg", "M": "ssor", "tune": "omega"}`` (Tsallis-INF over 20 values of
             ω in [1, 1.95]); see :func:`resolve_tune_config`.
         backend: solver backend, ``"numpy"`` (default; required for recycling and
@@ -77,8 +77,9 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         batch_size: time-dependent families only: samples simulated at once through
             ``family.simulate_batch`` (consecutive samples of a block). None (default) takes
             ``family.default_batch_size`` (8 for ``navier-stokes`` at 64², 32 for
-            ``burgers`` at 256 points, 1 for families that simulate one sample at a time). Cut so that one batch's trajectories take at
-            most :data:`MAX_BATCH_BYTES` (256 MiB) of float32. It changes the speed and the
+            ``burgers`` at 256 points, 1 for families that simulate one sample at a time). Cut
+            so that one batch's trajectories take at most :data:`MAX_BATCH_BYTES` (256 MiB) of
+            float32. It changes the speed and the
             memory, not the arrays, unless the family sets ``batch_invariant = False``, or
             overrides ``simulate_batch`` with one that uses its ``solve`` argument while the
             solver keeps state (recycling or tuning); then it is part of the configuration.
@@ -124,10 +125,14 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
 
         family = get_family(family, **family_config)
     elif family_config:
-        raise TypeError(f"family_config {sorted(family_config)}: only allowed when family is a name")
+        raise TypeError(
+            f"family_config {sorted(family_config)}: only allowed when family is a name"
+        )
     for name in ("sample", "sort_key", "config", "coordinates"):
         if not callable(getattr(family, name, None)):
-            raise TypeError(f"family: expected a PDEFamily, got {type(family).__name__} without {name}()")
+            raise TypeError(
+                f"family: expected a PDEFamily, got {type(family).__name__} without {name}()"
+            )
     n = check_count("n", n, 1)
     seed = check_count("seed", seed, 0)
     workers = check_count("workers", workers, 1)
@@ -138,7 +143,9 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
     if order not in ORDERS:
         raise ValueError(f"order: must be one of {ORDERS}, got {order!r}")
     if sort_method not in GENERATION_SORT_METHODS:
-        raise ValueError(f"sort_method: must be one of {GENERATION_SORT_METHODS}, got {sort_method!r}")
+        raise ValueError(
+            f"sort_method: must be one of {GENERATION_SORT_METHODS}, got {sort_method!r}"
+        )
     if mp_context not in ("spawn", "forkserver"):
         raise ValueError(f"mp_context: must be 'spawn' or 'forkserver', got {mp_context!r}")
     if compression not in ("gzip", "lzf", None):
@@ -153,7 +160,9 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         raise ValueError(f"backend: {what} runs on the 'numpy' backend, got {backend!r}; use "
                          "solver='independent' for another backend")
     check_solver(solver_config, backend)
-    effective_sort = sort_method if order == "sorted" else ("random" if order == "random" else "none")
+    effective_sort = (
+        sort_method if order == "sorted" else ("random" if order == "random" else "none")
+    )
     run_config = {
         "schema_version": SCHEMA_VERSION,
         "family": str(family.name),
@@ -193,7 +202,7 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
     if rank == 0:
         try:
             status: Any = root_prepare()
-        except BaseException as error:  # noqa: BLE001 - re-raised on every rank
+        except BaseException as error:  # any error: re-raised on every rank
             status = error
     else:
         status = None
@@ -215,20 +224,34 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
                                           solver_config, backend, time_dependent, comm, rank, size,
                                           batch_size)
             remove_stale_temporaries(parts, rank)
-            pending = [block for block in range(plan.n_blocks) if not shard_is_done(plan.block_path(block), plan.run_hash,
-                                                   plan.block_indices(block))] \
-                if rank == 0 else None
+            pending = (
+                [
+                    block
+                    for block in range(plan.n_blocks)
+                    if not shard_is_done(
+                        plan.block_path(block), plan.run_hash, plan.block_indices(block)
+                    )
+                ]
+                if rank == 0
+                else None
+            )
             if comm is not None and size > 1:
                 pending = comm.bcast(pending, root=0)
             pending_set = set(pending)
-            done = sum(len(plan.block_indices(b)) for b in range(plan.n_blocks) if b not in pending_set)
+            done = sum(
+                len(plan.block_indices(b)) for b in range(plan.n_blocks) if b not in pending_set
+            )
             bar.n = done
             bar.refresh()
-            mine = [list(map(int, share)) for share in np.array_split(pending, size)][rank] if pending else []
+            mine = (
+                [list(map(int, share)) for share in np.array_split(pending, size)][rank]
+                if pending
+                else []
+            )
             error = None
             try:
                 run_share(plan, mine, workers, bar, mp_context)
-            except BaseException as exc:  # noqa: BLE001 - gathered below under MPI
+            except BaseException as exc:  # any error: gathered below under MPI
                 if comm is None or size == 1:
                     raise
                 error = exc
@@ -243,7 +266,7 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
             if rank == 0:
                 try:
                     write_dataset(plan, out, run_config, timings, family, compression)
-                except BaseException as exc:  # noqa: BLE001 - shared with the other ranks
+                except BaseException as exc:  # any error: shared with the other ranks
                     merge_error = exc
             if comm is not None and size > 1:
                 remote = comm.bcast(repr(merge_error) if merge_error else None, root=0)

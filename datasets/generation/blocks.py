@@ -1,4 +1,5 @@
-"""Solving one block of samples into its shard: the block's solver, per-sample statistics, steady and time-dependent samples."""
+"""Solving one block of samples into its shard: the block's solver, per-sample statistics, steady
+and time-dependent samples."""
 
 from __future__ import annotations
 
@@ -46,8 +47,15 @@ def make_solver(config: Mapping[str, Any], backend: str,
         kwargs = {key: config[key] for key in RECYCLE_KEYS if key in config}
         if tuning is not None and tuning.target == "k":
             kwargs["k"] = tuning.tuner
-        recycler = RecyclingSolver(method=config["method"], rtol=config["rtol"], atol=config["atol"],
-                                   maxiter=config["maxiter"], M=config["M"], **kwargs, **options)
+        recycler = RecyclingSolver(
+            method=config["method"],
+            rtol=config["rtol"],
+            atol=config["atol"],
+            maxiter=config["maxiter"],
+            M=config["M"],
+            **kwargs,
+            **options,
+        )
 
         def solve_recycled(A, b, x0=None, context=None, callback=None):
             return recycler.solve(A, b, x0=x0, context=context, callback=callback)
@@ -205,10 +213,12 @@ def _solve_sample(plan: Plan, index: int, recorder: _StatsRecorder) -> dict[str,
     recorder.reset(params)
     system = family.assemble(params)
     result = recorder(system.A, system.b)
-    return {"parameters": params,
-            "outputs": np.asarray(family.outputs(params, system.expand(result.x)), dtype=np.float32),
-            "inputs": np.asarray(family.inputs(params), dtype=np.float32),
-            "solver": recorder.record()}
+    return {
+        "parameters": params,
+        "outputs": np.asarray(family.outputs(params, system.expand(result.x)), dtype=np.float32),
+        "inputs": np.asarray(family.inputs(params), dtype=np.float32),
+        "solver": recorder.record(),
+    }
 
 
 def _simulate_samples(plan: Plan, indices: Sequence[int], solve: Callable[..., Any],
@@ -219,7 +229,9 @@ def _simulate_samples(plan: Plan, indices: Sequence[int], solve: Callable[..., A
     statistics are its own while the recycle space and the tuner run on across the batch.
     """
     family = plan.family
-    params_list = [family.sample(np.random.default_rng([plan.seed, int(index)])) for index in indices]
+    params_list = [
+        family.sample(np.random.default_rng([plan.seed, int(index)])) for index in indices
+    ]
     recorders = []
     for params in params_list:
         recorder = _StatsRecorder(solve, tuning)
@@ -229,7 +241,9 @@ def _simulate_samples(plan: Plan, indices: Sequence[int], solve: Callable[..., A
     if callable(simulate_batch):
         trajectories, _ = simulate_batch(params_list, recorders)
     else:  # a family written against the contract without simulate_batch
-        trajectories = [family.simulate(params, recorder)[0] for params, recorder in zip(params_list, recorders)]
+        trajectories = [
+            family.simulate(params, recorder)[0] for params, recorder in zip(params_list, recorders)
+        ]
     if len(trajectories) != len(indices):
         raise ValueError(f"family.simulate_batch: returned {len(trajectories)} trajectories for a "
                          f"batch of {len(indices)} samples")
@@ -269,7 +283,9 @@ def run_block(plan: Plan, block: int, on_sample: Callable[[], None],
             if should_stop():
                 return False
             if plan.time_dependent:
-                samples = _simulate_samples(plan, [int(i) for i in indices[start:start + batch]], solve, tuning)
+                samples = _simulate_samples(
+                    plan, [int(i) for i in indices[start : start + batch]], solve, tuning
+                )
             else:
                 samples = [_solve_sample(plan, int(indices[start]), recorder)]
             for sample in samples:

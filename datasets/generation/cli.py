@@ -82,7 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default="auto", help="auto (default): the fastest of direct, "
                         "preconditioned Krylov and recycling, timed on the first samples; "
                         "--method, --pc, --restart, --ell, --k and --tune refine recycle then")
-    parser.add_argument("--method", default=None, help="solver method (gcrodr, rcg, cg, gmres, ...)")
+    parser.add_argument(
+        "--method", default=None, help="solver method (gcrodr, rcg, cg, gmres, ...)"
+    )
     parser.add_argument("--pc", default=None, help="preconditioner name (jacobi, sor, ilu, ...)")
     parser.add_argument("--rtol", type=float, default=None)
     parser.add_argument("--maxiter", type=int, default=None)
@@ -268,12 +270,16 @@ def _cli_tune(args: argparse.Namespace) -> Optional[dict[str, Any]]:
         try:
             parsed = [float(item) for item in values.split(",") if item.strip()]
         except ValueError:
-            raise ValueError(f"--tune-values: expected comma-separated numbers, got {values!r}") from None
+            raise ValueError(
+                f"--tune-values: expected comma-separated numbers, got {values!r}"
+            ) from None
         if tune.get("tuner") == "fixed":
             if len(parsed) != 1:
-                raise ValueError(f"--tune-values: the fixed tuner takes one value, got {len(parsed)} "
-                                 f"({values!r}); give one value, or another --tuner to choose "
-                                 "among several")
+                raise ValueError(
+                    f"--tune-values: the fixed tuner takes one value, got {len(parsed)} "
+                    f"({values!r}); give one value, or another --tuner to choose "
+                    "among several"
+                )
             tune["value"] = parsed[0]
         else:
             tune["values"] = parsed

@@ -1,4 +1,5 @@
-"""The final dataset file: the shards merged at the samples' draw indices, and the check of an existing one."""
+"""The final dataset file: the shards merged at the samples' draw indices, and the check of an
+existing one."""
 
 from __future__ import annotations
 
@@ -17,16 +18,28 @@ from pdesuite.datasets.generation.shards import merge_shards, shard_layout
 from pdesuite.datasets.storage import create_dataset_file, create_sample_dataset, schema_attrs
 
 
-def write_dataset(plan: Plan, out: Path, run_config: Mapping[str, Any], timings: Mapping[str, float],
-           family: Any, compression: Optional[str]) -> None:
+def write_dataset(
+    plan: Plan,
+    out: Path,
+    run_config: Mapping[str, Any],
+    timings: Mapping[str, float],
+    family: Any,
+    compression: Optional[str],
+) -> None:
     fields, parameters = shard_layout(plan.block_path(0))
     attrs = schema_attrs(family=family.name, config=run_config["family_config"], seed=plan.seed,
                          n=plan.n, kind="time-dependent" if plan.time_dependent else "steady",
                          units=family_units(family), order=run_config["order"],
                          sort_method=run_config["sort_method"], sort_time=timings["sort_time"])
-    attrs.update({"solver_config": json.dumps(plan.solver, sort_keys=True), "run_hash": plan.run_hash,
-                  "chunk_size": plan.chunk_size, "key_time": timings["key_time"],
-                  "backend": plan.backend})
+    attrs.update(
+        {
+            "solver_config": json.dumps(plan.solver, sort_keys=True),
+            "run_hash": plan.run_hash,
+            "chunk_size": plan.chunk_size,
+            "key_time": timings["key_time"],
+            "backend": plan.backend,
+        }
+    )
     temporary = out.with_name(out.name + ".tmp")
     tuned = tuned_stat(plan)
     with create_dataset_file(temporary, n=plan.n, fields=fields, attrs=attrs,
@@ -47,10 +60,14 @@ def existing_output(out: Path, run_hash: str) -> bool:
     h5py = h5py_module()
     try:
         with h5py.File(out, "r") as handle:
-            same = str(handle.attrs.get("run_hash", "")) == run_hash and bool(handle.attrs.get("complete", False))
+            same = str(handle.attrs.get("run_hash", "")) == run_hash and bool(
+                handle.attrs.get("complete", False)
+            )
     except OSError as error:
-        raise ValueError(f"out: {out} exists but is not a readable HDF5 file ({error}); remove it or "
-                         "pass overwrite=True") from error
+        raise ValueError(
+            f"out: {out} exists but is not a readable HDF5 file ({error}); remove it or "
+            "pass overwrite=True"
+        ) from error
     if not same:
         raise ValueError(f"out: {out} exists and holds another dataset (a different configuration "
                          "or an incomplete file); choose another path or pass overwrite=True")

@@ -1,4 +1,5 @@
-"""The plan of a generation: the solve order, the solver chosen for it, and the files in ``<out>.parts/``."""
+"""The plan of a generation: the solve order, the solver chosen for it, and the files in
+``<out>.parts/``."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def prepare_plan(family, run_config, run_hash, parts: Path, group_size, bar, sol
                     {"run_hash": run_hash, "config": run_config, "timings": timings,
                      "solver": solver_config}, indent=1)))
             payload = (order, timings, solver_config)
-        except BaseException as error:  # noqa: BLE001 - re-raised on every rank
+        except BaseException as error:  # any error: re-raised on every rank
             payload = error
     if comm is not None and size > 1:
         payload = comm.bcast(payload, root=0)
@@ -173,14 +174,20 @@ def locked(parts: Path):
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     keys = sorted(set(old) | set(new))
-    return [f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in keys if old.get(key) != new.get(key)]
+    return [
+        f"{key}: {old.get(key)!r} -> {new.get(key)!r}"
+        for key in keys
+        if old.get(key) != new.get(key)
+    ]
 
 
 def _draw_keys(family: Any, n: int, seed: int, bar) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
     first = np.asarray(family.sort_key(family.sample(np.random.default_rng([seed, 0]))))
     if first.ndim not in (1, 2, 3):
-        raise ValueError(f"family.sort_key: must return a 1-D to 3-D array, got shape {first.shape}")
+        raise ValueError(
+            f"family.sort_key: must return a 1-D to 3-D array, got shape {first.shape}"
+        )
     keys = np.empty((n, *first.shape), dtype=np.float64)
     keys[0] = first
     for index in range(1, n):
@@ -249,7 +256,9 @@ def batch_size_may_change_arrays(family: Any, solver_config: Mapping[str, Any]) 
 def effective_batch_size(family: Any, batch_size: Optional[int]) -> int:
     """``batch_size`` (or the family's ``default_batch_size``), cut to :data:`MAX_BATCH_BYTES`."""
     if batch_size is None:
-        batch_size = check_count("family.default_batch_size", getattr(family, "default_batch_size", 1), 1)
+        batch_size = check_count(
+            "family.default_batch_size", getattr(family, "default_batch_size", 1), 1
+        )
     output_shape = getattr(family, "output_shape", None)
     if isinstance(output_shape, tuple) and output_shape:
         trajectory_bytes = 4 * int(np.prod(output_shape))

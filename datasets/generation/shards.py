@@ -73,10 +73,14 @@ class ShardWriter:
         index = int(self.indices[position])
         for name in self.fields:
             if name not in sample:
-                raise ValueError(f"sample {index}: the family returned no {name!r}, the first sample did")
+                raise ValueError(
+                    f"sample {index}: the family returned no {name!r}, the first sample did"
+                )
             if sample[name].shape != self.handle[name].shape[1:]:
-                raise ValueError(f"sample {index}: {name} has shape {sample[name].shape}, the first "
-                                 f"sample of its block {self.handle[name].shape[1:]}")
+                raise ValueError(
+                    f"sample {index}: {name} has shape {sample[name].shape}, the first "
+                    f"sample of its block {self.handle[name].shape[1:]}"
+                )
         for name, value in sample["parameters"].items():
             shape = np.shape(value)
             if name not in self.specs or shape != self.specs[name][0]:
@@ -118,8 +122,14 @@ class ShardWriter:
         self.specs = parameter_specs(sample["parameters"])
         n = len(self.indices)
         self.handle = create_dataset_file(
-            self.path, n=n, fields={name: (np.asarray(sample[name]).shape, np.float32) for name in self.fields},
-            attrs={}, parameters=self.specs, solver_stats=True, compression=None)
+            self.path,
+            n=n,
+            fields={name: (np.asarray(sample[name]).shape, np.float32) for name in self.fields},
+            attrs={},
+            parameters=self.specs,
+            solver_stats=True,
+            compression=None,
+        )
         if self.tuned is not None:
             create_sample_dataset(self.handle["solver"], self.tuned, n, (), np.float64)
         create_sample_dataset(self.handle, "index", n, (), np.int64,
@@ -150,8 +160,12 @@ def shard_layout(path: Path) -> tuple[dict[str, tuple], dict[str, tuple]]:
     """``(fields, parameters)`` of a shard: ``name -> (per-sample shape, dtype)``."""
     h5py = _h5py()
     with h5py.File(path, "r") as shard:
-        fields = {name: (shard[name].shape[1:], np.float32) for name in SAMPLE_FIELDS if name in shard}
-        parameters = {name: (item.shape[1:], item.dtype) for name, item in shard["parameters"].items()}
+        fields = {
+            name: (shard[name].shape[1:], np.float32) for name in SAMPLE_FIELDS if name in shard
+        }
+        parameters = {
+            name: (item.shape[1:], item.dtype) for name, item in shard["parameters"].items()
+        }
     return fields, parameters
 
 
@@ -172,7 +186,9 @@ def merge_shards(handle, shard_paths: Sequence[Path], chunk_size: int,
         with h5py.File(path, "r") as shard:
             indices = read_rows(shard["index"], 0, shard["index"].shape[0], path, hint=hint)
             arrays = [(handle[name], shard[name]) for name in SAMPLE_FIELDS if name in shard]
-            arrays += [(handle["parameters"][name], item) for name, item in shard["parameters"].items()]
+            arrays += [
+                (handle["parameters"][name], item) for name, item in shard["parameters"].items()
+            ]
             arrays += [(handle["solver"][name], shard["solver"][name]) for name in stats]
             for target, source in arrays:
                 _scatter(target, source, indices, path, hint)

@@ -11,11 +11,14 @@ So, like FFTW's ``FFTW_MEASURE`` planner, the choice is measured (:func:`choose_
 candidate solves the first ``probe`` samples of the solve order as a block would, the first
 solve (which carries the analysis or the subspace's start-up) apart from the rest, and the
 candidate with the smallest estimated block time wins. A candidate is stopped as soon as
-the least block estimate it could still reach exceeds the best so far: iterative ones from
+the least block estimate it could still reach exceeds the best so far (while an independent
+candidate's first solve runs, its later ones count as costly as it, a recycling one's as a
+tenth): iterative ones from
 their callback, mid-solve; the direct path, which cannot be stopped mid-solve, comes first
 where it is expected to win. So the probe costs at most about one block's solves per
-candidate, and much less where one candidate is clearly ahead. The choice is made once per run, before any worker starts, saved with
-the plan (a resume keeps it) and recorded in the file's ``solver_config`` with the estimates.
+candidate, and much less where one candidate is clearly ahead. The choice is made once per run,
+before any worker starts, saved with the plan (a resume keeps it) and recorded in the file's
+``solver_config`` with the estimates.
 
 Timing makes the choice machine-dependent, like FFTW's plans: two runs may choose differently
 near a crossover, and their arrays then differ in the last bits. The recorded configuration,
@@ -113,13 +116,22 @@ def estimate_block_time(times: Sequence[float], block_size: int) -> float:
     return float(times[0] + (block_size - 1) * sum(later) / len(later))
 
 
-def _lower_bound(times: Sequence[float], elapsed: float, probe: int, block_size: int) -> float:
+#: What a later solve of a block is assumed to cost at least, as a share of its first solve,
+#: while that first solve still runs: an independent solve does not depend on the samples
+#: before it, a recycling one gets cheaper as its space grows (rarely by 10×). The direct
+#: path cannot be stopped mid-solve, so it needs none.
+LATER_SHARE = {"independent": 1.0, "recycle": 0.1}
+
+
+def _lower_bound(times: Sequence[float], elapsed: float, probe: int, block_size: int,
+                 later_share: float = 0.0) -> float:
     """The least block estimate a candidate can still reach: ``times`` of its finished probe
-    solves, ``elapsed`` seconds into the next one, ``probe`` solves in all."""
+    solves, ``elapsed`` seconds into the next one, ``probe`` solves in all; while the first
+    solve runs, each later one counts ``later_share`` of it."""
     if probe == 1:
         return block_size * elapsed
     if not times:
-        return elapsed
+        return elapsed * (1 + (block_size - 1) * later_share)
     return times[0] + (block_size - 1) * (sum(times[1:]) + elapsed) / (probe - 1)
 
 
@@ -152,12 +164,14 @@ def choose_solver(systems: Sequence[Any], candidates: Sequence[Any],
     estimates: dict[str, Optional[float]] = {}
     for index, candidate in enumerate(candidates):
         solve = make_solve(candidate)
+        mode = candidate.get("mode") if isinstance(candidate, Mapping) else None
+        share = LATER_SHARE.get(mode, 0.0)
         times: list[float] = []
         start = 0.0
 
         def stop_when_over_budget(iteration: int, residual_norm: float) -> None:
             elapsed = time.perf_counter() - start
-            if _lower_bound(times, elapsed, len(systems), block_size) > best_block:
+            if _lower_bound(times, elapsed, len(systems), block_size, share) > best_block:
                 raise _OverBudget
 
         for system in systems:
@@ -168,7 +182,7 @@ def choose_solver(systems: Sequence[Any], candidates: Sequence[Any],
                 result = None
             elapsed = time.perf_counter() - start
             if result is None or not result.converged or \
-                    _lower_bound(times, elapsed, len(systems), block_size) > best_block:
+                    _lower_bound(times, elapsed, len(systems), block_size, share) > best_block:
                 times = []
                 break
             times.append(elapsed)

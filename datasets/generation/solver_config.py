@@ -1,4 +1,5 @@
-"""The solver configuration of a generation: what ``solver=`` resolves to, stored and checked on resume."""
+"""The solver configuration of a generation: what ``solver=`` resolves to, stored and checked on
+resume."""
 
 from __future__ import annotations
 
@@ -70,13 +71,13 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
 
     Returns:
         dict with ``mode`` (``"recycle"``/``"independent"``/``"direct"``), ``method``, ``M``,
-        ``rtol``, ``atol``, ``maxiter``, the recycling options (``restart`` and ``k`` of GCRO-DR, ``k``
-        and ``ell`` of rcg always, the others when given), ``options`` (the rest) and, when
-        tuning, ``tune`` (the resolved tune configuration; ``k`` is then None if k is the
-        tuned option). A direct configuration records ``spd``, ``ordering`` and
-        ``factorization``: the library that factors SPD matrices on this machine
-        (``"cholmod"``, or ``"superlu"`` without scikit-sparse or when ``spd`` is False), so
-        that a resume on a machine without CHOLMOD is refused rather than mixing libraries.
+        ``rtol``, ``atol``, ``maxiter``, the recycling options (``restart`` and ``k`` of
+        GCRO-DR, ``k`` and ``ell`` of rcg always, the others when given), ``options`` (the rest)
+        and, when tuning, ``tune`` (the resolved tune configuration; ``k`` is then None if k is the
+        tuned option). A direct configuration records ``spd``, ``ordering`` and ``factorization``:
+        the library that factors SPD matrices on this machine (``"cholmod"``, or ``"superlu"``
+        without scikit-sparse or when ``spd`` is False), so that a resume on a machine without
+        CHOLMOD is refused rather than mixing libraries.
 
     Raises:
         ValueError: ``m`` (no option of any method: GCRO-DR's cycle length is ``restart``,
@@ -152,21 +153,29 @@ def _resolve_direct_config(config: dict[str, Any], preconditioner: Optional[str]
                            spd: bool) -> dict[str, Any]:
     """The rest of :func:`resolve_solver_config` for ``method="direct"``."""
     if preconditioner is not None:
-        raise ValueError(f"solver: method 'direct' takes no preconditioner, got M={preconditioner!r}")
+        raise ValueError(
+            f"solver: method 'direct' takes no preconditioner, got M={preconditioner!r}"
+        )
     if "tune" in config:
         raise ValueError("solver: method 'direct' has no option to tune (tune is for ω of SOR/SSOR "
                          "or k of a recycling solver)")
     if "factorization" in config:
-        raise ValueError("solver: 'factorization' of method 'direct' is recorded, not chosen: it is "
-                         "CHOLMOD for SPD matrices where scikit-sparse is installed, else SuperLU; "
-                         "pass spd=False for LU")
+        raise ValueError(
+            "solver: 'factorization' of method 'direct' is recorded, not chosen: it is "
+            "CHOLMOD for SPD matrices where scikit-sparse is installed, else SuperLU; "
+            "pass spd=False for LU"
+        )
     matrix_spd = config.pop("spd", bool(spd))
     if matrix_spd not in (None, True, False):
-        raise ValueError(f"solver: 'spd' of method 'direct' must be True, False or None, got {matrix_spd!r}")
+        raise ValueError(
+            f"solver: 'spd' of method 'direct' must be True, False or None, got {matrix_spd!r}"
+        )
     ordering = config.pop("ordering", METHOD_DEFAULTS["direct"]["ordering"])
     if ordering not in CHOLMOD_ORDERINGS:
-        raise ValueError(f"solver: 'ordering' of method 'direct' must be one of {CHOLMOD_ORDERINGS}, "
-                         f"got {ordering!r}")
+        raise ValueError(
+            f"solver: 'ordering' of method 'direct' must be one of {CHOLMOD_ORDERINGS}, "
+            f"got {ordering!r}"
+        )
     resolved = {
         "mode": "direct",
         "method": "direct",
@@ -176,7 +185,9 @@ def _resolve_direct_config(config: dict[str, Any], preconditioner: Optional[str]
         "maxiter": int(config.pop("maxiter", DEFAULT_MAXITER)),
         "spd": matrix_spd if matrix_spd is None else bool(matrix_spd),
         "ordering": ordering,
-        "factorization": "cholmod" if matrix_spd is not False and cholmod_available() else "superlu",
+        "factorization": "cholmod"
+        if matrix_spd is not False and cholmod_available()
+        else "superlu",
         "options": {},
     }
     if config:
@@ -198,8 +209,10 @@ def solver_request(family: Any, solver: Union[str, Mapping[str, Any]], backend: 
         tolerances = {key: value for key, value in solver.items() if key != "method"}
         unknown = sorted(set(tolerances) - set(AUTO_KEYS))
         if unknown:
-            raise ValueError(f"solver: 'auto' takes only {list(AUTO_KEYS)}, got {unknown}; other "
-                             "options belong to a chosen solver ('recycle', 'independent', 'direct')")
+            raise ValueError(
+                f"solver: 'auto' takes only {list(AUTO_KEYS)}, got {unknown}; other "
+                "options belong to a chosen solver ('recycle', 'independent', 'direct')"
+            )
     elif solver == "auto":
         tolerances = {}
     else:

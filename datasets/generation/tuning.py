@@ -16,7 +16,8 @@ import numpy as np
 from pdesuite.solvers.recycling.rcg import default_ell
 from pdesuite.solvers.vocabulary import METHOD_DEFAULTS
 
-#: Options a tuner may choose per solve: ``solver={"tune": "omega"}`` (see :func:`resolve_tune_config`).
+#: Options a tuner may choose per solve: ``solver={"tune": "omega"}``
+#: (see :func:`resolve_tune_config`).
 TUNABLE_OPTIONS = ("omega", "k")
 
 
@@ -127,7 +128,11 @@ def resolve_tune_config(tune: Union[str, Mapping[str, Any]], solver_config: Mapp
     allowed = set(_TUNE_KEYS) | set(_TUNER_OPTIONS[tuner])
     unknown = sorted(set(spec) - allowed)
     if unknown:
-        hint = " (the tuner is seeded from the dataset seed and the block)" if "seed" in unknown else ""
+        hint = (
+            " (the tuner is seeded from the dataset seed and the block)"
+            if "seed" in unknown
+            else ""
+        )
         raise ValueError(f"solver: tune has unknown key(s) {unknown} for tuner {tuner!r}; it takes "
                          f"{sorted(allowed - {'option', 'tuner'})}{hint}")
     method, preconditioner = solver_config["method"], solver_config["M"]
@@ -174,7 +179,9 @@ def resolve_tune_config(tune: Union[str, Mapping[str, Any]], solver_config: Mapp
         raw_values: Any = [value]
     else:
         if "value" in spec:
-            raise ValueError(f"solver: tune 'value' is for tuner 'fixed'; tuner {tuner!r} takes 'values'")
+            raise ValueError(
+                f"solver: tune 'value' is for tuner 'fixed'; tuner {tuner!r} takes 'values'"
+            )
         raw_values = spec.pop("values", None)
         if raw_values is None:
             from pdesuite.solvers.tuning import omega_grid
@@ -197,7 +204,9 @@ def resolve_tune_config(tune: Union[str, Mapping[str, Any]], solver_config: Mapp
             raise ValueError(f"solver: tune context_range must be a pair (lo, hi) of numbers, got "
                              f"{context_range!r}") from None
         if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-            raise ValueError(f"solver: tune context_range needs finite lo < hi, got {context_range!r}")
+            raise ValueError(
+                f"solver: tune context_range needs finite lo < hi, got {context_range!r}"
+            )
         context_range = [lo, hi]
     elif context is not None or context_range is not None:
         raise ValueError(f"solver: tune context and context_range are for the contextual tuners "
@@ -219,13 +228,19 @@ def resolve_tune_config(tune: Union[str, Mapping[str, Any]], solver_config: Mapp
 
 def _tune_values(option: str, raw_values: Any, solver_config: Mapping[str, Any]) -> list:
     if isinstance(raw_values, (str, bytes, Mapping)) or not hasattr(raw_values, "__iter__"):
-        raise ValueError(f"solver: tune values must be a sequence of candidates, got {raw_values!r}")
+        raise ValueError(
+            f"solver: tune values must be a sequence of candidates, got {raw_values!r}"
+        )
     items = [v.item() if isinstance(v, np.generic) else v for v in raw_values]
     if not items:
         raise ValueError("solver: tune values are empty")
     if option == "omega":
         for value in items:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 2.0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0.0 < value < 2.0
+            ):
                 raise ValueError(f"solver: tune values of omega must lie in (0, 2), got {value!r}")
         return [float(value) for value in items]
     name, bound = _k_bound(solver_config)
@@ -235,10 +250,12 @@ def _tune_values(option: str, raw_values: Any, solver_config: Mapping[str, Any])
             raise ValueError(f"solver: tune values of k must be integers in [1, {name}={bound}), "
                              f"got {value!r}")
         if value == 0:
-            raise ValueError(f"solver: tune values of k must not contain 0 (got {items!r}): at k = 0 "
-                             "the recycling solver discards its recycled space, so the solves after "
-                             f"it, whatever k they play, start without one; use values in "
-                             f"[1, {name}={bound})")
+            raise ValueError(
+                f"solver: tune values of k must not contain 0 (got {items!r}): at k = 0 "
+                "the recycling solver discards its recycled space, so the solves after "
+                f"it, whatever k they play, start without one; use values in "
+                f"[1, {name}={bound})"
+            )
     return [int(value) for value in items]
 
 
@@ -276,7 +293,9 @@ def _build_tuner(tune: Mapping[str, Any], seed: int) -> Any:
     if name == "tsallis":
         return tuning.TsallisINF(values, seed=seed, **options)
     if name == "contextual-tsallis":
-        return tuning.ContextualTsallisINF(values, tuple(tune["context_range"]), seed=seed, **options)
+        return tuning.ContextualTsallisINF(
+            values, tuple(tune["context_range"]), seed=seed, **options
+        )
     return tuning.ChebCB(values, tuple(tune["context_range"]), seed=seed, **options)
 
 

@@ -45,7 +45,7 @@ def _worker_main(plan: Plan, blocks: list[int], messages) -> None:
             if not run_block(plan, block, lambda: messages.put(("sample", 1)), parent_gone):
                 return
             messages.put(("block", block))
-    except BaseException:  # noqa: BLE001 - reported to the parent, which raises
+    except BaseException:  # any error: reported to the parent, which raises
         messages.put(("error", traceback.format_exc()))
     finally:
         messages.put(("exit", os.getpid()))
@@ -68,8 +68,10 @@ def run_in_processes(plan: Plan, assignments: list[list[int]], bar, mp_context: 
             except queue_module.Empty:
                 dead = [p for p in processes if not p.is_alive() and p.exitcode not in (0, None)]
                 if dead:
-                    raise RuntimeError(f"generation worker {dead[0].name} died with exit code "
-                                       f"{dead[0].exitcode}; finished blocks are kept, rerun to resume")
+                    raise RuntimeError(
+                        f"generation worker {dead[0].name} died with exit code "
+                        f"{dead[0].exitcode}; finished blocks are kept, rerun to resume"
+                    )
                 continue
             if kind == "sample":
                 bar.update(payload)

@@ -68,7 +68,9 @@ def resolve_checkpoint(path: PathLike, default_name: str = CHECKPOINT_NAME) -> P
     return path
 
 
-def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: PathLike, map_location: Union[str, torch.device] = "cpu"
+) -> dict[str, Any]:
     """Read a checkpoint safely (``torch.load(weights_only=True)``) and check its format.
 
     Args:
@@ -157,8 +159,13 @@ def restore_rng(state: Mapping[str, Any]) -> None:
     np.random.set_state(("MT19937", numpy_state["key"].numpy().astype(np.uint32),
                          numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"]))
     python_state = state["python"]
-    random.setstate((python_state["version"], tuple(int(v) for v in python_state["internal"].tolist()),
-                     python_state["gauss_next"]))
+    random.setstate(
+        (
+            python_state["version"],
+            tuple(int(v) for v in python_state["internal"].tolist()),
+            python_state["gauss_next"],
+        )
+    )
     cuda_states = state.get("cuda")
     if cuda_states and torch.cuda.is_available():
         if len(cuda_states) == torch.cuda.device_count():

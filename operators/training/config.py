@@ -123,7 +123,9 @@ class TrainConfig:
             if loss not in LOSSES:
                 raise ValueError(f"loss: expected one of {LOSSES} or a callable, got {loss!r}")
         elif not callable(loss):
-            raise TypeError(f"loss: expected one of {LOSSES} or a callable, got {type(loss).__name__}")
+            raise TypeError(
+                f"loss: expected one of {LOSSES} or a callable, got {type(loss).__name__}"
+            )
         for name, allowed in (("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS),
                               ("monitor", MONITORS)):
             if getattr(self, name) not in allowed:
@@ -133,7 +135,9 @@ class TrainConfig:
                 raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)!r}")
         patience = self.early_stopping_patience
         if patience is not None and (not _is_int(patience) or patience < 1):
-            raise ValueError(f"early_stopping_patience: expected None or an integer >= 1, got {patience!r}")
+            raise ValueError(
+                f"early_stopping_patience: expected None or an integer >= 1, got {patience!r}"
+            )
         for name in ("lr", "weight_decay", "gamma"):
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value) or value < 0:
@@ -152,7 +156,9 @@ class TrainConfig:
         """A validated copy with ``changes`` applied (TypeError for an unknown setting)."""
         unknown = sorted(set(changes) - set(FIELD_NAMES))
         if unknown:
-            raise TypeError(f"unknown training setting(s) {unknown}; the settings are {list(FIELD_NAMES)}")
+            raise TypeError(
+                f"unknown training setting(s) {unknown}; the settings are {list(FIELD_NAMES)}"
+            )
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ dictionaries
@@ -190,7 +196,9 @@ class TrainConfig:
         merged = {**values, **overrides}
         unknown = sorted(set(merged) - set(FIELD_NAMES))
         if unknown:
-            raise TypeError(f"unknown training setting(s) {unknown}; the settings are {list(FIELD_NAMES)}")
+            raise TypeError(
+                f"unknown training setting(s) {unknown}; the settings are {list(FIELD_NAMES)}"
+            )
         if merged.get("loss") == CALLABLE_LOSS:
             raise ValueError("loss: the run used a loss callable; pass it again as loss=")
         return cls(**merged)
@@ -198,7 +206,9 @@ class TrainConfig:
     def run_differences(self, other: "TrainConfig") -> dict[str, tuple[Any, Any]]:
         """``{name: (self's value, other's value)}`` for each run setting that differs."""
         mine, theirs = self.checkpoint_dict(), other.checkpoint_dict()
-        return {name: (mine[name], theirs[name]) for name in RUN_FIELDS if mine[name] != theirs[name]}
+        return {
+            name: (mine[name], theirs[name]) for name in RUN_FIELDS if mine[name] != theirs[name]
+        }
 
 
 def _is_int(value: Any) -> bool:

@@ -64,7 +64,9 @@ def split_pair(item: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(f"{name}: a dict item needs 'inputs' and 'outputs' keys, got {list(item)}")
     if isinstance(item, (tuple, list)) and len(item) >= 2:
         return item[0], item[1]
-    raise TypeError(f"{name}: expected (input, target) pairs, got an item of type {type(item).__name__}")
+    raise TypeError(
+        f"{name}: expected (input, target) pairs, got an item of type {type(item).__name__}"
+    )
 
 
 def sample_shapes(data: Dataset, name: str) -> tuple[list[int], list[int]]:
@@ -72,7 +74,9 @@ def sample_shapes(data: Dataset, name: str) -> tuple[list[int], list[int]]:
     x, y = split_pair(data[0], name)
     x, y = torch.as_tensor(x), torch.as_tensor(y)
     if x.ndim < 1 or y.ndim < 1:
-        raise ValueError(f"{name}: samples must be [C, *spatial], got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"{name}: samples must be [C, *spatial], got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     return list(x.shape), list(y.shape)
 
 

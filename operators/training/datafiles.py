@@ -23,7 +23,9 @@ def subsample_stride(points: int, target: int) -> int:
     when neither divides.
     """
     if target < 2 or target > points:
-        raise ValueError(f"resolution: {target} points is not between 2 and the {points} of the data")
+        raise ValueError(
+            f"resolution: {target} points is not between 2 and the {points} of the data"
+        )
     if (points - 1) % (target - 1) == 0:
         return (points - 1) // (target - 1)
     if points % target == 0:
@@ -75,7 +77,9 @@ def open_split(path: Path, split: str, fractions: Sequence[Union[float, int]],
         spatial = tuple(dataset.spatial_shape)
         targets = list(resolution) * len(spatial) if len(resolution) == 1 else list(resolution)
         if len(targets) != len(spatial):
-            raise ValueError(f"resolution: {len(resolution)} values for {len(spatial)} spatial axes")
+            raise ValueError(
+                f"resolution: {len(resolution)} values for {len(spatial)} spatial axes"
+            )
         strides = [subsample_stride(n, r) for n, r in zip(spatial, targets)]
         if any(s != 1 for s in strides):
             return Subsampled(dataset, strides)

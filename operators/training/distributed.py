@@ -184,4 +184,6 @@ def deferred_sigint(on_request: Callable[[], None]) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        signal.signal(
+            signal.SIGINT, previous if previous is not None else signal.default_int_handler
+        )

@@ -48,7 +48,9 @@ def plot_predictions(trained, dataset, path: Path, samples: int = 3) -> Path:
             if values.ndim == 1:
                 ax.plot(values)
             else:
-                image = ax.imshow(values, origin="lower", cmap="magma" if column == 3 else "viridis")
+                image = ax.imshow(
+                    values, origin="lower", cmap="magma" if column == 3 else "viridis"
+                )
                 figure.colorbar(image, ax=ax, shrink=0.8)
                 ax.set_xticks([])
                 ax.set_yticks([])

@@ -102,7 +102,9 @@ class Inference:
         finally:
             self.model.train(was_training)
 
-    def predict(self, x: Union[torch.Tensor, np.ndarray], batch_size: Optional[int] = None) -> torch.Tensor:
+    def predict(
+        self, x: Union[torch.Tensor, np.ndarray], batch_size: Optional[int] = None
+    ) -> torch.Tensor:
         """The model's prediction in data units.
 
         Args:

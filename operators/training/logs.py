@@ -20,7 +20,9 @@ METRIC_COLUMNS = ("epoch", "train_loss", "val_rel_l2", "val_h1", "lr", "skipped_
                   "samples", "epoch_time_s")
 
 
-def write_metrics(out_dir: Path, history: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]) -> None:
+def write_metrics(
+    out_dir: Path, history: Sequence[Mapping[str, Any]], summary: Mapping[str, Any]
+) -> None:
     """Write ``metrics.csv`` (one row per epoch of ``history``) and ``metrics.json``
     (``columns``, ``epochs`` = ``history``, then ``summary``'s keys), both atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -28,7 +30,9 @@ def write_metrics(out_dir: Path, history: Sequence[Mapping[str, Any]], summary: 
     writer = csv.DictWriter(text, fieldnames=METRIC_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for record in history:
-        writer.writerow({key: "" if record.get(key) is None else record[key] for key in METRIC_COLUMNS})
+        writer.writerow(
+            {key: "" if record.get(key) is None else record[key] for key in METRIC_COLUMNS}
+        )
     atomic_write_bytes(out_dir / METRICS_CSV, text.getvalue().encode())
     payload = {"columns": list(METRIC_COLUMNS), "epochs": list(history), **summary}
     atomic_write_bytes(out_dir / METRICS_JSON,

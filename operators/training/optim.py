@@ -28,7 +28,9 @@ def build_loss(config: TrainConfig) -> Callable[[torch.Tensor, torch.Tensor], to
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Adam (L2 penalty added to the gradient) or AdamW (decoupled decay) at ``lr``."""
     optimizer_cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return optimizer_cls(model.parameters(), lr=float(config.lr), weight_decay=float(config.weight_decay))
+    return optimizer_cls(
+        model.parameters(), lr=float(config.lr), weight_decay=float(config.weight_decay)
+    )
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,

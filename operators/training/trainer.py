@@ -133,10 +133,16 @@ class Trainer(Inference):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
         self.config = config
-        self.epochs, self.batch_size, self.eval_every = config.epochs, config.batch_size, config.eval_every
+        self.epochs, self.batch_size, self.eval_every = (
+            config.epochs,
+            config.batch_size,
+            config.eval_every,
+        )
         self.early_stopping_patience, self.monitor, self.seed = (
             config.early_stopping_patience, config.monitor, config.seed)
-        self.periodic = config.periodic if isinstance(config.periodic, bool) else list(config.periodic)
+        self.periodic = (
+            config.periodic if isinstance(config.periodic, bool) else list(config.periodic)
+        )
         self.domain = config.domain if not isinstance(config.domain, tuple) else list(config.domain)
         self.out_dir = Path(config.out_dir) if config.out_dir is not None else None
 
@@ -328,7 +334,9 @@ class Trainer(Inference):
                 NonFiniteBatchWarning, stacklevel=3)
 
     def _finish_epoch(self, epoch: int) -> None:
-        loss_sum, samples = self.processes.sum([self._epoch_acc["loss_sum"], self._epoch_acc["samples"]])
+        loss_sum, samples = self.processes.sum(
+            [self._epoch_acc["loss_sum"], self._epoch_acc["samples"]]
+        )
         if samples == 0:
             raise FloatingPointError(
                 f"epoch {epoch + 1}: all {self._epoch_acc['skipped']} batches had a non-finite "
@@ -367,7 +375,9 @@ class Trainer(Inference):
                 atomic_save(state, self.out_dir / BEST_NAME)
             atomic_save(state, self.out_dir / CHECKPOINT_NAME)
             self._write_logs()
-        self._say(epoch_summary(record, self.epochs) + (" (early stop)" if self.stopped_early else ""))
+        self._say(
+            epoch_summary(record, self.epochs) + (" (early stop)" if self.stopped_early else "")
+        )
 
     def _record_value(self, value: float, epoch: int) -> bool:
         """Note a monitored value; True (and reset the patience count) if it is the best yet."""
@@ -390,7 +400,9 @@ class Trainer(Inference):
         try:
             best = load_trained(self.out_dir, model=copy.deepcopy(self.model), device=self.device,
                                 amp=self.amp)
-            plot_predictions(best, self.val_data if self.val_data is not None else self.train_data, path)
+            plot_predictions(
+                best, self.val_data if self.val_data is not None else self.train_data, path
+            )
         except (ValueError, TypeError, RuntimeError, OSError) as exc:
             warnings.warn(f"{path}: not written ({exc})", UserWarning, stacklevel=3)
 
@@ -407,8 +419,12 @@ class Trainer(Inference):
         exc_type = sys.exc_info()[0]
         clean = exc_type is not None and issubclass(exc_type, CleanInterrupt)
         if not clean and self.is_main_process:
-            warnings.warn("training interrupted in the middle of a batch: the checkpoint is "
-                          "written, but a resume from it is not bit-exact", UserWarning, stacklevel=3)
+            warnings.warn(
+                "training interrupted in the middle of a batch: the checkpoint is "
+                "written, but a resume from it is not bit-exact",
+                UserWarning,
+                stacklevel=3,
+            )
         # Only an interrupt that every rank agreed on may gather across ranks.
         state = self._checkpoint_state(gather=clean)
         state["exact"] = clean
@@ -512,7 +528,10 @@ class Trainer(Inference):
             self.scheduler.load_state_dict(checkpoint["scheduler_state"])
         if self.amp and checkpoint.get("scaler_state"):
             self.scaler.load_state_dict(checkpoint["scaler_state"])
-        for normalizer, key in ((self.input_normalizer, "inputs"), (self.output_normalizer, "outputs")):
+        for normalizer, key in (
+            (self.input_normalizer, "inputs"),
+            (self.output_normalizer, "outputs"),
+        ):
             if normalizer is not None:
                 normalizer.load_state_dict(checkpoint["normalizers"][key])
         self._normalizers_to_device()
@@ -527,7 +546,10 @@ class Trainer(Inference):
         self._evals_without_improvement = int(checkpoint["evals_without_improvement"])
         self.stopped_early = bool(checkpoint["stopped_early"])
         self.skipped_batches = int(checkpoint["skipped_batches"])
-        if self.stopped_early and self.early_stopping_patience != saved_config["early_stopping_patience"]:
+        if (
+            self.stopped_early
+            and self.early_stopping_patience != saved_config["early_stopping_patience"]
+        ):
             # A new patience is a new decision about stopping.
             self.stopped_early = False
         self._loader_generator.set_state(checkpoint["loader_generator"])
@@ -535,8 +557,12 @@ class Trainer(Inference):
         if len(rng_per_rank) == self.world_size:
             restore_rng(rng_per_rank[self.rank])
         else:
-            warnings.warn(f"{path}: saved by {checkpoint['world_size']} processes, resumed by "
-                          f"{self.world_size}; RNG states are not restored", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"{path}: saved by {checkpoint['world_size']} processes, resumed by "
+                f"{self.world_size}; RNG states are not restored",
+                UserWarning,
+                stacklevel=2,
+            )
         if not checkpoint.get("exact", True):
             warnings.warn(f"{path}: written after an interrupt in the middle of a batch; the "
                           "resumed run is not bit-exact", UserWarning, stacklevel=2)
@@ -571,7 +597,9 @@ class Trainer(Inference):
             model = rebuild_model(path, checkpoint)
         saved = checkpoint["trainer_config"]
         if saved["loss"] == CALLABLE_LOSS and "loss" not in overrides:
-            raise ValueError(f"loss: the run in {path} used a loss callable; pass it again as loss=")
+            raise ValueError(
+                f"loss: the run in {path} used a loss callable; pass it again as loss="
+            )
         if isinstance(overrides.get("loss"), str) and overrides["loss"] != saved["loss"]:
             raise ValueError(f"loss: the run used {saved['loss']!r}, not {overrides['loss']!r}")
         config = TrainConfig.from_dict({**saved, "out_dir": path.parent}, **overrides)

@@ -93,7 +93,9 @@ class PetscKernelPreconditioner(BasePreconditioner):
                             f"takes {sorted(takes)}")
         matrix = as_csr(A)
         if matrix.dtype.kind == "c":
-            raise ValueError("A: complex matrices need the SciPy preconditioners (this PETSc is real)")
+            raise ValueError(
+                "A: complex matrices need the SciPy preconditioners (this PETSc is real)"
+            )
         self.n = matrix.shape[0]
         self.symmetric = False
         self.options: dict[str, Any] = {}

@@ -79,7 +79,7 @@ class _RecyclingKSP:
         self._key: Optional[tuple] = None
 
     # petsc4py calls these by name
-    def setUp(self, ksp: "PETSc.KSP") -> None:  # noqa: N802
+    def setUp(self, ksp: "PETSc.KSP") -> None:  # petsc4py's name
         pass
 
     def reset(self, ksp: "PETSc.KSP") -> None:

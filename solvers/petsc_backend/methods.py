@@ -53,7 +53,11 @@ UNPRECONDITIONED, PRECONDITIONED = "unpreconditioned", "preconditioned"
 #: a second when the first cancelled most of the vector, or always two). petsc4py has no
 #: setter; the option is ``-ksp_orthogonalization_cgs_refinement_type`` since PETSc 3.26
 #: (``-ksp_gmres_cgs_refinement_type`` before, deprecated), read by GMRES and FGMRES alike.
-_CGS_REFINEMENT = {"never": "REFINE_NEVER", "ifneeded": "REFINE_IFNEEDED", "always": "REFINE_ALWAYS"}
+_CGS_REFINEMENT = {
+    "never": "REFINE_NEVER",
+    "ifneeded": "REFINE_IFNEEDED",
+    "always": "REFINE_ALWAYS",
+}
 
 #: ``set_option(name, value)``: a setting in the options database under the solver's prefix.
 SetOption = Callable[[str, Any], None]

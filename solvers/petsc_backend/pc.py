@@ -26,7 +26,13 @@ from petsc4py import PETSc
 from pdesuite.solvers.preconditioner import FunctionPreconditioner, MatrixPreconditioner
 from pdesuite.solvers.validation import check_choice, check_int, check_real
 
-__all__ = ["PRECONDITIONERS", "InstalledPC", "PythonPC", "configure_named", "install_preconditioner"]
+__all__ = [
+    "PRECONDITIONERS",
+    "InstalledPC",
+    "PythonPC",
+    "configure_named",
+    "install_preconditioner",
+]
 
 #: Preconditioner names of the PETSc backend, with the options each takes (prefix ``pc_``):
 #: ``pc_omega`` (sor, ssor; in (0, 2), default 1), ``pc_sweeps`` (default 1), ``pc_direction``
@@ -95,7 +101,7 @@ class PythonPC:
         pc.setPythonContext(self)
         return pc
 
-    def setUp(self, pc: "PETSc.PC") -> None:  # noqa: N802 - petsc4py's name
+    def setUp(self, pc: "PETSc.PC") -> None:  # petsc4py's name
         # The protocol has no set-up step (the preconditioner was built for its matrix), but
         # the gather scatter depends on the vector layout, which a new matrix may change.
         self.error = None

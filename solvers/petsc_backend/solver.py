@@ -40,10 +40,10 @@ class PetscSolver:
     Args:
         method: one of :data:`~pdesuite.solvers.petsc_backend.METHODS`. Default ``"gmres"``.
         M: the preconditioner: ``None`` (default, as in ``solve``; = ``"none"``), a name of
-            :data:`~pdesuite.solvers.petsc_backend.PRECONDITIONERS`, an object with ``apply(r) -> z`` (run through
-            :class:`~pdesuite.solvers.petsc_backend.PythonPC`), a ``PythonPC`` (to choose
-            ``gather``), a callable ``r -> z``, a sparse/dense matrix approximating ``A⁻¹``, or
-            a ``PETSc.PC``.
+            :data:`~pdesuite.solvers.petsc_backend.PRECONDITIONERS`, an object with
+            ``apply(r) -> z`` (run through :class:`~pdesuite.solvers.petsc_backend.PythonPC`), a
+            ``PythonPC`` (to choose ``gather``), a callable ``r -> z``, a sparse/dense matrix
+            approximating ``A⁻¹``, or a ``PETSc.PC``.
         rtol, atol: converged when ``‖b − A x‖ ≤ max(rtol·‖b‖, atol)`` (true residual);
             defaults 1e-8 and 0 (:mod:`pdesuite.solvers.vocabulary`).
         maxiter: cap on iterations per solve (default 10,000); gmres counts inner steps.
@@ -105,8 +105,11 @@ class PetscSolver:
         if self.spec.configure is not None:
             self.spec.configure(self.ksp, self.options, self._set_option)
         self.ksp.setPCSide(PETSc.PC.Side.RIGHT if self.side == "right" else PETSc.PC.Side.LEFT)
-        self.ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED if self.norm_type == UNPRECONDITIONED
-                             else PETSc.KSP.NormType.PRECONDITIONED)
+        self.ksp.setNormType(
+            PETSc.KSP.NormType.UNPRECONDITIONED
+            if self.norm_type == UNPRECONDITIONED
+            else PETSc.KSP.NormType.PRECONDITIONED
+        )
 
         installed = install_preconditioner(self.ksp, M, pc_options, self._set_option)
         self.pc_name = installed.name
@@ -221,8 +224,11 @@ class PetscSolver:
         if b_norm == 0.0 or (x0_vec is None and b_norm <= target):
             # x = 0 meets the target already (b = 0, rtol >= 1 or atol >= ‖b‖): no iteration.
             x_vec.zeroEntries()
-            reason = (ConvergedReason.CONVERGED_ATOL if b_norm == 0.0 or self.rtol * b_norm < self.atol
-                      else ConvergedReason.CONVERGED_RTOL)
+            reason = (
+                ConvergedReason.CONVERGED_ATOL
+                if b_norm == 0.0 or self.rtol * b_norm < self.atol
+                else ConvergedReason.CONVERGED_RTOL
+            )
             info.update({"true_residual": b_norm, "attempts": 0, "petsc_reason": None})
             return self._result(x_vec, b_global, A, reason, 0, 0, 0, np.array([b_norm]), start,
                                 info)
@@ -274,9 +280,13 @@ class PetscSolver:
                     raise error from None
             # PETSc refused the input (a matrix without stored diagonal entries for ILU, ...):
             # its last message line says why.
-            lines = [line.split("] ", 1)[-1] for line in str(petsc_error).splitlines() if line.strip()]
-            raise ValueError(f"A: PETSc could not solve with method={self.method!r}, "
-                             f"M={self.pc_name!r}: {lines[-1] if lines else petsc_error}") from petsc_error
+            lines = [
+                line.split("] ", 1)[-1] for line in str(petsc_error).splitlines() if line.strip()
+            ]
+            raise ValueError(
+                f"A: PETSc could not solve with method={self.method!r}, "
+                f"M={self.pc_name!r}: {lines[-1] if lines else petsc_error}"
+            ) from petsc_error
         for error in (self._callback_error, self.python_pc.error if self.python_pc else None):
             if error is not None:
                 raise error
@@ -304,7 +314,9 @@ class PetscSolver:
             if rows != cols:
                 raise ValueError(f"A: expected a square matrix, got shape {(rows, cols)}")
             if A.getComm().getSize() != self.comm.getSize():
-                raise ValueError("A: lives on a communicator of another size than the solver's comm")
+                raise ValueError(
+                    "A: lives on a communicator of another size than the solver's comm"
+                )
             return A, None
         if isinstance(A, np.ndarray) or sp.issparse(A):
             converted = check_scalar_dtype(np.dtype(A.dtype), "A")
@@ -312,7 +324,9 @@ class PetscSolver:
         raise TypeError(f"A: the PETSc backend needs a SciPy sparse matrix, a NumPy array or a "
                         f"PETSc Mat, got {type(A).__name__}")
 
-    def _vector(self, v: Any, mat: "PETSc.Mat", name: str) -> tuple["PETSc.Vec", bool, Optional[str]]:
+    def _vector(
+        self, v: Any, mat: "PETSc.Mat", name: str
+    ) -> tuple["PETSc.Vec", bool, Optional[str]]:
         """(Vec on mat's row layout, whether v held all n entries, converted dtype name)."""
         n = mat.getSize()[0]
         n_local = mat.getLocalSize()[0]

@@ -103,9 +103,17 @@ def _real_columns(mu: np.ndarray, vectors: np.ndarray, order: np.ndarray, k: int
 @register_method(
     "gcrodr",
     flexible=True,
-    options=("restart", "k", "recycle", "side", "stale_threshold", "reorthogonalize",
-             "update_period"),
-    description="GCRO-DR(m, k): restarted GMRES with a recycled harmonic Ritz space (Parks et al. 2006)",
+    options=(
+        "restart",
+        "k",
+        "recycle",
+        "side",
+        "stale_threshold",
+        "reorthogonalize",
+        "update_period",
+    ),
+    description="GCRO-DR(m, k): restarted GMRES with a recycled harmonic Ritz space (Parks et al. "
+                "2006)",
 )
 def gcrodr(op, b, x, pc, monitor, restart: int = DEFAULT_RESTART,
            k: int = method_default("gcrodr", "k"), recycle: Optional[RecycleSpace] = None,
@@ -336,7 +344,9 @@ def _initial_projection(run: _Run, rec: Optional[_GcrodrSpace], previous: Option
         r -= coefficients @ q_rows
 
 
-def _establish_gcrodr(run: _Run, space: RecycleSpace, stale_threshold: float) -> Optional[_GcrodrSpace]:
+def _establish_gcrodr(
+    run: _Run, space: RecycleSpace, stale_threshold: float
+) -> Optional[_GcrodrSpace]:
     """The stored space made valid for this operator (or dropped, with the reason in info)."""
     op, pc, side, info, red = run.op, run.pc, run.side, run.info, run.reduction
     n, dtype, real, track_y, right = op.n, run.dtype, run.real, run.track_y, run.right
@@ -364,7 +374,9 @@ def _establish_gcrodr(run: _Run, space: RecycleSpace, stale_threshold: float) ->
             info["recycle_matvecs"] += u_x.shape[0]
             # the slowness on the space the operator acts on: B = A M on y, A (or M A) on x
             probe_operator = (lambda v: op.matvec(pc.apply(v))) if track_y else apply_operator
-            slowness = measure_slowness(u_y if track_y else u_x, image, probe_operator, n, dtype, red)
+            slowness = measure_slowness(
+                u_y if track_y else u_x, image, probe_operator, n, dtype, red
+            )
             info["recycle_matvecs"] += 1
             info["recycle_slowness"] = slowness
             growth = stretch_growth(image, space.image_rows, red)
@@ -380,7 +392,9 @@ def _establish_gcrodr(run: _Run, space: RecycleSpace, stale_threshold: float) ->
                 # C-ordered rows: the cycles' BLAS products read them without a copy
                 u_x, u_y = (None if rows is None else np.ascontiguousarray(rows) for rows in follow)
                 exact = u_y is not None or not right
-                coupling = red.gram(c_rows, u_y if u_y is not None else u_x, real) if exact else None
+                coupling = (
+                    red.gram(c_rows, u_y if u_y is not None else u_x, real) if exact else None
+                )
                 rec = _GcrodrSpace(c_rows, u_x, u_y, coupling)
     if record_reset(space, info, reset_reason, op, pc, side):
         return None

@@ -97,10 +97,14 @@ def _establish_rcg(space, op, pc, dtype, n, real, stale_threshold, info, red):
         else:
             aw_rows = products(op.matvec, w_rows)
             info["recycle_matvecs"] += w_rows.shape[0]
-        maw_rows = aw_rows if pc.is_identity else products(pc.apply, aw_rows).astype(dtype, copy=False)
+        maw_rows = (
+            aw_rows if pc.is_identity else products(pc.apply, aw_rows).astype(dtype, copy=False)
+        )
         if not matches:
             # slowness under M A, the operator whose small eigenvalues W deflates
-            slowness = measure_slowness(w_rows, maw_rows, lambda v: pc.apply(op.matvec(v)), n, dtype, red)
+            slowness = measure_slowness(
+                w_rows, maw_rows, lambda v: pc.apply(op.matvec(v)), n, dtype, red
+            )
             info["recycle_matvecs"] += 1
             info["recycle_slowness"] = slowness
             # growth under A itself: the old A W is stored, the new one was just computed

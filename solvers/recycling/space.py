@@ -102,7 +102,9 @@ class RecycleSpace:
         return None
 
     def __repr__(self) -> str:
-        return f"RecycleSpace(method={self.method!r}, dim={self.dim}, solutions={len(self.solutions)})"
+        return (
+            f"RecycleSpace(method={self.method!r}, dim={self.dim}, solutions={len(self.solutions)})"
+        )
 
 
 
@@ -131,7 +133,9 @@ def measure_slowness(rows: np.ndarray, image_rows: np.ndarray, apply, n: int, dt
     return float(np.sqrt(np.mean(stretch**2))) / typical
 
 
-def stretch_growth(new_images: np.ndarray, old_images: Optional[np.ndarray], red: "Reduction") -> float:
+def stretch_growth(
+    new_images: np.ndarray, old_images: Optional[np.ndarray], red: "Reduction"
+) -> float:
     """RMS over the stored vectors of ``‖B_new u‖ / ‖B_old u‖`` (images of the same rows).
 
     1 when the operator did not change on the space (the same matrix with another

@@ -76,13 +76,16 @@ class RelaxationPreconditioner(BasePreconditioner):
                 f"ordering={self.ordering!r})")
 
     def apply(self, r: np.ndarray) -> np.ndarray:
-        """``z = M⁻¹ r`` for ``r`` of shape ``[n]``; ``z`` has the matrix's dtype (complex if r is)."""
+        """``z = M⁻¹ r`` for ``r`` of shape ``[n]``; ``z`` has the matrix's dtype (complex if r
+        is)."""
         r = np.asarray(r).reshape(-1)
         if r.shape != (self.n,):
             raise ValueError(f"r: expected shape ({self.n},), got {r.shape}")
         if r.dtype.kind == "c" and self.dtype.kind != "c":
             # The operator is real and linear: relax the two parts apart.
-            return self._apply(np.ascontiguousarray(r.real)) + 1j * self._apply(np.ascontiguousarray(r.imag))
+            return self._apply(np.ascontiguousarray(r.real)) + 1j * self._apply(
+                np.ascontiguousarray(r.imag)
+            )
         return self._apply(r)
 
     def _apply(self, r: np.ndarray) -> np.ndarray:
@@ -124,7 +127,8 @@ def check_preconditioner_options(kind: str, omega: Any, sweeps: Any, direction: 
 
 def preconditioner_is_symmetric(matrix: sp.csr_array, diag: np.ndarray, kind: str, sweeps: int,
                                 direction: str) -> bool:
-    """The ``symmetric`` flag of a relaxation preconditioner (see :class:`RelaxationPreconditioner`)."""
+    """The ``symmetric`` flag of a relaxation preconditioner (see
+    :class:`RelaxationPreconditioner`)."""
     if kind == "jacobi":
         return sweeps == 1 and positive_real(diag)
     return direction == "symmetric" and positive_real(diag) and is_hermitian(matrix)
@@ -135,6 +139,8 @@ def resolve_direction(kind: str, direction: Optional[str]) -> str:
         return "symmetric" if kind == "ssor" else "forward"
     direction = check_choice("direction", direction, DIRECTIONS)
     if kind == "ssor" and direction != "symmetric":
-        raise ValueError(f"direction: kind='ssor' is the symmetric sweep, got direction={direction!r}; "
-                         "use kind='sor' for a one-directional sweep")
+        raise ValueError(
+            f"direction: kind='ssor' is the symmetric sweep, got direction={direction!r}; "
+            "use kind='sor' for a one-directional sweep"
+        )
     return direction

@@ -117,6 +117,8 @@ def young_omega(A: Any, **options: Any) -> float:
     """
     beta = jacobi_spectral_radius(A, **options)
     if not beta < 1.0:
-        raise ValueError(f"A: the Jacobi iteration does not converge (rho(I - D^-1 A) = {beta:.6g} >= 1); "
-                         "Young's omega needs rho < 1")
+        raise ValueError(
+            f"A: the Jacobi iteration does not converge (rho(I - D^-1 A) = {beta:.6g} >= 1); "
+            "Young's omega needs rho < 1"
+        )
     return 1.0 + (beta / (1.0 + math.sqrt(1.0 - beta * beta))) ** 2

@@ -1,4 +1,5 @@
-"""The SOR splitting of a CSR matrix (triangular sweeps), red–black ordering, and the checks they share."""
+"""The SOR splitting of a CSR matrix (triangular sweeps), red–black ordering, and the checks they
+share."""
 
 from __future__ import annotations
 
@@ -88,7 +89,9 @@ def red_black_ordering(A: Any) -> tuple[np.ndarray, np.ndarray]:
          (np.concatenate([rows, np.full(roots.size, n)]), np.concatenate([cols, roots]))),
         shape=(n + 1, n + 1),
     ).tocsr()
-    _, predecessors = csgraph.breadth_first_order(graph, n, directed=False, return_predecessors=True)
+    _, predecessors = csgraph.breadth_first_order(
+        graph, n, directed=False, return_predecessors=True
+    )
     # Depth parity by pointer jumping: log2(depth) vectorised rounds instead of a Python loop.
     ancestor = predecessors.astype(np.int64)
     ancestor[n] = n
@@ -173,7 +176,9 @@ class SORSplitting:
 
     def _setup_natural(self, matrix: sp.csr_array, diag: np.ndarray) -> None:
         self._matrix = matrix
-        self._rows = np.repeat(np.arange(self.n, dtype=matrix.indices.dtype), np.diff(matrix.indptr))
+        self._rows = np.repeat(
+            np.arange(self.n, dtype=matrix.indices.dtype), np.diff(matrix.indptr)
+        )
         self._parts: dict[str, sp.csr_array] = {}
         self._forward_factor: Any = None
         self._backward_factor: Any = None
@@ -300,5 +305,7 @@ class SORSplitting:
         if v.dtype != self.dtype:
             if np.can_cast(v.dtype, self.dtype, casting="same_kind"):
                 return np.ascontiguousarray(v, dtype=self.dtype)
-            raise TypeError(f"vector of dtype {v.dtype} cannot be relaxed with a {self.dtype} matrix")
+            raise TypeError(
+                f"vector of dtype {v.dtype} cannot be relaxed with a {self.dtype} matrix"
+            )
         return np.ascontiguousarray(v)

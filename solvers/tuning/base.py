@@ -1,4 +1,5 @@
-"""The tuner contract (:class:`Tuner`: suggest, observe, save and load) and what every tuner shares."""
+"""The tuner contract (:class:`Tuner`: suggest, observe, save and load) and what every tuner
+shares."""
 
 from __future__ import annotations
 
@@ -50,13 +51,17 @@ def omega_grid(lo: float = 1.0, hi: float = 1.95, n: int = 20) -> np.ndarray:
 
 def validate_values(values: Any) -> list:
     if isinstance(values, (str, bytes)):
-        raise TypeError(f"values: expected a sequence of candidate values, got {type(values).__name__}")
+        raise TypeError(
+            f"values: expected a sequence of candidate values, got {type(values).__name__}"
+        )
     if isinstance(values, np.ndarray) and values.ndim != 1:
         raise ValueError(f"values: expected a 1-D grid, got an array of shape {values.shape}")
     try:
         items = list(values)
     except TypeError:
-        raise TypeError(f"values: expected a sequence of candidate values, got {type(values).__name__}") from None
+        raise TypeError(
+            f"values: expected a sequence of candidate values, got {type(values).__name__}"
+        ) from None
     if len(items) == 0:
         raise ValueError("values: the grid of candidate values is empty")
     return [to_python(v) for v in items]
@@ -71,12 +76,18 @@ def to_python(value: Any) -> Any:
 
 def validate_cost(cost: Any) -> float:
     if isinstance(cost, bool) or not isinstance(cost, (numbers.Real, np.generic)):
-        raise TypeError(f"cost: expected a real number (e.g. an iteration count), got {type(cost).__name__}")
+        raise TypeError(
+            f"cost: expected a real number (e.g. an iteration count), got {type(cost).__name__}"
+        )
     cost = float(cost)
     if math.isnan(cost):
-        raise ValueError("cost: is NaN; report the capped iteration count of a failed solve instead")
+        raise ValueError(
+            "cost: is NaN; report the capped iteration count of a failed solve instead"
+        )
     if math.isinf(cost):
-        raise ValueError("cost: is infinite; report the capped iteration count of a failed solve instead")
+        raise ValueError(
+            "cost: is infinite; report the capped iteration count of a failed solve instead"
+        )
     if cost < 0:
         raise ValueError(f"cost: must be >= 0, got {cost}")
     return cost
@@ -87,8 +98,14 @@ def validate_scale(scale: Any) -> ScaleLike:
         if scale not in SCALE_MODES:
             raise ValueError(f"scale: must be one of {SCALE_MODES} or a number > 0, got {scale!r}")
         return scale
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale: must be one of {SCALE_MODES} or a finite number > 0, got {scale!r}")
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, numbers.Real)
+        or not (math.isfinite(scale) and scale > 0)
+    ):
+        raise ValueError(
+            f"scale: must be one of {SCALE_MODES} or a finite number > 0, got {scale!r}"
+        )
     return float(scale)
 
 
@@ -97,7 +114,9 @@ def validate_context_range(context_range: Any) -> tuple[float, float]:
         lo, hi = context_range
         lo, hi = float(lo), float(hi)
     except (TypeError, ValueError):
-        raise ValueError(f"context_range: expected a pair (lo, hi) of numbers, got {context_range!r}") from None
+        raise ValueError(
+            f"context_range: expected a pair (lo, hi) of numbers, got {context_range!r}"
+        ) from None
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"context_range: need finite lo < hi, got ({lo}, {hi})")
     return lo, hi
@@ -312,9 +331,13 @@ class Tuner(abc.ABC):
         if not isinstance(state, dict) or "class" not in state:
             raise ValueError("state: not a tuner state dict (no 'class' entry)")
         if state["class"] != type(self).__name__:
-            raise ValueError(f"state: saved from a {state['class']}, cannot load into a {type(self).__name__}")
+            raise ValueError(
+                f"state: saved from a {state['class']}, cannot load into a {type(self).__name__}"
+            )
         if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"state: unsupported format {state.get('format')!r}; expected {STATE_FORMAT}")
+            raise ValueError(
+                f"state: unsupported format {state.get('format')!r}; expected {STATE_FORMAT}"
+            )
         if json_normalise(self._config()) != json_normalise(state["config"]):
             raise ValueError(
                 f"state: configuration {state['config']} differs from this tuner's {self._config()}"
@@ -373,8 +396,10 @@ def scalar_context(context: Any, lo: float, hi: float, owner: str) -> float:
     if not lo <= context <= hi:
         clipped = min(max(context, lo), hi)
         warnings.warn(
-            f"context: {context} lies outside context_range [{lo}, {hi}] of {owner}; clipped to {clipped}",
-            UserWarning, stacklevel=4,
+            f"context: {context} lies outside context_range [{lo}, {hi}] of {owner}; clipped to "
+            f"{clipped}",
+            UserWarning,
+            stacklevel=4,
         )
         context = clipped
     return context

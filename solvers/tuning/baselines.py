@@ -49,11 +49,16 @@ class OracleTuner(Tuner):
         evaluations: total number of ``cost_fn`` calls.
     """
 
-    def __init__(self, values: Sequence[Any], cost_fn: Callable[[Any, Any], float], seed: SeedLike = 0):
+    def __init__(
+        self, values: Sequence[Any], cost_fn: Callable[[Any, Any], float], seed: SeedLike = 0
+    ):
         super().__init__(seed)
         self.values = validate_values(values)
         if not callable(cost_fn):
-            raise TypeError(f"cost_fn: expected a callable (value, context) -> cost, got {type(cost_fn).__name__}")
+            raise TypeError(
+                "cost_fn: expected a callable (value, context) -> cost, got "
+                f"{type(cost_fn).__name__}"
+            )
         self.cost_fn = cost_fn
         self.last_costs: Optional[np.ndarray] = None
         self.evaluations = 0
@@ -108,7 +113,9 @@ class YoungTuner(Tuner):
         from pdesuite.solvers.relaxation import young_omega
 
         if context is None:
-            raise ValueError("context: YoungTuner needs the matrix A (or a callable returning it) as context")
+            raise ValueError(
+                "context: YoungTuner needs the matrix A (or a callable returning it) as context"
+            )
         matrix = context() if callable(context) else context
         return float(young_omega(matrix, **self.young_options)), {}
 

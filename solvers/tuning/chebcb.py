@@ -1,4 +1,5 @@
-"""ChebCB: SquareCB with a Chebyshev-polynomial regression of the cost per arm, over a scalar context."""
+"""ChebCB: SquareCB with a Chebyshev-polynomial regression of the cost per arm, over a scalar
+context."""
 
 from __future__ import annotations
 
@@ -53,8 +54,16 @@ class ChebCB(Tuner):
         scale: ``"mean"`` (default), ``"range"``, ``"max"`` or a number; see the module doc.
     """
 
-    def __init__(self, values: Sequence[Any], context_range: tuple[float, float], degree: int = 6,
-                 seed: SeedLike = 0, gamma: float = 10.0, ridge: float = 1.0, scale: ScaleLike = "mean"):
+    def __init__(
+        self,
+        values: Sequence[Any],
+        context_range: tuple[float, float],
+        degree: int = 6,
+        seed: SeedLike = 0,
+        gamma: float = 10.0,
+        ridge: float = 1.0,
+        scale: ScaleLike = "mean",
+    ):
         super().__init__(seed)
         self.values = validate_values(values)
         self.context_range = validate_context_range(context_range)
@@ -87,7 +96,8 @@ class ChebCB(Tuner):
         return self.gamma * math.sqrt(len(self.values) * (self._rounds + 1))
 
     def features(self, context: Any) -> np.ndarray:
-        """``[degree + 1]`` Chebyshev features ``T_k(z)`` of a scalar context (clipped into range)."""
+        """``[degree + 1]`` Chebyshev features ``T_k(z)`` of a scalar context (clipped into
+        range)."""
         lo, hi = self.context_range
         context = scalar_context(context, lo, hi, type(self).__name__)
         z = min(max(2.0 * (context - lo) / (hi - lo) - 1.0, -1.0), 1.0)
@@ -139,7 +149,9 @@ class ChebCB(Tuner):
         self._feature_costs[index] += features * cost
         self._feature_sums[index] += features
         matrix = self._gram[index] + self.ridge * np.eye(self.degree + 1)
-        solved = np.linalg.solve(matrix, np.stack([self._feature_costs[index], self._feature_sums[index]], axis=1))
+        solved = np.linalg.solve(
+            matrix, np.stack([self._feature_costs[index], self._feature_sums[index]], axis=1)
+        )
         self._solved_costs[index], self._solved_sums[index] = solved[:, 0], solved[:, 1]
         self._cost_sum += cost
         self._rounds += 1
@@ -150,10 +162,16 @@ class ChebCB(Tuner):
                 "scale": self.scale}
 
     def _learner_state(self) -> dict:
-        return {"gram": self._gram.tolist(), "feature_costs": self._feature_costs.tolist(),
-                "feature_sums": self._feature_sums.tolist(), "solved_costs": self._solved_costs.tolist(),
-                "solved_sums": self._solved_sums.tolist(), "cost_sum": self._cost_sum,
-                "rounds": self._rounds, "scale": self._normaliser.state()}
+        return {
+            "gram": self._gram.tolist(),
+            "feature_costs": self._feature_costs.tolist(),
+            "feature_sums": self._feature_sums.tolist(),
+            "solved_costs": self._solved_costs.tolist(),
+            "solved_sums": self._solved_sums.tolist(),
+            "cost_sum": self._cost_sum,
+            "rounds": self._rounds,
+            "scale": self._normaliser.state(),
+        }
 
     def _load_learner_state(self, state: dict) -> None:
         self._gram = np.array(state["gram"], dtype=float)

@@ -1,4 +1,5 @@
-"""Tsallis-INF (Zimmert & Seldin): ½-Tsallis-entropy FTRL over a grid, and its contextual variant."""
+"""Tsallis-INF (Zimmert & Seldin): ½-Tsallis-entropy FTRL over a grid, and its contextual
+variant."""
 
 from __future__ import annotations
 
@@ -179,8 +180,10 @@ class ContextualTsallisINF(Tuner):
             raise ValueError(f"bins: must be an integer >= 1, got {bins!r}")
         self.bins = int(bins)
         streams = np.random.SeedSequence(self.seed).spawn(self.bins)
-        self.learners = [TsallisINF(self.values, seed=stream, scale=scale, learning_rate=learning_rate)
-                         for stream in streams]
+        self.learners = [
+            TsallisINF(self.values, seed=stream, scale=scale, learning_rate=learning_rate)
+            for stream in streams
+        ]
         self.scale = self.learners[0].scale
         self.learning_rate = self.learners[0].learning_rate
 

@@ -39,7 +39,11 @@ SMALL = {
 
 def test_registry_holds_the_eight_families() -> None:
     assert set(SMALL) <= set(FAMILIES)
-    assert {name for name, cls in FAMILIES.items() if cls.time_dependent} >= {"heat", "burgers", "navier-stokes"}
+    assert {name for name, cls in FAMILIES.items() if cls.time_dependent} >= {
+        "heat",
+        "burgers",
+        "navier-stokes",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -67,7 +71,9 @@ def test_sampling_is_seeded_and_arrays_have_the_documented_shapes(name: str) -> 
         np.testing.assert_allclose(trajectory[0], inputs, atol=1e-6)  # frame 0 is the initial state
     else:
         system = family.assemble(first)
-        assert system.A.shape == (system.n_free, system.n_free) and system.b.shape == (system.n_free,)
+        assert system.A.shape == (system.n_free, system.n_free) and system.b.shape == (
+            system.n_free,
+        )
         assert system.A.indices.dtype == np.int32
         outputs = family.outputs(first, system.expand(spla.spsolve(system.A.tocsc(), system.b)))
         assert outputs.dtype == np.float32 and outputs.shape == family.output_shape
@@ -83,10 +89,14 @@ def test_config_round_trips_through_json_and_pickle(name: str) -> None:
     clone = pickle.loads(pickle.dumps(family))
     assert rebuilt == family and clone == family
     params = family.sample(np.random.default_rng(1))
-    np.testing.assert_array_equal(clone.inputs(clone.sample(np.random.default_rng(1))), family.inputs(params))
+    np.testing.assert_array_equal(
+        clone.inputs(clone.sample(np.random.default_rng(1))), family.inputs(params)
+    )
 
 
-@pytest.mark.parametrize("name", [n for n in sorted(SMALL) if FAMILIES[n].spd and not FAMILIES[n].time_dependent])
+@pytest.mark.parametrize(
+    "name", [n for n in sorted(SMALL) if FAMILIES[n].spd and not FAMILIES[n].time_dependent]
+)
 def test_spd_families_assemble_spd_matrices(name: str) -> None:
     family = get_family(name, **SMALL[name])
     A = family.assemble(family.sample(np.random.default_rng(2))).A.toarray()
@@ -101,8 +111,12 @@ def _five_point_residual(u: np.ndarray, a: np.ndarray, f: np.ndarray, h: float) 
         return 2 * p * q / (p + q)
 
     c = u[1:-1, 1:-1]
-    flux = (face(a[1:-1, 1:-1], a[2:, 1:-1]) * (u[2:, 1:-1] - c) + face(a[1:-1, 1:-1], a[:-2, 1:-1]) * (u[:-2, 1:-1] - c)
-            + face(a[1:-1, 1:-1], a[1:-1, 2:]) * (u[1:-1, 2:] - c) + face(a[1:-1, 1:-1], a[1:-1, :-2]) * (u[1:-1, :-2] - c))
+    flux = (
+        face(a[1:-1, 1:-1], a[2:, 1:-1]) * (u[2:, 1:-1] - c)
+        + face(a[1:-1, 1:-1], a[:-2, 1:-1]) * (u[:-2, 1:-1] - c)
+        + face(a[1:-1, 1:-1], a[1:-1, 2:]) * (u[1:-1, 2:] - c)
+        + face(a[1:-1, 1:-1], a[1:-1, :-2]) * (u[1:-1, :-2] - c)
+    )
     return -flux / h**2 - f[1:-1, 1:-1]
 
 
@@ -166,7 +180,8 @@ def test_darcy_piecewise_takes_only_3_and_12_where_the_field_says() -> None:
 
 # ----------------------------------------------------------------------------------- obstacles
 def _obstacle_matrix(solid: np.ndarray) -> np.ndarray:
-    """The fluid-cell Laplacian written out cell by cell: dense ``[n, n]`` in C order of the cells."""
+    """The fluid-cell Laplacian written out cell by cell: dense ``[n, n]`` in C order of the
+    cells."""
     s = solid.shape[0]
     cells = [c for c in np.ndindex(solid.shape) if not solid[c]]
     number = {c: i for i, c in enumerate(cells)}
@@ -228,7 +243,9 @@ def test_poisson_obstacles_without_obstacles_is_darcy_3d_scaled() -> None:
     assert not params["solid"].any() and np.all(params["source"] == 1.0)
     darcy = Darcy3D(s + 2).assemble({"coefficient": np.ones((s + 2,) * 3)})
     system = family.assemble(params)
-    np.testing.assert_allclose(system.A.toarray(), darcy.A.toarray() * (s / (s + 1)) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(
+        system.A.toarray(), darcy.A.toarray() * (s / (s + 1)) ** 2, rtol=1e-12
+    )
     np.testing.assert_allclose(system.b, darcy.b, rtol=1e-15)
     np.testing.assert_allclose(family.coordinates()[:, 0, 0, 0], [0.5 / s] * 3)
     np.testing.assert_allclose(family.coordinates()[:, -1, 2, 0], [(s - 0.5) / s, 2.5 / s, 0.5 / s])
@@ -245,32 +262,50 @@ def test_poisson_obstacles_box_of_fluid_has_the_kronecker_laplacian_and_its_eige
     family = get_family("poisson-obstacles-3d", resolution=s)
     i = np.arange(m)[:, None, None]
     k = np.arange(s)[None, None, :]
-    mode = np.sin((i + 1) * np.pi / (2 * m + 1)) * np.sin((k + 1) * np.pi / (s + 1)) * np.ones((1, ny, 1))
+    mode = (
+        np.sin((i + 1) * np.pi / (2 * m + 1))
+        * np.sin((k + 1) * np.pi / (s + 1))
+        * np.ones((1, ny, 1))
+    )
     source = np.zeros((s, s, s))
     source[:m, 2:s - 1, :] = mode
     params = {"solid": solid, "source": source}
     system = family.assemble(params)
     Tx, Ty, Tz = (_second_differences(m, "D", "N"), _second_differences(ny, "N", "N"),
                   _second_differences(s, "D", "D"))
-    expected = s * s * (np.kron(np.kron(Tx, np.eye(ny)), np.eye(s)) + np.kron(np.kron(np.eye(m), Ty), np.eye(s))
-                        + np.kron(np.kron(np.eye(m), np.eye(ny)), Tz))
+    expected = (
+        s
+        * s
+        * (
+            np.kron(np.kron(Tx, np.eye(ny)), np.eye(s))
+            + np.kron(np.kron(np.eye(m), Ty), np.eye(s))
+            + np.kron(np.kron(np.eye(m), np.eye(ny)), Tz)
+        )
+    )
     np.testing.assert_allclose(system.A.toarray(), expected, rtol=1e-12, atol=1e-9)
-    lowest = s * s * 4 * (np.sin(np.pi / (2 * (2 * m + 1))) ** 2 + np.sin(np.pi / (2 * (s + 1))) ** 2)
+    lowest = (
+        s * s * 4 * (np.sin(np.pi / (2 * (2 * m + 1))) ** 2 + np.sin(np.pi / (2 * (s + 1))) ** 2)
+    )
     assert np.linalg.eigvalsh(system.A.toarray()).min() == pytest.approx(lowest, rel=1e-12)
     p = system.expand(spla.spsolve(system.A.tocsc(), system.b))
     pressure = family.outputs(params, p)[0]
-    np.testing.assert_allclose(pressure, source / lowest, rtol=1e-6, atol=1e-7 * np.abs(source / lowest).max())
+    np.testing.assert_allclose(
+        pressure, source / lowest, rtol=1e-6, atol=1e-7 * np.abs(source / lowest).max()
+    )
 
 
 def test_poisson_obstacles_pressure_makes_the_velocity_divergence_free() -> None:
-    """The projection step the family models: u = u* − ∇p has zero divergence in every fluid cell."""
+    """The projection step the family models: u = u* − ∇p has zero divergence in every fluid
+    cell."""
     s = 10
     family = get_family("poisson-obstacles-3d", resolution=s, obstacles=6, size_range=[0.1, 0.25])
     solid = family.sample(np.random.default_rng(3))["solid"]
     velocity = np.random.default_rng(4).standard_normal((3, s, s, s))
     source = family.divergence_source(solid, velocity)
     system = family.assemble({"solid": solid, "source": source})
-    p = system.expand(spla.spsolve(system.A.tocsc(), system.b)).reshape((s + 2,) * 3)  # float64, ghosts 0
+    p = system.expand(spla.spsolve(system.A.tocsc(), system.b)).reshape(
+        (s + 2,) * 3
+    )  # float64, ghosts 0
     wall = np.ones((s + 2,) * 3, dtype=bool)
     wall[1:-1, 1:-1, 1:-1] = solid
     wall[[0, -1], :, :] = wall[:, [0, -1], :] = wall[:, :, [0, -1]] = False  # ghosts are open
@@ -307,11 +342,19 @@ def test_poisson_obstacles_pockets_fill_bounds_and_errors() -> None:
         params = crowded.sample(np.random.default_rng(seed))
         assert 0.2 <= params["solid"].mean() <= 0.6
         np.linalg.cholesky(crowded.assemble(params).A.toarray())
-    impossible = get_family("poisson-obstacles-3d", resolution=s, obstacles=1, size_range=[0.05, 0.1], fill=[0.5, 0.9])
+    impossible = get_family(
+        "poisson-obstacles-3d", resolution=s, obstacles=1, size_range=[0.05, 0.1], fill=[0.5, 0.9]
+    )
     with pytest.raises(RuntimeError, match="fill"):
         impossible.sample(np.random.default_rng(0))
-    for bad in ({"fill": [0.2, 1.0]}, {"shapes": ["cone"]}, {"size_range": [0.0, 0.1]}, {"source": "point"},
-                {"obstacles": -1}, {"shapes": []}):
+    for bad in (
+        {"fill": [0.2, 1.0]},
+        {"shapes": ["cone"]},
+        {"size_range": [0.0, 0.1]},
+        {"source": "point"},
+        {"obstacles": -1},
+        {"shapes": []},
+    ):
         with pytest.raises(ValueError):
             get_family("poisson-obstacles-3d", resolution=s, **bad)
 
@@ -419,12 +462,16 @@ def test_thermal_inflowing_flux_heats_the_plate_and_dirichlet_values_hold() -> N
     T = family.direct_solve({"temperatures": np.zeros(3), "fluxes": np.array([100.0, 50.0])})[0]
     assert T.min() > -1e-6 and T.max() > 1.0
     params = family.sample(np.random.default_rng(3))
-    assert np.all(np.abs(params["fluxes"]) <= 100) and np.all((params["temperatures"] >= 0) & (params["temperatures"] <= 100))
+    assert np.all(np.abs(params["fluxes"]) <= 100) and np.all(
+        (params["temperatures"] >= 0) & (params["temperatures"] <= 100)
+    )
     T = family.direct_solve(params)[0]
     for value, side in zip(params["temperatures"], ("left", "right", "hole")):
         np.testing.assert_allclose(T[family.dirichlet_dofs[side]], value, rtol=1e-6)
     inputs = family.inputs(params)
-    np.testing.assert_allclose(inputs[2, family.neumann_dofs["top"]], params["fluxes"][1], rtol=1e-6)
+    np.testing.assert_allclose(
+        inputs[2, family.neumann_dofs["top"]], params["fluxes"][1], rtol=1e-6
+    )
 
 
 def test_thermal_random_conductivity_is_positive_and_spd() -> None:
@@ -438,7 +485,9 @@ def test_thermal_random_conductivity_is_positive_and_spd() -> None:
 # ----------------------------------------------------------------------------------- heat
 def test_heat_sine_mode_decays_at_the_crank_nicolson_factor() -> None:
     s, kappa, dt = 17, 1.0, 1e-3
-    family = get_family("heat", resolution=s, kappa=kappa, dt=dt, final_time=0.02, record_interval=0.005, rtol=1e-11)
+    family = get_family(
+        "heat", resolution=s, kappa=kappa, dt=dt, final_time=0.02, record_interval=0.005, rtol=1e-11
+    )
     x, y = family.coordinates()
     u0 = np.sin(np.pi * x) * np.sin(2 * np.pi * y)
     trajectory, stats = family.simulate({"initial_condition": u0})
@@ -481,11 +530,18 @@ def test_burgers_matches_the_cole_hopf_solution_with_fourth_order_in_time() -> N
     nu = 0.1
     errors = []
     for dt in (0.025, 0.0125, None):
-        family = get_family("burgers", resolution=64, nu=nu, final_time=0.5, record_interval=0.05, dt=dt)
+        family = get_family(
+            "burgers", resolution=64, nu=nu, final_time=0.5, record_interval=0.05, dt=dt
+        )
         x = family.coordinates()[0]
         trajectory, stats = family.simulate({"initial_condition": _cole_hopf(x, 0.0, nu)})
         assert stats == []
-        errors.append(max(np.abs(trajectory[i, 0] - _cole_hopf(x, t, nu)).max() for i, t in enumerate(family.times())))
+        errors.append(
+            max(
+                np.abs(trajectory[i, 0] - _cole_hopf(x, t, nu)).max()
+                for i, t in enumerate(family.times())
+            )
+        )
     assert errors[1] < 2e-6 and errors[2] < 5e-7  # the default (CFL) step
     assert np.log2(errors[0] / errors[1]) > 3.0  # RK4 (Lawson) order, slightly reduced by stiffness
 
@@ -513,7 +569,9 @@ def test_navier_stokes_initial_vorticity_has_fno_amplitude() -> None:
 
 
 def test_navier_stokes_mean_vorticity_stays_zero_with_fno_forcing() -> None:
-    family = get_family("navier-stokes", resolution=32, nu=1e-3, dt=1e-3, final_time=0.5, record_interval=0.1)
+    family = get_family(
+        "navier-stokes", resolution=32, nu=1e-3, dt=1e-3, final_time=0.5, record_interval=0.1
+    )
     params = family.sample(np.random.default_rng(0))
     trajectory, _ = family.simulate(params)
     means = trajectory[:, 0].astype(float).mean(axis=(1, 2))
@@ -522,8 +580,15 @@ def test_navier_stokes_mean_vorticity_stays_zero_with_fno_forcing() -> None:
 
 
 def test_navier_stokes_enstrophy_decays_without_forcing() -> None:
-    family = get_family("navier-stokes", resolution=32, nu=1e-3, dt=1e-3, final_time=0.5, record_interval=0.05,
-                        forcing_amplitude=0.0)
+    family = get_family(
+        "navier-stokes",
+        resolution=32,
+        nu=1e-3,
+        dt=1e-3,
+        final_time=0.5,
+        record_interval=0.05,
+        forcing_amplitude=0.0,
+    )
     trajectory, _ = family.simulate(family.sample(np.random.default_rng(1)))
     enstrophy = (trajectory[:, 0].astype(float) ** 2).mean(axis=(1, 2))
     assert np.all(np.diff(enstrophy) < 0)
@@ -532,18 +597,29 @@ def test_navier_stokes_enstrophy_decays_without_forcing() -> None:
 
 def test_navier_stokes_single_mode_decays_at_the_viscous_rate() -> None:
     nu = 0.01
-    family = get_family("navier-stokes", resolution=16, nu=nu, dt=1e-3, final_time=1.0, record_interval=0.25,
-                        forcing_amplitude=0.0)
+    family = get_family(
+        "navier-stokes",
+        resolution=16,
+        nu=nu,
+        dt=1e-3,
+        final_time=1.0,
+        record_interval=0.25,
+        forcing_amplitude=0.0,
+    )
     x, y = family.coordinates()
     w0 = np.cos(2 * np.pi * x) * np.cos(2 * np.pi * y)  # |k|² = 2: u·∇w vanishes
     trajectory, _ = family.simulate({"initial_condition": w0})
     for frame, t in enumerate(family.times()):
-        np.testing.assert_allclose(trajectory[frame, 0], w0 * np.exp(-nu * 8 * np.pi**2 * t), atol=1e-6)
+        np.testing.assert_allclose(
+            trajectory[frame, 0], w0 * np.exp(-nu * 8 * np.pi**2 * t), atol=1e-6
+        )
 
 
 def test_navier_stokes_forced_mode_approaches_its_steady_state() -> None:
     nu = 1e-2
-    family = get_family("navier-stokes", resolution=16, nu=nu, dt=1e-3, final_time=1.0, record_interval=0.5)
+    family = get_family(
+        "navier-stokes", resolution=16, nu=nu, dt=1e-3, final_time=1.0, record_interval=0.5
+    )
     x, y = family.coordinates()
     lam = 8 * np.pi**2
     f = 0.1 * (np.sin(2 * np.pi * (x + y)) + np.cos(2 * np.pi * (x + y)))
@@ -562,7 +638,14 @@ def _vorticity_steps(family, w_hat: np.ndarray, steps: int) -> np.ndarray:
 
     def advection(w_hat):
         psi_hat = w_hat * family._inverse_laplacian
-        spectra = np.stack([family._iky * psi_hat, -family._ikx * psi_hat, family._ikx * w_hat, family._iky * w_hat])
+        spectra = np.stack(
+            [
+                family._iky * psi_hat,
+                -family._ikx * psi_hat,
+                family._ikx * w_hat,
+                family._iky * w_hat,
+            ]
+        )
         u, v, w_x, w_y = scipy.fft.irfft2(spectra, s=(s, s), axes=(-2, -1))
         return scipy.fft.rfft2(u * w_x + v * w_y) * family._dealias
 
@@ -597,7 +680,9 @@ def test_navier_stokes_batched_step_is_bitwise_the_plain_scheme_in_float64(resol
     from pdesuite.datasets.families import _VorticityStepper
 
     family = get_family("navier-stokes", resolution=resolution, nu=1e-4, dt=1e-3)
-    w0 = np.stack([family.sample(np.random.default_rng([7, i]))["initial_condition"] for i in range(3)])
+    w0 = np.stack(
+        [family.sample(np.random.default_rng([7, i]))["initial_condition"] for i in range(3)]
+    )
     w_hat = scipy.fft.rfft2(w0)
     stepper = _VorticityStepper(family, 3)
     for _ in range(4):
@@ -626,13 +711,17 @@ def test_navier_stokes_batch_is_bitwise_the_plain_scheme_sample_by_sample(resolu
 
 
 @pytest.mark.parametrize("resolution", [16, 15])
-def test_navier_stokes_step_without_numpy_fft_out_gives_the_same_bits(monkeypatch, resolution: int) -> None:
+def test_navier_stokes_step_without_numpy_fft_out_gives_the_same_bits(
+    monkeypatch, resolution: int
+) -> None:
     import scipy.fft
 
     from pdesuite.datasets import families
 
     family = get_family("navier-stokes", resolution=resolution, dt=1e-3)
-    w0 = np.stack([family.sample(np.random.default_rng([9, i]))["initial_condition"] for i in range(2)])
+    w0 = np.stack(
+        [family.sample(np.random.default_rng([9, i]))["initial_condition"] for i in range(2)]
+    )
     fast, fallback = scipy.fft.rfft2(w0), scipy.fft.rfft2(w0)
     families._VorticityStepper(family, 2).step(fast)
     monkeypatch.setattr(families, "_NUMPY_FFT_OUT", False)
@@ -641,7 +730,10 @@ def test_navier_stokes_step_without_numpy_fft_out_gives_the_same_bits(monkeypatc
 
 
 def test_navier_stokes_default_batch_size_holds_about_32k_points() -> None:
-    sizes = {s: get_family("navier-stokes", resolution=s).default_batch_size for s in (16, 32, 64, 128, 256)}
+    sizes = {
+        s: get_family("navier-stokes", resolution=s).default_batch_size
+        for s in (16, 32, 64, 128, 256)
+    }
     assert sizes == {16: 64, 32: 32, 64: 8, 128: 2, 256: 1}
     empty, stats = get_family("navier-stokes", **SMALL["navier-stokes"]).simulate_batch([])
     assert empty.shape == (0, 3, 1, 16, 16) and stats == []
@@ -677,8 +769,12 @@ def test_burgers_batch_with_a_step_per_sample_is_bitwise_sample_by_sample() -> N
     b = nonlinear(half * (v[0] + 0.5 * dt * a))
     c = nonlinear(half * v[0] + 0.5 * dt * b)
     d = nonlinear(full * v[0] + dt * half * c)
-    assert np.array_equal(batched[0], full * v[0] + (dt / 6.0) * (full * a + 2.0 * half * (b + c) + d))
-    assert [get_family("burgers", resolution=s).default_batch_size for s in (64, 256, 1024, 8192)] == [64, 32, 8, 1]
+    assert np.array_equal(
+        batched[0], full * v[0] + (dt / 6.0) * (full * a + 2.0 * half * (b + c) + d)
+    )
+    assert [
+        get_family("burgers", resolution=s).default_batch_size for s in (64, 256, 1024, 8192)
+    ] == [64, 32, 8, 1]
 
 
 def test_default_simulate_batch_loops_over_simulate_with_one_solve_per_sample() -> None:

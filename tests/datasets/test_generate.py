@@ -137,7 +137,9 @@ def _assert_bitwise_equal(a, b):
 
 def test_samples_are_stored_at_their_draw_index_and_solved_accurately(tmp_path):
     family = TinyDiffusion(8)
-    path = generate(family, 10, tmp_path / "d.h5", solver="recycle", chunk_size=4, seed=5, progress=False)
+    path = generate(
+        family, 10, tmp_path / "d.h5", solver="recycle", chunk_size=4, seed=5, progress=False
+    )
     arrays = _arrays(path)
     assert arrays["inputs"].shape == (10, 1, 8, 8) and arrays["outputs"].dtype == np.float32
     for index in range(10):
@@ -166,8 +168,12 @@ def test_samples_are_stored_at_their_draw_index_and_solved_accurately(tmp_path):
 
 def test_bitwise_identical_for_one_and_two_workers(tmp_path):
     family = TinyDiffusion(8)
-    one = generate(family, 12, tmp_path / "one.h5", solver="recycle", chunk_size=3, workers=1, progress=False)
-    two = generate(family, 12, tmp_path / "two.h5", solver="recycle", chunk_size=3, workers=2, progress=False)
+    one = generate(
+        family, 12, tmp_path / "one.h5", solver="recycle", chunk_size=3, workers=1, progress=False
+    )
+    two = generate(
+        family, 12, tmp_path / "two.h5", solver="recycle", chunk_size=3, workers=2, progress=False
+    )
     _assert_bitwise_equal(_arrays(one), _arrays(two))
 
 
@@ -220,14 +226,20 @@ def test_time_dependent_family_stores_trajectories(tmp_path):
 def _tiny_navier_stokes():
     from pdesuite.datasets import get_family
 
-    return get_family("navier-stokes", resolution=16, nu=1e-4, dt=1e-3, final_time=0.01, record_interval=0.005)
+    return get_family(
+        "navier-stokes", resolution=16, nu=1e-4, dt=1e-3, final_time=0.01, record_interval=0.005
+    )
 
 
 def test_navier_stokes_batches_are_bitwise_identical_for_any_workers_and_batch_size(tmp_path):
     family = _tiny_navier_stokes()
     # Blocks of 3 samples, batches of 2 (+ 1): a batch never crosses a block.
-    one = generate(family, 5, tmp_path / "one.h5", chunk_size=3, batch_size=2, workers=1, progress=False)
-    two = generate(family, 5, tmp_path / "two.h5", chunk_size=3, batch_size=2, workers=2, progress=False)
+    one = generate(
+        family, 5, tmp_path / "one.h5", chunk_size=3, batch_size=2, workers=1, progress=False
+    )
+    two = generate(
+        family, 5, tmp_path / "two.h5", chunk_size=3, batch_size=2, workers=2, progress=False
+    )
     single = generate(family, 5, tmp_path / "single.h5", chunk_size=3, batch_size=1, progress=False)
     reference = _arrays(one)
     _assert_bitwise_equal(reference, _arrays(two))
@@ -245,9 +257,16 @@ def test_navier_stokes_batches_are_bitwise_identical_for_any_workers_and_batch_s
     assert len(hashes) == 1
     # The CLI option, with other blocks and batches: the same first two samples.
     cli_out = tmp_path / "cli.h5"
-    assert cli_generate(["navier-stokes", "--n", "2", "--resolution", "16", "--set", "nu=1e-4", "--set", "dt=1e-3",
-                         "--set", "final_time=0.01", "--set", "record_interval=0.005", "--batch-size", "2",
-                         "--out", str(cli_out), "--no-progress"]) == 0
+    assert (
+        cli_generate(
+            [
+                "navier-stokes", "--n", "2", "--resolution", "16", "--set", "nu=1e-4", "--set",
+                "dt=1e-3", "--set", "final_time=0.01", "--set", "record_interval=0.005",
+                "--batch-size", "2", "--out", str(cli_out), "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert np.array_equal(_arrays(cli_out)["trajectories"], reference["trajectories"][:2])
 
 
@@ -259,8 +278,12 @@ class TinyHeatBatchDependent(TinyHeat):
 
 def test_batches_of_a_looping_family_keep_per_sample_statistics(tmp_path):
     family = TinyHeat(6)
-    looped = _arrays(generate(family, 5, tmp_path / "b1.h5", chunk_size=5, batch_size=1, progress=False))
-    batched = _arrays(generate(family, 5, tmp_path / "b3.h5", chunk_size=5, batch_size=3, progress=False))
+    looped = _arrays(
+        generate(family, 5, tmp_path / "b1.h5", chunk_size=5, batch_size=1, progress=False)
+    )
+    batched = _arrays(
+        generate(family, 5, tmp_path / "b3.h5", chunk_size=5, batch_size=3, progress=False)
+    )
     _assert_bitwise_equal(looped, batched)  # the same solves in the same order, recycled alike
     # Each sample's recorder saw its own 3 solves, not those of its whole batch.
     assert np.all(batched["solver/steps"] == 3) and batched["solver/matvecs"].sum() > 0
@@ -268,9 +291,13 @@ def test_batches_of_a_looping_family_keep_per_sample_statistics(tmp_path):
     dependent = TinyHeatBatchDependent(6)
     with open_dataset(generate(dependent, 3, tmp_path / "d2.h5", progress=False)) as handle:
         default_hash = handle.attrs["run_hash"]
-    with open_dataset(generate(dependent, 3, tmp_path / "d1.h5", batch_size=1, progress=False)) as handle:
+    with open_dataset(
+        generate(dependent, 3, tmp_path / "d1.h5", batch_size=1, progress=False)
+    ) as handle:
         assert handle.attrs["run_hash"] != default_hash
-    with open_dataset(generate(dependent, 3, tmp_path / "d2b.h5", batch_size=2, progress=False)) as handle:
+    with open_dataset(
+        generate(dependent, 3, tmp_path / "d2b.h5", batch_size=2, progress=False)
+    ) as handle:
         assert handle.attrs["run_hash"] == default_hash
 
 
@@ -318,12 +345,28 @@ def test_an_overriding_simulate_batch_with_solves_puts_batch_size_into_the_run(t
     assert not np.array_equal(batched["solver/iterations"], single["solver/iterations"])
     # With a tuner too, even on independent solves.
     tuned = {"method": "cg", "M": "ssor", "tune": {"option": "omega", "values": [1.0, 1.5]}}
-    tuned_hashes = {_run_hash(generate(family, 2, tmp_path / f"t{size}.h5", batch_size=size, solver=tuned,
-                                       progress=False)) for size in (1, 2)}
+    tuned_hashes = {
+        _run_hash(
+            generate(
+                family, 2, tmp_path / f"t{size}.h5", batch_size=size, solver=tuned, progress=False
+            )
+        )
+        for size in (1, 2)
+    }
     assert len(tuned_hashes) == 2
     # Stateless independent solves: the batch cannot matter, and the hash leaves it out.
-    independent = {size: generate(family, 4, tmp_path / f"i{size}.h5", chunk_size=4, batch_size=size,
-                                  solver="independent", progress=False) for size in (1, 2)}
+    independent = {
+        size: generate(
+            family,
+            4,
+            tmp_path / f"i{size}.h5",
+            chunk_size=4,
+            batch_size=size,
+            solver="independent",
+            progress=False,
+        )
+        for size in (1, 2)
+    }
     assert _run_hash(independent[1]) == _run_hash(independent[2])
     _assert_bitwise_equal(_arrays(independent[1]), _arrays(independent[2]))
 
@@ -336,11 +379,15 @@ def test_families_without_solves_keep_batch_size_out_of_the_run():
         family = get_family(name, resolution=16)
         for solver in ("recycle", {"method": "gmres", "tune": {"option": "omega", "tuner": "fixed",
                                                                "value": 1.0}, "M": "sor"}):
-            assert not batch_size_may_change_arrays(family, resolve_solver_config(solver, spd=False))
+            assert not batch_size_may_change_arrays(
+                family, resolve_solver_config(solver, spd=False)
+            )
     recycle = resolve_solver_config("recycle", spd=True)
     assert batch_size_may_change_arrays(TinyHeatLockstep(6), recycle)
     assert not batch_size_may_change_arrays(TinyHeat(6), recycle)  # the default loop: in order
-    assert batch_size_may_change_arrays(TinyHeatBatchDependent(6), resolve_solver_config("independent", spd=True))
+    assert batch_size_may_change_arrays(
+        TinyHeatBatchDependent(6), resolve_solver_config("independent", spd=True)
+    )
 
     # a batched family that declares no solves
     no_solves = TinyHeatLockstep(6)
@@ -365,7 +412,9 @@ def test_batch_size_is_checked_and_capped_by_memory(tmp_path):
 
 def test_interrupt_keeps_done_blocks_and_rerun_completes_identically(tmp_path):
     family = TinyDiffusion(8)
-    reference = _arrays(generate(family, 12, tmp_path / "ref.h5", solver="recycle", chunk_size=3, progress=False))
+    reference = _arrays(
+        generate(family, 12, tmp_path / "ref.h5", solver="recycle", chunk_size=3, progress=False)
+    )
     # Interrupt while the third block (positions 6..8) is being solved.
     victim = int(reference["solve_order"][7])
     TinyDiffusion.interrupt_at = float(reference["parameters/shift"][victim])
@@ -437,14 +486,33 @@ def test_recycle_configuration_uses_the_method_option_names():
     assert (gcrodr["restart"], gcrodr["k"]) == (METHOD_DEFAULTS["gcrodr"]["restart"],
                                                 METHOD_DEFAULTS["gcrodr"]["k"]) == (40, 20)
     rcg = resolve_solver_config("recycle", spd=True)
-    assert (rcg["k"], rcg["ell"]) == (METHOD_DEFAULTS["rcg"]["k"], METHOD_DEFAULTS["rcg"]["ell"]) == (20, None)
+    assert (
+        (rcg["k"], rcg["ell"])
+        == (METHOD_DEFAULTS["rcg"]["k"], METHOD_DEFAULTS["rcg"]["ell"])
+        == (20, None)
+    )
     assert "m" not in gcrodr and "m" not in rcg and "restart" not in rcg and "ell" not in gcrodr
-    config = resolve_solver_config({"method": "gcrodr", "restart": 30, "k": 10, "side": "left",
-                                    "reorthogonalize": "always", "update_period": 2, "solutions": 0},
-                                   spd=False)
-    assert (config["restart"], config["k"], config["side"], config["reorthogonalize"],
-            config["update_period"], config["solutions"], config["options"]) == (30, 10, "left", "always",
-                                                                                   2, 0, {})
+    config = resolve_solver_config(
+        {
+            "method": "gcrodr",
+            "restart": 30,
+            "k": 10,
+            "side": "left",
+            "reorthogonalize": "always",
+            "update_period": 2,
+            "solutions": 0,
+        },
+        spd=False,
+    )
+    assert (
+        config["restart"],
+        config["k"],
+        config["side"],
+        config["reorthogonalize"],
+        config["update_period"],
+        config["solutions"],
+        config["options"],
+    ) == (30, 10, "left", "always", 2, 0, {})
     assert resolve_solver_config({"method": "rcg", "ell": 24}, spd=True)["ell"] == 24
     for method in ("gcrodr", "rcg", "gmres"):
         with pytest.raises(ValueError, match=r"'m'.*'restart'.*gcrodr.*'ell'.*rcg"):
@@ -460,14 +528,23 @@ def test_cli_recycling_options(tmp_path, capsys):
     try:
         for method, option, value in (("gcrodr", "--restart", 12), ("rcg", "--ell", 12)):
             out = tmp_path / f"{method}.h5"
-            assert cli_generate([TinyDiffusion.name, "--n", "3", "--resolution", "6", "--out", str(out),
-                                 "--no-progress", "--method", method, option, str(value), "--k", "4"]) == 0
+            assert (
+                cli_generate(
+                    [
+                        TinyDiffusion.name, "--n", "3", "--resolution", "6", "--out", str(out),
+                        "--no-progress", "--method", method, option, str(value), "--k", "4",
+                    ]
+                )
+                == 0
+            )
             with open_dataset(out) as handle:
                 config = json.loads(handle.attrs["solver_config"])
             assert config["method"] == method and config[option[2:]] == value and config["k"] == 4
         capsys.readouterr()
         with pytest.raises(SystemExit):
-            cli_generate([TinyDiffusion.name, "--out", str(tmp_path / "m.h5"), "--no-progress", "--m", "12"])
+            cli_generate(
+                [TinyDiffusion.name, "--out", str(tmp_path / "m.h5"), "--no-progress", "--m", "12"]
+            )
         assert "--m" in capsys.readouterr().err
     finally:
         del FAMILIES[TinyDiffusion.name]
@@ -484,7 +561,9 @@ def test_cli_generate(tmp_path, capsys):
         with open_dataset(out) as handle:
             assert '"modes": 2' in handle.attrs["config"]
             assert '"M": "jacobi"' in handle.attrs["solver_config"]
-        assert cli_generate(["no-such-family", "--out", str(tmp_path / "z.h5"), "--no-progress"]) == 1
+        assert (
+            cli_generate(["no-such-family", "--out", str(tmp_path / "z.h5"), "--no-progress"]) == 1
+        )
     finally:
         del FAMILIES[TinyDiffusion.name]
 
@@ -503,8 +582,8 @@ _KILLED_RUN = textwrap.dedent("""
     from tests.datasets.test_generate import TinyDiffusion
     from pdesuite.datasets.generation import generate
     if __name__ == "__main__":
-        generate(TinyDiffusion(8), 24, sys.argv[1], solver="recycle", chunk_size=2, workers=int(sys.argv[2]),
-                 progress=False)
+        generate(TinyDiffusion(8), 24, sys.argv[1], solver="recycle", chunk_size=2,
+                 workers=int(sys.argv[2]), progress=False)
 """)
 
 
@@ -512,13 +591,17 @@ _KILLED_RUN = textwrap.dedent("""
 @pytest.mark.parametrize("workers", [1, 2])
 def test_resume_after_sigkill(tmp_path, workers):
     family = TinyDiffusion(8)
-    reference = _arrays(generate(family, 24, tmp_path / "ref.h5", solver="recycle", chunk_size=2, progress=False))
+    reference = _arrays(
+        generate(family, 24, tmp_path / "ref.h5", solver="recycle", chunk_size=2, progress=False)
+    )
     script = tmp_path / "run.py"
     script.write_text(_KILLED_RUN)
     out = tmp_path / "killed.h5"
     parts = tmp_path / "killed.h5.parts"
     env = {**os.environ, "TINY_DELAY": "0.05", "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, str(script), str(out), str(workers)], cwd=REPO, env=env)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(out), str(workers)], cwd=REPO, env=env
+    )
     try:
         wait_for_blocks(process, parts, 3)
         process.send_signal(signal.SIGKILL)
@@ -530,7 +613,9 @@ def test_resume_after_sigkill(tmp_path, workers):
     assert 3 <= done < 12 and not out.exists()
     generate(family, 24, out, solver="recycle", chunk_size=2, progress=False)
     _assert_bitwise_equal(reference, _arrays(out))
-    assert set(SOLVER_STATS) <= {name.split("/")[1] for name in reference if name.startswith("solver/")} | {"time"}
+    assert set(SOLVER_STATS) <= {
+        name.split("/")[1] for name in reference if name.startswith("solver/")
+    } | {"time"}
 
 
 _MPI_RUN = textwrap.dedent("""
@@ -539,7 +624,8 @@ _MPI_RUN = textwrap.dedent("""
     from tests.datasets.test_generate import TinyDiffusion
     from pdesuite.datasets.generation import generate
     if __name__ == "__main__":
-        generate(TinyDiffusion(8), 12, sys.argv[1], solver="recycle", chunk_size=3, progress=False, comm=MPI.COMM_WORLD)
+        generate(TinyDiffusion(8), 12, sys.argv[1], solver="recycle", chunk_size=3, progress=False,
+                 comm=MPI.COMM_WORLD)
 """)
 
 
@@ -559,5 +645,7 @@ def test_mpiexec_two_ranks_match_one_process(tmp_path):
     run = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script), str(out)], cwd=REPO,
                          env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    reference = generate(TinyDiffusion(8), 12, tmp_path / "ref.h5", solver="recycle", chunk_size=3, progress=False)
+    reference = generate(
+        TinyDiffusion(8), 12, tmp_path / "ref.h5", solver="recycle", chunk_size=3, progress=False
+    )
     _assert_bitwise_equal(_arrays(reference), _arrays(out))

@@ -24,7 +24,12 @@ def test_direct_configuration_is_resolved_and_recorded(tmp_path):
     expected = "cholmod" if cholmod_available() else "superlu"
     for solver in ("direct", {"method": "direct"}, {"method": "DIRECT", "rtol": 1e-10}):
         config = resolve_solver_config(solver, spd=True)
-        assert (config["mode"], config["method"], config["M"], config["spd"]) == ("direct", "direct", None, True)
+        assert (config["mode"], config["method"], config["M"], config["spd"]) == (
+            "direct",
+            "direct",
+            None,
+            True,
+        )
         assert config["factorization"] == expected and config["ordering"] == "default"
         assert config["options"] == {}
     assert resolve_solver_config({"method": "direct", "rtol": 1e-10}, spd=True)["rtol"] == 1e-10
@@ -59,7 +64,9 @@ def test_direct_generation_is_deterministic_for_any_worker_count(tmp_path):
     one = generate(family, 9, tmp_path / "one.h5", solver="direct", chunk_size=4, progress=False)
     two = generate(family, 9, tmp_path / "two.h5", solver="direct", chunk_size=4, workers=2,
                    progress=False)
-    again = generate(family, 9, tmp_path / "again.h5", solver="direct", chunk_size=4, progress=False)
+    again = generate(
+        family, 9, tmp_path / "again.h5", solver="direct", chunk_size=4, progress=False
+    )
     _assert_bitwise_equal(_arrays(one), _arrays(two))
     _assert_bitwise_equal(_arrays(one), _arrays(again))
     arrays = _arrays(one)
@@ -77,8 +84,9 @@ def test_direct_equals_the_iterative_solution(tmp_path):
     np.testing.assert_allclose(direct["outputs"], iterative["outputs"], rtol=3e-7, atol=1e-12)
     # The float64 solutions of the very solvers generation builds: 1e-8 relative.
     direct_solve = make_solver(resolve_solver_config("direct", spd=True), "numpy")
-    cg_solve = make_solver(resolve_solver_config({"method": "cg", "M": "ic", "rtol": 1e-13}, spd=True),
-                            "numpy")
+    cg_solve = make_solver(
+        resolve_solver_config({"method": "cg", "M": "ic", "rtol": 1e-13}, spd=True), "numpy"
+    )
     for index in range(6):
         system = family.assemble(family.sample(np.random.default_rng([0, index])))
         x, y = direct_solve(system.A, system.b).x, cg_solve(system.A, system.b).x
@@ -90,7 +98,9 @@ def test_direct_time_dependent_family_reuses_the_factor(tmp_path):
     arrays = _arrays(path)
     reference = _arrays(generate(TinyHeat(6), 3, tmp_path / "heat_cg.h5", progress=False,
                                  solver={"method": "cg", "rtol": 1e-13}))
-    np.testing.assert_allclose(arrays["trajectories"], reference["trajectories"], rtol=3e-7, atol=1e-12)
+    np.testing.assert_allclose(
+        arrays["trajectories"], reference["trajectories"], rtol=3e-7, atol=1e-12
+    )
     assert arrays["solver/converged"].all() and np.all(arrays["solver/steps"] == 3)
     # A warm start x0 = u: a correction, so two products per step.
     assert np.all(arrays["solver/matvecs"] == 6)
@@ -138,7 +148,10 @@ def test_auto_rule_picks_direct_in_2d_and_ic_cg_in_3d_and_records_it(tmp_path):
     assert rule_choice(get_family("poisson-fe", resolution=3)) == "direct"
     assert rule_choice(get_family("darcy-3d", resolution=6)) == {"method": "cg", "M": "ic"}
     assert rule_choice(get_family("heat", resolution=9)) == "recycle"
-    assert rule_choice(get_family("darcy", resolution=12), backend="petsc") == {"method": "cg", "M": "ic"}
+    assert rule_choice(get_family("darcy", resolution=12), backend="petsc") == {
+        "method": "cg",
+        "M": "ic",
+    }
     for name, resolution, mode, method in (("darcy", 12, "direct", "direct"),
                                            ("darcy-3d", 6, "independent", "cg")):
         path = generate(name, MIN_PROBED_SAMPLES - 1, out=tmp_path / f"{name}.h5", seed=3,

@@ -47,7 +47,9 @@ def test_tuned_omega_is_stored_in_the_grid_and_is_the_omega_that_was_used(tmp_pa
     # Re-solving each sample at its stored ω gives exactly the stored iteration count.
     for index in range(8):
         system = family.assemble(family.sample(np.random.default_rng([3, index])))
-        result = solve(system.A, system.b, method="cg", M="ssor", pc_omega=float(omega[index]), rtol=RTOL)
+        result = solve(
+            system.A, system.b, method="cg", M="ssor", pc_omega=float(omega[index]), rtol=RTOL
+        )
         assert result.iterations == arrays["solver/iterations"][index]
     assert arrays["solver/converged"].all() and np.all(arrays["solver/residual"] <= RTOL)
     # A tuner per block, seeded by (seed, block): the two blocks play different sequences.
@@ -55,8 +57,15 @@ def test_tuned_omega_is_stored_in_the_grid_and_is_the_omega_that_was_used(tmp_pa
     assert not np.array_equal(omega[order[:4]], omega[order[4:]])
     with open_dataset(path) as handle:
         tune = json.loads(handle.attrs["solver_config"])["tune"]
-    assert tune == {"option": "omega", "target": "pc_omega", "tuner": "tsallis", "values": grid.tolist(),
-                    "context": None, "context_range": None, "tuner_options": {}}
+    assert tune == {
+        "option": "omega",
+        "target": "pc_omega",
+        "tuner": "tsallis",
+        "values": grid.tolist(),
+        "context": None,
+        "context_range": None,
+        "tuner_options": {},
+    }
 
 
 def test_bitwise_identical_for_one_and_two_workers_and_after_a_resume(tmp_path):
@@ -137,8 +146,13 @@ def test_default_tuning_beats_omega_one_on_darcy(tmp_path):
 
 def test_tuned_recycled_dimension(tmp_path):
     family = _darcy(12)
-    path = _generate(family, 8, tmp_path / "k.h5", {"method": "rcg", "M": "jacobi", "ell": 16, "tune": "k"},
-                     chunk_size=4)
+    path = _generate(
+        family,
+        8,
+        tmp_path / "k.h5",
+        {"method": "rcg", "M": "jacobi", "ell": 16, "tune": "k"},
+        chunk_size=4,
+    )
     arrays = _arrays(path)
     with open_dataset(path) as handle:
         config = json.loads(handle.attrs["solver_config"])
@@ -146,24 +160,53 @@ def test_tuned_recycled_dimension(tmp_path):
     assert set(arrays["solver/k"].tolist()) <= {2.0, 4.0, 6.0, 8.0, 10.0, 12.0}
     assert arrays["solver/converged"].all() and np.all(arrays["solver/residual"] <= RTOL)
     # A fixed tuner at k = 6 is the plain run with k = 6.
-    fixed = _arrays(_generate(family, 8, tmp_path / "kf.h5", {
-        "method": "rcg", "M": "jacobi", "ell": 16, "tune": {"option": "k", "tuner": "fixed", "value": 6}},
-        chunk_size=4))
-    plain = _arrays(_generate(family, 8, tmp_path / "kp.h5", {"method": "rcg", "M": "jacobi", "ell": 16,
-                                                              "k": 6}, chunk_size=4))
+    fixed = _arrays(
+        _generate(
+            family,
+            8,
+            tmp_path / "kf.h5",
+            {
+                "method": "rcg",
+                "M": "jacobi",
+                "ell": 16,
+                "tune": {"option": "k", "tuner": "fixed", "value": 6},
+            },
+            chunk_size=4,
+        )
+    )
+    plain = _arrays(
+        _generate(
+            family,
+            8,
+            tmp_path / "kp.h5",
+            {"method": "rcg", "M": "jacobi", "ell": 16, "k": 6},
+            chunk_size=4,
+        )
+    )
     assert np.all(fixed.pop("solver/k") == 6)
     _assert_bitwise_equal(fixed, plain)
 
 
-@pytest.mark.parametrize("tune", [
-    {"option": "omega", "tuner": "chebcb"},
-    {"option": "omega", "tuner": "contextual-tsallis", "bins": 3, "context": "parameter-std:coefficient",
-     "context_range": [0.0, 2.0]},
-])
+@pytest.mark.parametrize(
+    "tune",
+    [
+        {"option": "omega", "tuner": "chebcb"},
+        {
+            "option": "omega",
+            "tuner": "contextual-tsallis",
+            "bins": 3,
+            "context": "parameter-std:coefficient",
+            "context_range": [0.0, 2.0],
+        },
+    ],
+)
 def test_contextual_tuners(tmp_path, tune):
     family = _darcy(10)
-    arrays = _arrays(_generate(family, 6, tmp_path / "c.h5", {"method": "cg", "M": "ssor", "tune": tune},
-                               chunk_size=6))
+    arrays = _arrays(
+        _generate(
+            family, 6, tmp_path / "c.h5", {"method": "cg", "M": "ssor", "tune": tune}, chunk_size=6
+        )
+    )
     assert all(np.any(value == omega_grid()) for value in arrays["solver/omega"])
     assert arrays["solver/converged"].all()
     resolved = resolve_solver_config({"method": "cg", "M": "ssor", "tune": tune}, spd=True)["tune"]
@@ -173,8 +216,15 @@ def test_contextual_tuners(tmp_path, tune):
 
 def test_a_trajectory_stores_the_mean_omega_of_its_solves(tmp_path):
     family = TinyHeat(6)  # 3 linear solves per sample
-    arrays = _arrays(_generate(family, 4, tmp_path / "h.h5", {
-        "method": "cg", "M": "ssor", "tune": {"option": "omega", "values": [1.0, 1.5]}}, chunk_size=4))
+    arrays = _arrays(
+        _generate(
+            family,
+            4,
+            tmp_path / "h.h5",
+            {"method": "cg", "M": "ssor", "tune": {"option": "omega", "values": [1.0, 1.5]}},
+            chunk_size=4,
+        )
+    )
     sums = np.round(3 * arrays["solver/omega"], 12)
     assert set(sums.tolist()) <= {3.0, 3.5, 4.0, 4.5} and np.all(arrays["solver/steps"] == 3)
 
@@ -185,42 +235,92 @@ def test_relaxation_method_omega(tmp_path):
     assert config["tune"]["target"] == "omega"
     arrays = _arrays(_generate(family, 3, tmp_path / "r.h5", {"method": "ssor", "tune": "omega"}))
     system = family.assemble(family.sample(np.random.default_rng([0, 0])))
-    reference = solve(system.A, system.b, method="ssor", omega=float(arrays["solver/omega"][0]), rtol=RTOL)
+    reference = solve(
+        system.A, system.b, method="ssor", omega=float(arrays["solver/omega"][0]), rtol=RTOL
+    )
     assert reference.iterations == arrays["solver/iterations"][0]
 
 
-@pytest.mark.parametrize("solver, message", [
-    ({"method": "cg", "M": "ssor", "tune": "restart"}, "tune option"),
-    ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "tuner": "ucb"}}, "tune tuner"),
-    ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "values": [1.0, 2.0]}}, r"\(0, 2\)"),
-    ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "values": [0.0]}}, r"\(0, 2\)"),
-    ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "values": []}}, "empty"),
-    ({"method": "cg", "M": "ilu", "tune": "omega"}, "'omega' needs M"),
-    ({"method": "cg", "M": "ssor", "pc_omega": 1.2, "tune": "omega"}, "conflicts"),
-    ({"method": "cg", "tune": "k"}, "RecyclingSolver"),
-    ({"method": "rcg", "k": 10, "tune": "k"}, "conflicts"),
-    ({"method": "rcg", "ell": 16, "tune": {"option": "k", "values": [4, 16]}}, r"\[1, ell=16\)"),
-    ({"method": "rcg", "ell": 16, "tune": {"option": "k", "values": [-1]}}, r"\[1, ell=16\)"),
-    ({"method": "rcg", "tune": {"option": "k", "values": [4, 40]}}, r"\[1, ell=40\)"),  # max(2k, 30), k=20
-    ({"method": "gcrodr", "restart": 16, "tune": {"option": "k", "values": [4, 16]}}, r"\[1, restart=16\)"),
-    ({"method": "rcg", "tune": {"option": "k", "values": [2.5]}}, "integers"),
-    ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "tuner": "fixed"}}, "needs 'value'"),
-    ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "seed": 3}}, "unknown key"),
-    ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "context": "diagonal-contrast"}},
-     "contextual"),
-    ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "tuner": "chebcb", "context": "norm"}},
-     "tune context"),
-    ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "tuner": "chebcb",
-                                            "context": "parameter-std:coefficient"}}, "context_range"),
-    ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "scale": "median"}}, "scale"),
-])
+@pytest.mark.parametrize(
+    "solver, message",
+    [
+        ({"method": "cg", "M": "ssor", "tune": "restart"}, "tune option"),
+        ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "tuner": "ucb"}}, "tune tuner"),
+        (
+            {"method": "cg", "M": "ssor", "tune": {"option": "omega", "values": [1.0, 2.0]}},
+            r"\(0, 2\)",
+        ),
+        ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "values": [0.0]}}, r"\(0, 2\)"),
+        ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "values": []}}, "empty"),
+        ({"method": "cg", "M": "ilu", "tune": "omega"}, "'omega' needs M"),
+        ({"method": "cg", "M": "ssor", "pc_omega": 1.2, "tune": "omega"}, "conflicts"),
+        ({"method": "cg", "tune": "k"}, "RecyclingSolver"),
+        ({"method": "rcg", "k": 10, "tune": "k"}, "conflicts"),
+        (
+            {"method": "rcg", "ell": 16, "tune": {"option": "k", "values": [4, 16]}},
+            r"\[1, ell=16\)",
+        ),
+        ({"method": "rcg", "ell": 16, "tune": {"option": "k", "values": [-1]}}, r"\[1, ell=16\)"),
+        (
+            {"method": "rcg", "tune": {"option": "k", "values": [4, 40]}},
+            r"\[1, ell=40\)",
+        ),  # max(2k, 30), k=20
+        (
+            {"method": "gcrodr", "restart": 16, "tune": {"option": "k", "values": [4, 16]}},
+            r"\[1, restart=16\)",
+        ),
+        ({"method": "rcg", "tune": {"option": "k", "values": [2.5]}}, "integers"),
+        (
+            {"method": "cg", "M": "ssor", "tune": {"option": "omega", "tuner": "fixed"}},
+            "needs 'value'",
+        ),
+        ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "seed": 3}}, "unknown key"),
+        (
+            {
+                "method": "cg",
+                "M": "ssor",
+                "tune": {"option": "omega", "context": "diagonal-contrast"},
+            },
+            "contextual",
+        ),
+        (
+            {
+                "method": "cg",
+                "M": "ssor",
+                "tune": {"option": "omega", "tuner": "chebcb", "context": "norm"},
+            },
+            "tune context",
+        ),
+        (
+            {
+                "method": "cg",
+                "M": "ssor",
+                "tune": {
+                    "option": "omega",
+                    "tuner": "chebcb",
+                    "context": "parameter-std:coefficient",
+                },
+            },
+            "context_range",
+        ),
+        ({"method": "cg", "M": "ssor", "tune": {"option": "omega", "scale": "median"}}, "scale"),
+    ],
+)
 def test_bad_tune_configuration(solver, message):
     with pytest.raises(ValueError, match=message):
         resolve_solver_config(solver, spd=True)
 
 
-@pytest.mark.parametrize("bound, expected", [(40, [5, 10, 15, 20, 25, 30]), (16, [2, 4, 6, 8, 10, 12]),
-                                             (8, [1, 2, 3, 4, 5, 6]), (4, [1, 2, 3]), (2, [1])])
+@pytest.mark.parametrize(
+    "bound, expected",
+    [
+        (40, [5, 10, 15, 20, 25, 30]),
+        (16, [2, 4, 6, 8, 10, 12]),
+        (8, [1, 2, 3, 4, 5, 6]),
+        (4, [1, 2, 3]),
+        (2, [1]),
+    ],
+)
 @pytest.mark.parametrize("method, option", [("gcrodr", "restart"), ("rcg", "ell")])
 def test_default_k_grid_starts_at_the_bound_over_8_without_0(bound, expected, method, option):
     tune = resolve_solver_config({"method": method, option: bound, "tune": "k"}, spd=True)["tune"]
@@ -253,35 +353,58 @@ def test_k_tuning_needs_room_for_k_at_least_1(method, option):
 
 def test_fixed_tuner_takes_one_value(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"tuner 'fixed' takes one value, got 2: \[1.2, 1.5\]"):
-        resolve_solver_config({"method": "cg", "M": "ssor",
-                               "tune": {"option": "omega", "tuner": "fixed", "value": [1.2, 1.5]}}, spd=True)
+        resolve_solver_config(
+            {
+                "method": "cg",
+                "M": "ssor",
+                "tune": {"option": "omega", "tuner": "fixed", "value": [1.2, 1.5]},
+            },
+            spd=True,
+        )
     capsys.readouterr()
-    code = cli_generate(["darcy", "--n", "2", "--resolution", "8", "--out", str(tmp_path / "f.h5"),
-                         "--no-progress", "--solver", "independent", "--pc", "ssor", "--tune", "omega",
-                         "--tuner", "fixed", "--tune-values", "1.2,1.5"])
+    code = cli_generate(
+        [
+            "darcy", "--n", "2", "--resolution", "8", "--out", str(tmp_path / "f.h5"),
+            "--no-progress", "--solver", "independent", "--pc", "ssor", "--tune", "omega",
+            "--tuner", "fixed", "--tune-values", "1.2,1.5",
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 1 and "the fixed tuner takes one value, got 2" in error and "(0, 2)" not in error
     assert not (tmp_path / "f.h5").exists()
 
 
 def test_bad_context_parameter_is_named_at_the_first_solve(tmp_path):
-    tune = {"option": "omega", "tuner": "chebcb", "context": "parameter-mean:porosity", "context_range": [0, 1]}
+    tune = {
+        "option": "omega",
+        "tuner": "chebcb",
+        "context": "parameter-mean:porosity",
+        "context_range": [0, 1],
+    }
     with pytest.raises(ValueError, match="porosity"):
         _generate(_darcy(8), 2, tmp_path / "b.h5", {"method": "cg", "M": "ssor", "tune": tune})
 
 
 def test_cli_tune(tmp_path, capsys):
     out = tmp_path / "cli.h5"
-    code = cli_generate(["darcy", "--n", "4", "--resolution", "8", "--out", str(out), "--no-progress",
-                         "--solver", "independent", "--pc", "ssor", "--tune", "omega"])
+    code = cli_generate(
+        [
+            "darcy", "--n", "4", "--resolution", "8", "--out", str(out), "--no-progress",
+            "--solver", "independent", "--pc", "ssor", "--tune", "omega",
+        ]
+    )
     assert code == 0
     with open_dataset(out) as handle:
         config = json.loads(handle.attrs["solver_config"])
         assert config["method"] == "cg" and config["tune"]["tuner"] == "tsallis"
         assert handle["solver/omega"].shape == (4,)
     out_k = tmp_path / "cli_k.h5"
-    code = cli_generate(["darcy", "--n", "2", "--resolution", "8", "--out", str(out_k), "--no-progress",
-                         "--tune", "k", "--tuner", "fixed", "--tune-values", "8"])
+    code = cli_generate(
+        [
+            "darcy", "--n", "2", "--resolution", "8", "--out", str(out_k), "--no-progress",
+            "--tune", "k", "--tuner", "fixed", "--tune-values", "8",
+        ]
+    )
     assert code == 0
     with open_dataset(out_k) as handle:
         assert np.all(handle["solver/k"][()] == 8)

@@ -18,7 +18,9 @@ def _radial_slope(power: np.ndarray, k_norm: np.ndarray, k_lo: float, k_hi: floa
 
 def test_periodic_field_has_mean_zero_and_the_variance_of_its_covariance() -> None:
     n, alpha, tau = 32, 2.5, 7.0
-    fields = gaussian_random_field((n, n), alpha, tau, np.random.default_rng(0), periodic=True, n_samples=400)
+    fields = gaussian_random_field(
+        (n, n), alpha, tau, np.random.default_rng(0), periodic=True, n_samples=400
+    )
     assert fields.shape == (400, n, n)
     # the constant mode is dropped, so every sample has grid mean zero
     assert np.max(np.abs(fields.mean(axis=(1, 2)))) < 1e-12
@@ -35,11 +37,15 @@ def test_periodic_field_has_mean_zero_and_the_variance_of_its_covariance() -> No
 
 def test_periodic_power_spectrum_matches_and_has_slope_minus_two_alpha() -> None:
     n, alpha, tau = 64, 2.5, 7.0
-    fields = gaussian_random_field((n, n), alpha, tau, np.random.default_rng(1), periodic=True, n_samples=200)
+    fields = gaussian_random_field(
+        (n, n), alpha, tau, np.random.default_rng(1), periodic=True, n_samples=200
+    )
     power = (np.abs(np.fft.fft2(fields)) ** 2).mean(axis=0)
     k = np.fft.fftfreq(n, d=1.0 / n)
     k_norm = np.sqrt(k[:, None] ** 2 + k[None, :] ** 2)
-    expected = n**4 * default_sigma(alpha, tau, 2) ** 2 * (4 * np.pi**2 * k_norm**2 + tau**2) ** (-alpha)
+    expected = (
+        n**4 * default_sigma(alpha, tau, 2) ** 2 * (4 * np.pi**2 * k_norm**2 + tau**2) ** (-alpha)
+    )
     ratio = power[k_norm > 0] / expected[k_norm > 0]
     assert ratio.mean() == pytest.approx(1.0, abs=0.02)
     slope = _radial_slope(power, k_norm, 6, 24)
@@ -75,7 +81,12 @@ def test_sine_field_is_zero_on_the_boundary_and_equals_its_sum() -> None:
     for k1 in range(1, shape[0] - 1):
         for k2 in range(1, shape[1] - 1):
             amp = sigma * (np.pi**2 * (k1**2 + k2**2) + tau**2) ** (-alpha / 2)
-            expected += amp * xi[k1 - 1, k2 - 1] * 2 * np.outer(np.sin(np.pi * k1 * x[0]), np.sin(np.pi * k2 * x[1]))
+            expected += (
+                amp
+                * xi[k1 - 1, k2 - 1]
+                * 2
+                * np.outer(np.sin(np.pi * k1 * x[0]), np.sin(np.pi * k2 * x[1]))
+            )
     np.testing.assert_allclose(field, expected, rtol=1e-12, atol=1e-14)
     assert np.all(field[[0, -1], :] == 0) and np.all(field[:, [0, -1]] == 0)
 
@@ -98,7 +109,9 @@ def test_seeding_reproducible_batches_consistent_and_seeds_differ() -> None:
     a = gaussian_random_field((16, 16), 2.5, 7.0, np.random.default_rng(11), periodic=True)
     b = gaussian_random_field((16, 16), 2.5, 7.0, np.random.default_rng(11), periodic=True)
     c = gaussian_random_field((16, 16), 2.5, 7.0, np.random.default_rng(12), periodic=True)
-    batch = gaussian_random_field((16, 16), 2.5, 7.0, np.random.default_rng(11), periodic=True, n_samples=3)
+    batch = gaussian_random_field(
+        (16, 16), 2.5, 7.0, np.random.default_rng(11), periodic=True, n_samples=3
+    )
     np.testing.assert_array_equal(a, b)
     assert np.max(np.abs(a - c)) > 0.1 * np.std(a)
     np.testing.assert_array_equal(batch[0], a)  # one normal draw, filled sample by sample
@@ -111,7 +124,9 @@ def test_sigma_scales_linearly_and_dimensions_1_to_3() -> None:
                                     sigma=2 * default_sigma(2.0, 5.0, 1))
     np.testing.assert_allclose(doubled, 2 * base, rtol=1e-12)
     assert gaussian_random_field((4, 5, 6), 2.5, 7.0, np.random.default_rng(0)).shape == (4, 5, 6)
-    assert gaussian_random_field((4, 5, 6), 2.5, 7.0, np.random.default_rng(0), periodic=True).shape == (4, 5, 6)
+    assert gaussian_random_field(
+        (4, 5, 6), 2.5, 7.0, np.random.default_rng(0), periodic=True
+    ).shape == (4, 5, 6)
     assert default_sigma(2.5, 7.0, 2) == pytest.approx(7.0**1.5)
 
 

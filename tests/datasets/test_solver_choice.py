@@ -56,8 +56,11 @@ def test_choose_solver_takes_the_smallest_block_time_and_cuts_off_slow_candidate
     timings = {"a": [1.0, 1.0, 1.0], "b": [4.0, 0.1, 0.1], "c": [1.0, 2.0, 2.0]}
     candidates = ["a", {"method": "b"}, {"method": "c", "M": "ilu"}]
     index, estimates = choose_solver(
-        systems, candidates,
-        lambda c: _fake_solve(clock, timings[c if isinstance(c, str) else c["method"]]), block_size=10)
+        systems,
+        candidates,
+        lambda c: _fake_solve(clock, timings[c if isinstance(c, str) else c["method"]]),
+        block_size=10,
+    )
     assert index == 1
     assert estimates["a"] == pytest.approx(1.0) and estimates["b"] == pytest.approx(0.49)
     assert estimates["c+ilu"] is None
@@ -83,11 +86,37 @@ def test_an_iterative_candidate_is_stopped_once_it_runs_past_the_best_block(monk
     assert len(iterations_run) == 251  # stopped at the first check past 2.5 s
 
 
+def test_an_independent_candidate_is_stopped_once_a_block_of_such_solves_cannot_win(monkeypatch):
+    """Every later sample of an independent solver costs about its first: a candidate still in
+    its first solve after 1/B of the best block time cannot win."""
+    clock = _Clock()
+    monkeypatch.setattr(solver_choice.time, "perf_counter", clock)
+    iterations_run = []
+
+    def never_converging(A, b, callback=None):
+        for iteration in range(1, 10_001):
+            clock.now += 0.01
+            iterations_run.append(iteration)
+            callback(iteration, 1.0)
+        return SimpleNamespace(converged=False)
+
+    solves = {"direct": _fake_solve(clock, [1.0, 0.5]), "gmres": never_converging}
+    candidates = ["direct", {"method": "gmres", "mode": "independent"}]
+    index, estimates = choose_solver([SimpleNamespace(A=None, b=None)] * 2, candidates,
+                                     lambda c: solves[c if isinstance(c, str) else c["method"]],
+                                     block_size=4)
+    assert index == 0 and estimates == {"direct": pytest.approx(0.625), "gmres": None}
+    assert len(iterations_run) == 63  # 4 × 0.63 s > 2.5 s, the direct block
+
+
 def test_a_candidate_that_does_not_converge_never_wins(monkeypatch):
     clock = _Clock()
     monkeypatch.setattr(solver_choice.time, "perf_counter", clock)
     systems = [SimpleNamespace(A=None, b=None)] * 2
-    solves = {"fast": _fake_solve(clock, [0.1, 0.1], converged=False), "slow": _fake_solve(clock, [1.0, 1.0])}
+    solves = {
+        "fast": _fake_solve(clock, [0.1, 0.1], converged=False),
+        "slow": _fake_solve(clock, [1.0, 1.0]),
+    }
     index, estimates = choose_solver(systems, ["fast", "slow"], solves.__getitem__, block_size=4)
     assert index == 1 and estimates == {"fast": None, "slow": pytest.approx(1.0)}
 
@@ -131,7 +160,9 @@ def test_auto_records_the_probe_and_its_choice_reproduces_the_file(tmp_path, mon
     assert set(config["estimates"]) == {"direct", "cg+ic", "rcg"}
     chosen = [value for value in config["estimates"].values() if value is not None]
     assert config["estimates"][solver_choice.label(config)] == min(chosen)
-    explicit = {key: config[key] for key in ("method", "M", "rtol", "maxiter") if config[key] is not None}
+    explicit = {
+        key: config[key] for key in ("method", "M", "rtol", "maxiter") if config[key] is not None
+    }
     again = generate("darcy", n, tmp_path / "again.h5", resolution=12, seed=4, chunk_size=5,
                      solver=explicit, progress=False)
     with h5py.File(again, "r") as handle:
@@ -146,5 +177,11 @@ def test_auto_takes_tolerances_for_every_candidate_and_refuses_other_options(tmp
         assert config["rtol"] == 1e-5
         assert np.all(handle["solver/residual"][()] <= 1e-5)
     with pytest.raises(ValueError, match="solver: 'auto' takes only"):
-        generate("darcy", 3, tmp_path / "bad.h5", resolution=10, solver={"method": "auto", "M": "ilu"},
-                 progress=False)
+        generate(
+            "darcy",
+            3,
+            tmp_path / "bad.h5",
+            resolution=10,
+            solver={"method": "auto", "M": "ilu"},
+            progress=False,
+        )

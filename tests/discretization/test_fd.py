@@ -1,4 +1,5 @@
-"""Finite-difference assembly: manufactured solutions, hand-computed matrices, structure, input checks."""
+"""Finite-difference assembly: manufactured solutions, hand-computed matrices, structure, input
+checks."""
 
 from __future__ import annotations
 
@@ -31,7 +32,10 @@ def convergence(make_grid, build, exact, sizes):
     log_h = np.log(spacings)
     max_orders = np.diff(np.log(max_errors)) / np.diff(log_h)
     l2_orders = np.diff(np.log(l2_errors)) / np.diff(log_h)
-    print(f"sizes {list(sizes)}  max errors {np.array(max_errors)}  orders max {max_orders} L2 {l2_orders}")
+    print(
+        f"sizes {list(sizes)}  max errors {np.array(max_errors)}  orders max {max_orders} L2 "
+        f"{l2_orders}"
+    )
     return max_orders, l2_orders
 
 
@@ -40,7 +44,7 @@ def assert_order(orders, expected, tolerance=0.2):
         assert expected - tolerance <= order <= expected + tolerance, orders
 
 
-# ----------------------------------------------------------------------------- manufactured solutions
+# -------------------------------------------------------------------- manufactured solutions
 def test_diffusion_2d_variable_coefficient_nonzero_dirichlet_is_second_order():
     # a = 1 + x² + y, u = sin(πx) e^y + x y
     def a(p):
@@ -56,7 +60,9 @@ def test_diffusion_2d_variable_coefficient_nonzero_dirichlet_is_second_order():
         lap = (1.0 - np.pi**2) * np.sin(np.pi * x) * np.exp(y)
         return -(2.0 * x * ux + 1.0 * uy + a(p) * lap)
 
-    orders = convergence(lambda s: Grid((s, s)), lambda g: diffusion(g, a, f, Dirichlet(u)), u, (17, 33, 65))
+    orders = convergence(
+        lambda s: Grid((s, s)), lambda g: diffusion(g, a, f, Dirichlet(u)), u, (17, 33, 65)
+    )
     for o in orders:
         assert_order(o, 2.0)
 
@@ -72,8 +78,12 @@ def test_diffusion_1d_exp_coefficient_is_second_order():
         uxx = -9 * np.sin(3 * x) + 2
         return -np.exp(x) * (ux + uxx)
 
-    orders = convergence(lambda s: Grid(s, (0.0, 2.0)), lambda g: diffusion(g, lambda p: np.exp(p[:, 0]), f, Dirichlet(u)),
-                         u, (17, 33, 65, 129))
+    orders = convergence(
+        lambda s: Grid(s, (0.0, 2.0)),
+        lambda g: diffusion(g, lambda p: np.exp(p[:, 0]), f, Dirichlet(u)),
+        u,
+        (17, 33, 65, 129),
+    )
     for o in orders:
         assert_order(o, 2.0)
 
@@ -92,7 +102,9 @@ def test_diffusion_3d_variable_coefficient_is_second_order():
         return -(grad_a_dot_grad_u + a(p) * (-s - 4 * s + s))
 
     bounds = [(0.0, 1.0), (0.0, 0.5), (0.0, 1.0)]
-    orders = convergence(lambda s: Grid((s, s, s), bounds), lambda g: diffusion(g, a, f, Dirichlet(u)), u, (9, 17))
+    orders = convergence(
+        lambda s: Grid((s, s, s), bounds), lambda g: diffusion(g, a, f, Dirichlet(u)), u, (9, 17)
+    )
     for o in orders:
         assert_order(o, 2.0)
 
@@ -108,7 +120,9 @@ def test_helmholtz_variable_wavenumber_is_second_order():
     def f(p):
         return 3.0 * u(p) - k(p) ** 2 * u(p)
 
-    orders = convergence(lambda s: Grid((s, s)), lambda g: helmholtz(g, k, f, Dirichlet(u)), u, (17, 33, 65))
+    orders = convergence(
+        lambda s: Grid((s, s)), lambda g: helmholtz(g, k, f, Dirichlet(u)), u, (17, 33, 65)
+    )
     for o in orders:
         assert_order(o, 2.0)
 
@@ -170,8 +184,12 @@ def test_all_neumann_with_reaction_is_second_order():
         "y-": Neumann(lambda p: -u(p)),  # -u_y
         "y+": Neumann(u),  # +u_y
     }
-    orders = convergence(lambda s: Grid((2 * s - 1, s), [(0, 2), (0, 1)]),
-                         lambda g: diffusion(g, 1.0, lambda p: c(p) * u(p), bc, reaction=c), u, (17, 33, 65))
+    orders = convergence(
+        lambda s: Grid((2 * s - 1, s), [(0, 2), (0, 1)]),
+        lambda g: diffusion(g, 1.0, lambda p: c(p) * u(p), bc, reaction=c),
+        u,
+        (17, 33, 65),
+    )
     for o in orders:
         assert_order(o, 2.0)
 
@@ -183,10 +201,16 @@ def test_periodic_1d_screened_poisson_is_second_order():
 
     def f(p):
         x = p[:, 0]
-        return (TWO_PI**2 + 1) * np.sin(TWO_PI * x) + 0.5 * (4 * TWO_PI**2 + 1) * np.cos(2 * TWO_PI * x)
+        return (TWO_PI**2 + 1) * np.sin(TWO_PI * x) + 0.5 * (4 * TWO_PI**2 + 1) * np.cos(
+            2 * TWO_PI * x
+        )
 
-    orders = convergence(lambda s: Grid.periodic(s), lambda g: diffusion(g, 1.0, f, Periodic(), reaction=1.0),
-                         u, (16, 32, 64))
+    orders = convergence(
+        lambda s: Grid.periodic(s),
+        lambda g: diffusion(g, 1.0, f, Periodic(), reaction=1.0),
+        u,
+        (16, 32, 64),
+    )
     for o in orders:
         assert_order(o, 2.0)
 
@@ -202,9 +226,16 @@ def test_periodic_2d_variable_coefficient_is_second_order():
         ux = TWO_PI * np.cos(TWO_PI * p[:, 0]) * np.cos(TWO_PI * p[:, 1])
         return -(ax * ux - 2 * TWO_PI**2 * a * u(p)) + u(p)
 
-    a = lambda p: 2 + np.sin(TWO_PI * p[:, 0])  # noqa: E731
-    orders = convergence(lambda s: Grid.periodic((s, s)), lambda g: diffusion(g, a, f, Periodic(), reaction=1.0),
-                         u, (16, 32, 64))
+    def a(p):
+
+        return 2 + np.sin(TWO_PI * p[:, 0])
+
+    orders = convergence(
+        lambda s: Grid.periodic((s, s)),
+        lambda g: diffusion(g, a, f, Periodic(), reaction=1.0),
+        u,
+        (16, 32, 64),
+    )
     for o in orders:
         assert_order(o, 2.0)
 
@@ -238,7 +269,12 @@ def test_advection_diffusion_upwind_is_first_order():
         s, c = np.sin(np.pi * p[:, 0]) * np.exp(p[:, 1]), np.cos(np.pi * p[:, 0]) * np.exp(p[:, 1])
         return -eps * (1 - np.pi**2) * s + v[0] * (np.pi * c + 1) + v[1] * s
 
-    orders = convergence(lambda s: Grid((s, s)), lambda g: advection_diffusion(g, v, eps, f, Dirichlet(u)), u, (17, 33, 65))
+    orders = convergence(
+        lambda s: Grid((s, s)),
+        lambda g: advection_diffusion(g, v, eps, f, Dirichlet(u)),
+        u,
+        (17, 33, 65),
+    )
     for o in orders:
         assert_order(o, 1.0)
 
@@ -258,8 +294,12 @@ def test_advection_diffusion_variable_velocity_and_neumann_is_first_order():
     def build(g):
         mesh = g.mesh()
         velocity = np.stack([mesh[1] - 0.5, 0.5 - mesh[0]])
-        bc = {"x-": Neumann(lambda p: -eps * u(p)), "y+": Neumann(lambda p: -eps * np.exp(p[:, 0]) * np.sin(p[:, 1])),
-              "x+": Dirichlet(u), "y-": Dirichlet(u)}
+        bc = {
+            "x-": Neumann(lambda p: -eps * u(p)),
+            "y+": Neumann(lambda p: -eps * np.exp(p[:, 0]) * np.sin(p[:, 1])),
+            "x+": Dirichlet(u),
+            "y-": Dirichlet(u),
+        }
         return advection_diffusion(g, velocity, eps, f, bc)
 
     orders = convergence(lambda s: Grid((s, s)), build, u, (17, 33, 65))
@@ -267,7 +307,7 @@ def test_advection_diffusion_variable_velocity_and_neumann_is_first_order():
         assert_order(o, 1.0)
 
 
-# ----------------------------------------------------------------------------- exact and hand-computed cases
+# -------------------------------------------------------------------- exact and hand-computed cases
 def test_laplacian_1d_five_nodes_matches_hand_matrix():
     system = diffusion(Grid(5), 1.0, 1.0)
     expected = 16.0 * np.array([[2, -1, 0], [-1, 2, -1], [0, -1, 2]], dtype=float)
@@ -283,7 +323,9 @@ def test_inactive_nodes_are_removed_with_their_faces():
     active[3] = False
     system = diffusion(Grid(7), 1.0, 1.0, Dirichlet(lambda x: 1.0 + x[:, 0]), active=active)
     np.testing.assert_array_equal(system.free, [1, 2, 4, 5])
-    expected = 36.0 * np.array([[2, -1, 0, 0], [-1, 1, 0, 0], [0, 0, 1, -1], [0, 0, -1, 2]], dtype=float)
+    expected = 36.0 * np.array(
+        [[2, -1, 0, 0], [-1, 1, 0, 0], [0, 0, 1, -1], [0, 0, -1, 2]], dtype=float
+    )
     np.testing.assert_allclose(system.A.toarray(), expected, rtol=1e-14)
     np.testing.assert_allclose(system.b, [1 + 36.0, 1, 1, 1 + 2 * 36.0], rtol=1e-14)
     u = system.expand(spla.spsolve(system.A.tocsc(), system.b))
@@ -327,7 +369,9 @@ def test_variable_coefficient_1d_uses_harmonic_face_means():
 def test_neumann_1d_rows_are_halved_and_symmetric():
     # 5 nodes, flux g = 3 on x-, Dirichlet 0 on x+: unknowns are nodes 0..3
     system = diffusion(Grid(5), 1.0, 2.0, {"x-": Neumann(3.0)})
-    expected = 16.0 * np.array([[1, -1, 0, 0], [-1, 2, -1, 0], [0, -1, 2, -1], [0, 0, -1, 2]], dtype=float)
+    expected = 16.0 * np.array(
+        [[1, -1, 0, 0], [-1, 2, -1, 0], [0, -1, 2, -1], [0, 0, -1, 2]], dtype=float
+    )
     np.testing.assert_array_equal(system.A.toarray(), expected)
     np.testing.assert_allclose(system.b, [0.5 * 2.0 + 3.0 / 0.25, 2.0, 2.0, 2.0])
 
@@ -345,13 +389,25 @@ def test_bilinear_solution_with_neumann_sides_is_exact():
     def u(p):
         return p[:, 0] + 2 * p[:, 1] + p[:, 0] * p[:, 1]
 
-    bc = {"x-": Dirichlet(u), "x+": Neumann(lambda p: 1 + p[:, 1]), "y-": Dirichlet(u), "y+": Neumann(lambda p: 2 + p[:, 0])}
-    np.testing.assert_allclose(solve_full(diffusion(grid, 1.0, 0.0, bc)), u(grid.points()), atol=1e-12)
+    bc = {
+        "x-": Dirichlet(u),
+        "x+": Neumann(lambda p: 1 + p[:, 1]),
+        "y-": Dirichlet(u),
+        "y+": Neumann(lambda p: 2 + p[:, 0]),
+    }
+    np.testing.assert_allclose(
+        solve_full(diffusion(grid, 1.0, 0.0, bc)), u(grid.points()), atol=1e-12
+    )
 
 
 def test_dirichlet_corner_takes_first_side_in_order():
     grid = Grid((4, 4))
-    system = diffusion(grid, 1.0, 0.0, {"x-": Dirichlet(1.0), "x+": Dirichlet(5.0), "y-": Dirichlet(2.0), "y+": Dirichlet(3.0)})
+    system = diffusion(
+        grid,
+        1.0,
+        0.0,
+        {"x-": Dirichlet(1.0), "x+": Dirichlet(5.0), "y-": Dirichlet(2.0), "y+": Dirichlet(3.0)},
+    )
     lift = grid.to_field(system.lift)[0]
     assert lift[0, 0] == 1.0 and lift[0, -1] == 1.0  # x- beats y- and y+
     assert lift[-1, 0] == 5.0 and lift[-1, -1] == 5.0  # x+ beats y- and y+
@@ -359,7 +415,7 @@ def test_dirichlet_corner_takes_first_side_in_order():
     assert np.all(system.lift[system.free] == 0.0)
 
 
-# ----------------------------------------------------------------------------- structure
+# -------------------------------------------------------------------- structure
 def test_dirichlet_laplacian_is_spd_and_has_interior_unknowns():
     for s in (5, 8):
         grid = Grid((s, s))
@@ -403,7 +459,9 @@ def test_all_neumann_and_periodic_are_singular_with_constant_null_space():
 def test_periodic_couples_last_node_to_first():
     grid = Grid.periodic(4)  # nodes 0, 1/4, 1/2, 3/4
     dense = diffusion(grid, 1.0, 0.0, Periodic()).A.toarray()
-    expected = 16.0 * np.array([[2, -1, 0, -1], [-1, 2, -1, 0], [0, -1, 2, -1], [-1, 0, -1, 2]], dtype=float)
+    expected = 16.0 * np.array(
+        [[2, -1, 0, -1], [-1, 2, -1, 0], [0, -1, 2, -1], [-1, 0, -1, 2]], dtype=float
+    )
     np.testing.assert_array_equal(dense, expected)
 
 
@@ -449,7 +507,7 @@ def test_large_grid_structure():
     assert system.A.indices.dtype == np.int32
 
 
-# ----------------------------------------------------------------------------- bad input
+# -------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("coefficient", [0.0, -1.0, np.nan, np.inf])
 def test_bad_coefficient_values(coefficient):
     with pytest.raises(ValueError, match="coefficient"):

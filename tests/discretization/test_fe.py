@@ -1,4 +1,5 @@
-"""Tests of pdesuite.discretization.fe: DoFs, assembly, boundary conditions, convergence, transfer."""
+"""Tests of pdesuite.discretization.fe: DoFs, assembly, boundary conditions, convergence,
+transfer."""
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def _solve(system):
     return system.expand(spla.spsolve(system.A.tocsc(), system.b))
 
 
-# --------------------------------------------------------------------------------- hand-computed cases
+# -------------------------------------------------------------------------- hand-computed cases
 def test_p1_stiffness_two_triangles_by_hand():
     # Vertices 0:(0,0) 1:(0,1) 2:(1,0) 3:(1,1); triangles (0,2,3) and (0,3,1), right angles at 2
     # and 1. A right isosceles triangle with unit legs has the local matrix
@@ -67,7 +68,7 @@ def test_q1_stiffness_of_unit_square():
     np.testing.assert_allclose(stiffness_matrix(space).toarray(), expected, atol=1e-15)
 
 
-# --------------------------------------------------------------------------------- DoF layout
+# -------------------------------------------------------------------------- DoF layout
 @pytest.mark.parametrize("cell_type", CELL_TYPES)
 def test_p2_dof_layout(cell_type):
     mesh = Mesh.l_shape(2, cell_type)
@@ -79,13 +80,17 @@ def test_p2_dof_layout(cell_type):
     np.testing.assert_allclose(space.dof_coordinates[:n], mesh.points, atol=1e-15)
     np.testing.assert_allclose(space.dof_coordinates[n : n + e], mesh.facet_midpoints(), atol=1e-15)
     if interior:
-        np.testing.assert_allclose(space.dof_coordinates[n + e :], mesh.cell_centroids(), atol=1e-15)
+        np.testing.assert_allclose(
+            space.dof_coordinates[n + e :], mesh.cell_centroids(), atol=1e-15
+        )
     boundary = space.boundary_dofs()
-    assert len(boundary) == 2 * len(mesh.boundary_facets)  # closed boundary curve: vertices + midpoints
+    assert len(boundary) == 2 * len(
+        mesh.boundary_facets
+    )  # closed boundary curve: vertices + midpoints
     np.testing.assert_array_equal(LagrangeSpace(mesh, 1).boundary_dofs(), mesh.boundary_vertices)
 
 
-# --------------------------------------------------------------------------------- matrix identities
+# -------------------------------------------------------------------------- matrix identities
 @pytest.mark.parametrize("cell_type, degree", SPACES)
 @pytest.mark.parametrize("domain", ["square", "l_shape", "hole"])
 def test_mass_and_stiffness_identities(cell_type, degree, domain):
@@ -113,7 +118,9 @@ def test_dirichlet_laplacian_is_spd_with_the_right_first_eigenvalue(cell_type):
     space = LagrangeSpace(Mesh.rectangle(6, 6, cell_type=cell_type), 2)
     system = assemble_system(space, stiffness_matrix(space), np.zeros(space.ndofs))
     mass = mass_matrix(space)[system.free][:, system.free]
-    eigenvalues = scipy.linalg.eigh(system.A.toarray(), mass.toarray(), eigvals_only=True, subset_by_index=[0, 0])
+    eigenvalues = scipy.linalg.eigh(
+        system.A.toarray(), mass.toarray(), eigvals_only=True, subset_by_index=[0, 0]
+    )
     # Conforming Galerkin eigenvalues approximate 2π² (unit square) from above, O(h^4) for P2.
     assert 2 * np.pi**2 < eigenvalues[0] < 2 * np.pi**2 * (1 + 1e-3)
     np.linalg.cholesky(system.A.toarray())
@@ -123,7 +130,8 @@ def test_coefficient_forms_agree():
     mesh = Mesh.rectangle(4, 3, cell_type="quadrilateral")
     space = LagrangeSpace(mesh, 2)
     p1 = LagrangeSpace(mesh, 1)
-    linear = lambda p: 1.0 + p[:, 0] + 0.5 * p[:, 1]  # noqa: E731
+    def linear(p):
+        return 1.0 + p[:, 0] + 0.5 * p[:, 1]
     from_callable = stiffness_matrix(space, linear)
     from_fe = stiffness_matrix(space, FEFunction(p1, p1.interpolate(linear)))
     from_nodal = stiffness_matrix(space, space.interpolate(linear))
@@ -146,7 +154,8 @@ def test_helmholtz_matrix(cell_type):
     space = LagrangeSpace(Mesh.rectangle(4, 4, cell_type=cell_type), 2)
     stiffness, mass = stiffness_matrix(space), mass_matrix(space)
     assert abs(helmholtz_matrix(space, 3.0) - (stiffness - 9.0 * mass)).max() < 1e-12
-    wavenumber = lambda p: 1.0 + p[:, 0]  # noqa: E731
+    def wavenumber(p):
+        return 1.0 + p[:, 0]
     expected = stiffness - mass_matrix(space, lambda p: wavenumber(p) ** 2)
     assert abs(helmholtz_matrix(space, wavenumber) - expected).max() < 1e-12
     p1 = LagrangeSpace(space.mesh, 1)
@@ -185,17 +194,24 @@ def test_load_and_neumann_vectors(cell_type, degree):
 
 def test_l2_error_values():
     space = LagrangeSpace(Mesh.rectangle(3, 3, cell_type="quadrilateral"), 1)
-    assert l2_error(space, np.zeros(space.ndofs), lambda p: p[:, 0]) == pytest.approx(np.sqrt(1 / 3))
+    assert l2_error(space, np.zeros(space.ndofs), lambda p: p[:, 0]) == pytest.approx(
+        np.sqrt(1 / 3)
+    )
     assert l2_error(space, np.ones(space.ndofs), lambda p: np.zeros(len(p))) == pytest.approx(1.0)
 
 
-# --------------------------------------------------------------------------------- boundary conditions
+# -------------------------------------------------------------------------- boundary conditions
 @pytest.mark.parametrize("cell_type", CELL_TYPES)
 @pytest.mark.parametrize("domain", ["square", "l_shape"])
 def test_p2_reproduces_a_quadratic_with_dirichlet_and_neumann(cell_type, domain):
-    mesh = Mesh.rectangle(3, 4, cell_type=cell_type) if domain == "square" else Mesh.l_shape(2, cell_type)
+    mesh = (
+        Mesh.rectangle(3, 4, cell_type=cell_type)
+        if domain == "square"
+        else Mesh.l_shape(2, cell_type)
+    )
     space = LagrangeSpace(mesh, 2)
-    exact = lambda p: p[:, 0] ** 2 + p[:, 1] ** 2 - p[:, 0] * p[:, 1] + p[:, 0]  # noqa: E731
+    def exact(p):
+        return p[:, 0] ** 2 + p[:, 1] ** 2 - p[:, 0] * p[:, 1] + p[:, 0]
     u = space.interpolate(exact)
     dirichlet_only = poisson_system(space, 1.0, -4.0, Dirichlet(exact))
     assert dirichlet_only.A.shape == (space.ndofs - len(space.boundary_dofs()),) * 2
@@ -204,7 +220,12 @@ def test_p2_reproduces_a_quadratic_with_dirichlet_and_neumann(cell_type, domain)
     np.testing.assert_allclose(_solve(dirichlet_only), u, atol=1e-11)
     if domain == "square":
         # Flux ∂u/∂n on x = 1 is u_x = 2x - y + 1 = 3 - y; on y = 1 it is u_y = 2y - x = 2 - x.
-        bc = {"right": Neumann(lambda p: 3 - p[:, 1]), "top": Neumann(lambda p: 2 - p[:, 0]), "left": Dirichlet(exact), "bottom": Dirichlet(exact)}
+        bc = {
+            "right": Neumann(lambda p: 3 - p[:, 1]),
+            "top": Neumann(lambda p: 2 - p[:, 0]),
+            "left": Dirichlet(exact),
+            "bottom": Dirichlet(exact),
+        }
         mixed = poisson_system(space, 1.0, -4.0, bc)
         np.testing.assert_allclose(_solve(mixed), u, atol=1e-11)
 
@@ -215,7 +236,9 @@ def test_assemble_system_elimination():
     rhs = load_vector(space, 1.0)
     left = space.boundary_dofs("left")
     values = np.arange(1.0, 1.0 + len(left))
-    bc = [("left", Dirichlet(values))] + [(side, Neumann(0.0)) for side in ("right", "bottom", "top")]
+    bc = [("left", Dirichlet(values))] + [
+        (side, Neumann(0.0)) for side in ("right", "bottom", "top")
+    ]
     system = assemble_system(space, matrix, rhs, bc)
     np.testing.assert_array_equal(system.fixed, left)
     np.testing.assert_allclose(system.lift[left], values)
@@ -230,7 +253,7 @@ def test_assemble_system_elimination():
     assert np.count_nonzero(default.lift) == len(left)
 
 
-# --------------------------------------------------------------------------------- convergence
+# -------------------------------------------------------------------------- convergence
 def _manufactured_square():
     def u(p):
         return np.sin(np.pi * p[:, 0]) * np.exp(p[:, 1]) + p[:, 0] ** 2
@@ -308,19 +331,22 @@ def test_mixed_boundary_convergence():
     assert 2.7 < orders[-1] < 3.4
 
 
-# --------------------------------------------------------------------------------- evaluation and transfer
+# -------------------------------------------------------------------------- evaluation and transfer
 @pytest.mark.parametrize("cell_type", CELL_TYPES)
 def test_p2_point_evaluation_is_exact_for_quadratics(cell_type):
     rng = np.random.default_rng(3)
     # Quadratics lie in P2 and, composed with a bilinear map, in Q2: exact on the curved ring too.
     mesh = Mesh.rectangle_with_hole(5, cell_type=cell_type)
     space = LagrangeSpace(mesh, 2)
-    quadratic = lambda p: 1 + 2 * p[:, 0] - p[:, 1] + 3 * p[:, 0] ** 2 - p[:, 0] * p[:, 1] + 0.5 * p[:, 1] ** 2  # noqa: E731
+    def quadratic(p):
+        return 1 + 2 * p[:, 0] - p[:, 1] + 3 * p[:, 0] ** 2 - p[:, 0] * p[:, 1] + 0.5 * p[:, 1] ** 2
     candidates = rng.uniform(0, 1, size=(300, 2))
     points = candidates[np.linalg.norm(candidates - 0.5, axis=1) > 0.26]
     coefficients = space.interpolate(quadratic)
     np.testing.assert_allclose(space.evaluate(coefficients, points), quadratic(points), atol=1e-12)
-    np.testing.assert_allclose(FEFunction(space, coefficients)(points), quadratic(points), atol=1e-12)
+    np.testing.assert_allclose(
+        FEFunction(space, coefficients)(points), quadratic(points), atol=1e-12
+    )
     both = space.evaluate(np.stack([coefficients, 2 * coefficients], axis=1), points)
     np.testing.assert_allclose(both[:, 1], 2 * quadratic(points), atol=1e-12)
     evaluation = space.evaluation_matrix(points)
@@ -338,10 +364,15 @@ def test_prolongation_is_exact_on_nested_spaces(cell_type, degree):
     prolongation = fe_prolongation(coarse, fine)
     assert prolongation.shape == (fine.ndofs, coarse.ndofs)
     if degree == 1:
-        function = lambda p: 1 + 2 * p[:, 0] - 3 * p[:, 1]  # noqa: E731
+        def function(p):
+            return 1 + 2 * p[:, 0] - 3 * p[:, 1]
     else:
-        function = lambda p: 1 + p[:, 0] - p[:, 1] + p[:, 0] ** 2 - 2 * p[:, 0] * p[:, 1] + p[:, 1] ** 2  # noqa: E731
-    np.testing.assert_allclose(prolongation @ coarse.interpolate(function), fine.interpolate(function), atol=1e-13)
+        def function(p):
+            return 1 + p[:, 0] - p[:, 1] + p[:, 0] ** 2 - 2 * p[:, 0] * p[:, 1] + p[:, 1] ** 2
+
+    np.testing.assert_allclose(
+        prolongation @ coarse.interpolate(function), fine.interpolate(function), atol=1e-13
+    )
     np.testing.assert_allclose(prolongation.sum(axis=1), 1.0, atol=1e-14)
     # Nested spaces: the Galerkin product of the fine operators is the coarse operator.
     for assemble in (stiffness_matrix, mass_matrix):
@@ -353,14 +384,20 @@ def test_prolongation_p1_to_p2_and_without_refinement_history():
     mesh = Mesh.rectangle(3, 2)
     p1, p2 = LagrangeSpace(mesh, 1), LagrangeSpace(mesh, 2)
     embedding = fe_prolongation(p1, p2)
-    linear = lambda p: 2 * p[:, 0] + p[:, 1]  # noqa: E731
-    np.testing.assert_allclose(embedding @ p1.interpolate(linear), p2.interpolate(linear), atol=1e-14)
+    def linear(p):
+        return 2 * p[:, 0] + p[:, 1]
+
+    np.testing.assert_allclose(
+        embedding @ p1.interpolate(linear), p2.interpolate(linear), atol=1e-14
+    )
     # A fine mesh built independently (no parent_cells) goes through point location.
     fine = LagrangeSpace(Mesh.rectangle(6, 4), 1)
-    np.testing.assert_allclose(fe_prolongation(p1, fine) @ p1.interpolate(linear), fine.interpolate(linear), atol=1e-14)
+    np.testing.assert_allclose(
+        fe_prolongation(p1, fine) @ p1.interpolate(linear), fine.interpolate(linear), atol=1e-14
+    )
 
 
-# --------------------------------------------------------------------------------- bad input
+# -------------------------------------------------------------------------- bad input
 def test_bad_input_raises():
     mesh = Mesh.rectangle(3, 3)
     space = LagrangeSpace(mesh, 1)
@@ -381,13 +418,17 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="coefficient"):
         stiffness_matrix(space, lambda p: np.ones((len(p), 2)))
     with pytest.raises(ValueError, match="coefficient: ambiguous"):
-        stiffness_matrix(LagrangeSpace(Mesh.rectangle(3, 2), 1), np.ones(12))  # 12 DoFs and 12 cells
+        stiffness_matrix(
+            LagrangeSpace(Mesh.rectangle(3, 2), 1), np.ones(12)
+        )  # 12 DoFs and 12 cells
     with pytest.raises(ValueError, match="^f:"):
         load_vector(space, lambda p: np.full(len(p), np.inf))
     with pytest.raises(ValueError, match="facets"):
         neumann_load(space, 1.0, np.array([0, 10_000]))
     with pytest.raises(ValueError, match="facets"):
-        neumann_load(space, 1.0, np.flatnonzero(np.bincount(mesh.cell_edges.ravel()) == 2)[:1])  # interior edge
+        neumann_load(
+            space, 1.0, np.flatnonzero(np.bincount(mesh.cell_edges.ravel()) == 2)[:1]
+        )  # interior edge
     with pytest.raises(ValueError, match="bc"):
         poisson_system(space, 1.0, 1.0, {"nowhere": Dirichlet()})
     with pytest.raises(TypeError, match="bc"):

@@ -1,4 +1,5 @@
-"""Tests of pdesuite.discretization.mesh: conventions, topology, constructors, refinement, location."""
+"""Tests of pdesuite.discretization.mesh: conventions, topology, constructors, refinement,
+location."""
 
 import basix
 import numpy as np
@@ -23,7 +24,8 @@ def test_reference_conventions_match_basix(cell_type):
     reference = Mesh(basix.geometry(cell), np.arange(mesh.vertices_per_cell)[None], cell_type)
     assert reference.cell_volumes()[0] == pytest.approx(0.5 if cell_type == "triangle" else 1.0)
     if cell_type == "quadrilateral":
-        # The unit square's one cell lists its corners in basix's tensor order, not counter-clockwise.
+        # The unit square's one cell lists its corners in basix's tensor order, not
+        # counter-clockwise.
         np.testing.assert_allclose(mesh.points[mesh.cells[0]], basix.geometry(cell))
 
 
@@ -41,7 +43,12 @@ def test_rectangle_numbering_counts_and_tags(cell_type):
     assert len(mesh.boundary_vertices) == 2 * (nx + ny)
     # Euler characteristic of a disc: V - E + F = 1.
     assert mesh.n_vertices - mesh.n_edges + mesh.n_cells == 1
-    assert {k: len(v) for k, v in mesh.facet_tags.items()} == {"left": ny, "right": ny, "bottom": nx, "top": nx}
+    assert {k: len(v) for k, v in mesh.facet_tags.items()} == {
+        "left": ny,
+        "right": ny,
+        "bottom": nx,
+        "top": nx,
+    }
     np.testing.assert_allclose(mesh.facet_midpoints(mesh.facet_tags["left"])[:, 0], -1.0)
     np.testing.assert_allclose(mesh.facet_midpoints(mesh.facet_tags["top"])[:, 1], 1.5)
     assert mesh.hmax() == pytest.approx(np.hypot(1.0, 0.5))  # the diagonal of a 1 x 0.5 cell
@@ -67,7 +74,9 @@ def test_l_shape_geometry(cell_type):
     mesh = Mesh.l_shape(4, cell_type)
     assert mesh.area() == pytest.approx(3.0)
     assert mesh.n_vertices - mesh.n_edges + mesh.n_cells == 1
-    lengths = np.linalg.norm(np.diff(mesh.points[mesh.edges[mesh.boundary_facets]], axis=1)[:, 0], axis=1)
+    lengths = np.linalg.norm(
+        np.diff(mesh.points[mesh.edges[mesh.boundary_facets]], axis=1)[:, 0], axis=1
+    )
     assert lengths.sum() == pytest.approx(8.0)
     reentrant = mesh.facet_midpoints(mesh.facet_tags["reentrant"])
     assert len(reentrant) == 2 * 4
@@ -102,7 +111,9 @@ def test_refine_is_nested_and_keeps_tags(cell_type):
     np.testing.assert_array_equal(fine.points[: coarse.n_vertices], coarse.points)
     assert fine.area() == pytest.approx(coarse.area(), rel=1e-13)
     np.testing.assert_allclose(
-        np.bincount(fine.parent_cells, weights=fine.cell_volumes()), coarse.cell_volumes(), rtol=1e-12
+        np.bincount(fine.parent_cells, weights=fine.cell_volumes()),
+        coarse.cell_volumes(),
+        rtol=1e-12,
     )
     # Every fine vertex of a child lies in its parent cell.
     for v in range(fine.vertices_per_cell):
@@ -134,7 +145,9 @@ def test_validation_errors():
     with pytest.raises(ValueError, match="cells"):
         Mesh(square, [[0, 1, 1]])  # degenerate
     with pytest.raises(ValueError, match="cells"):
-        Mesh(square, [[0, 1, 3, 2]], "quadrilateral")  # counter-clockwise order is a bow-tie in tensor order
+        Mesh(
+            square, [[0, 1, 3, 2]], "quadrilateral"
+        )  # counter-clockwise order is a bow-tie in tensor order
     with pytest.raises(ValueError, match="cells"):
         Mesh(square, [[0, 1, 4]])  # out of range
     with pytest.raises(ValueError, match="cells"):
@@ -167,7 +180,12 @@ def test_locate_random_points(cell_type):
     if cell_type == "triangle":
         mapped = x[:, 0] + xi * (x[:, 1] - x[:, 0]) + eta * (x[:, 2] - x[:, 0])
     else:
-        mapped = (1 - xi) * (1 - eta) * x[:, 0] + xi * (1 - eta) * x[:, 1] + (1 - xi) * eta * x[:, 2] + xi * eta * x[:, 3]
+        mapped = (
+            (1 - xi) * (1 - eta) * x[:, 0]
+            + xi * (1 - eta) * x[:, 1]
+            + (1 - xi) * eta * x[:, 2]
+            + xi * eta * x[:, 3]
+        )
     np.testing.assert_allclose(mapped, points, atol=1e-12)
     # Vertices (shared by several cells) are found too.
     cells, _ = mesh.locate(mesh.points)

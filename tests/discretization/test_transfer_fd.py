@@ -29,10 +29,14 @@ def test_prolongation_reproduces_bilinear_functions_2d():
 
     P = prolongation(coarse, fine)
     assert P.shape == (fine.size, coarse.size)
-    np.testing.assert_allclose(P @ bilinear(coarse.points()), bilinear(fine.points()), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(
+        P @ bilinear(coarse.points()), bilinear(fine.points()), rtol=0, atol=1e-13
+    )
     # quadratics are not reproduced: the midpoint error of x² is h²/4
     quadratic = P @ (coarse.points()[:, 0] ** 2)
-    assert np.abs(quadratic - fine.points()[:, 0] ** 2).max() == pytest.approx(coarse.spacing[0] ** 2 / 4)
+    assert np.abs(quadratic - fine.points()[:, 0] ** 2).max() == pytest.approx(
+        coarse.spacing[0] ** 2 / 4
+    )
 
 
 def test_prolongation_reproduces_trilinear_functions_3d():
@@ -44,7 +48,9 @@ def test_prolongation_reproduces_trilinear_functions_3d():
         return 1 - x + 2 * y + 0.5 * z + x * y - 3 * y * z + 4 * x * y * z
 
     P = prolongation(coarse, fine)
-    np.testing.assert_allclose(P @ trilinear(coarse.points()), trilinear(fine.points()), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(
+        P @ trilinear(coarse.points()), trilinear(fine.points()), rtol=0, atol=1e-13
+    )
     np.testing.assert_allclose(P.sum(axis=1), 1.0)  # row sums: interpolation weights add to 1
 
 
@@ -74,7 +80,9 @@ def test_restriction_is_scaled_transpose_with_full_weighting_stencil():
     sums = R.sum(axis=1).reshape(coarse.shape)
     assert sums[1, 1] == 1.0 and sums[0, 2] == 0.75 and sums[0, 0] == 0.75**2
     R3 = restriction(Grid((3, 3, 3)), Grid((5, 5, 5)), interior_only=True)
-    np.testing.assert_array_equal(R3.toarray(), 0.125 * prolongation(Grid((3, 3, 3)), Grid((5, 5, 5)), True).T.toarray())
+    np.testing.assert_array_equal(
+        R3.toarray(), 0.125 * prolongation(Grid((3, 3, 3)), Grid((5, 5, 5)), True).T.toarray()
+    )
     assert R3.sum() == pytest.approx(1.0)
 
 

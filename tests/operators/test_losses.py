@@ -7,10 +7,12 @@ import math
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
-from pdesuite.operators.losses import H1Loss, LpLoss, spatial_gradient  # noqa: E402
-from pdesuite.operators.normalizer import UnitGaussianNormalizer  # noqa: E402
+import torch
+
+from pdesuite.operators.losses import H1Loss, LpLoss, spatial_gradient
+from pdesuite.operators.normalizer import UnitGaussianNormalizer
 
 
 def _pair():

@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("pdesuite.datasets.loaders")
 
-from pdesuite.datasets import storage  # noqa: E402
-from pdesuite.datasets.loaders import PDEDataset  # noqa: E402
-from pdesuite.operators import train_cli  # noqa: E402
-from pdesuite.operators.training import (  # noqa: E402
+import torch
+
+from pdesuite.datasets import storage
+from pdesuite.datasets.loaders import PDEDataset
+from pdesuite.operators import train_cli
+from pdesuite.operators.training import (
     BEST_NAME,
     CHECKPOINT_NAME,
     METRICS_CSV,
@@ -51,9 +53,12 @@ def _write_dataset_file(path: Path, n: int, size: int, seed: int,
     inputs = (a * np.sin(np.pi * gx) + b * gy).astype(np.float32)
     outputs = (a * np.sin(np.pi * gx) * np.sin(np.pi * gy) + 0.5 * b * gx * gy).astype(np.float32)
     handle = storage.create_dataset_file(
-        path, n=n, fields={"inputs": ((1, size, size), np.float32), "outputs": ((1, size, size), np.float32)},
+        path,
+        n=n,
+        fields={"inputs": ((1, size, size), np.float32), "outputs": ((1, size, size), np.float32)},
         attrs=storage.schema_attrs(family="test", config={}, seed=seed, n=n, kind="steady"),
-        coordinates=np.stack([gx, gy]))
+        coordinates=np.stack([gx, gy]),
+    )
     handle["inputs"][...] = inputs
     handle["outputs"][...] = outputs
     converged = np.ones(n, dtype=bool)
@@ -66,9 +71,14 @@ def _write_dataset_file(path: Path, n: int, size: int, seed: int,
 
 
 def _train(data: Path, out: Path, *extra: str) -> int:
-    return train_cli.main(["train", "fno", "--data", str(data), "--out", str(out), "--epochs", "2",
-                           "--batch-size", "4", "--split-fractions", "16", "4", "4", "--no-progress",
-                           *TINY_FNO, *extra])
+    return train_cli.main(
+        [
+            "train", "fno", "--data", str(data), "--out", str(out), "--epochs", "2", "--batch-size",
+            "4", "--split-fractions", "16", "4", "4", "--no-progress",
+            *TINY_FNO,
+            *extra,
+        ]
+    )
 
 
 def _one_error_line(err: str, command: str = "train") -> str:
@@ -111,11 +121,17 @@ def test_train_writes_its_files_and_evaluate_scores_zero_shot(files, trained_run
     reported = json.loads((out / "test_metrics.json").read_text())
     trained = load_trained(out)
     assert trained.model_config["name"] == "fno" and trained.model_config["width"] == 4
-    test_split = PDEDataset(files["coarse"], split="test", split_fractions=(16, 4, 4), normalize=False)
+    test_split = PDEDataset(
+        files["coarse"], split="test", split_fractions=(16, 4, 4), normalize=False
+    )
     assert reported["n"] == 4
     assert reported["rel_l2"] == pytest.approx(trained.evaluate(test_split)["rel_l2"], rel=1e-6)
     record = json.loads((out / "run.json").read_text())
-    assert record["data"] == str(files["coarse"].resolve()) and record["split_fractions"] == [16, 4, 4]
+    assert record["data"] == str(files["coarse"].resolve()) and record["split_fractions"] == [
+        16,
+        4,
+        4,
+    ]
 
     results_file = tmp_path / "eval.json"
     status = train_cli.main(["evaluate", str(out), "--data", str(files["fine"]), "--split", "all",
@@ -124,7 +140,10 @@ def test_train_writes_its_files_and_evaluate_scores_zero_shot(files, trained_run
     printed = capsys.readouterr().out
     assert "17x17*" in printed and "zero-shot" in printed
     rows = json.loads(results_file.read_text())["results"]
-    assert [(row["resolution"], row["zero_shot"]) for row in rows] == [([17, 17], True), ([9, 9], False)]
+    assert [(row["resolution"], row["zero_shot"]) for row in rows] == [
+        ([17, 17], True),
+        ([9, 9], False),
+    ]
     fine = PDEDataset(files["fine"], split="all", normalize=False)
     fine_x = torch.stack([fine[i][0] for i in range(len(fine))])
     fine_y = torch.stack([fine[i][1] for i in range(len(fine))])
@@ -169,7 +188,9 @@ def test_subsample_stride_rules():
 
 
 # ----------------------------------------------------------------------------- run safety
-def test_an_existing_run_is_refused_without_resume_or_overwrite(files, trained_run, tmp_path, capsys):
+def test_an_existing_run_is_refused_without_resume_or_overwrite(
+    files, trained_run, tmp_path, capsys
+):
     run = _copy_run(trained_run, tmp_path)
     before = {name: (run / name).read_bytes() for name in (CHECKPOINT_NAME, BEST_NAME, METRICS_CSV)}
     capsys.readouterr()
@@ -189,7 +210,9 @@ def test_overwrite_replaces_the_run(files, trained_run, tmp_path, capsys):
     assert json.loads((run / "test_metrics.json").read_text())["n"] == 4
 
 
-def test_resume_refuses_every_contradicting_option_in_one_message(files, trained_run, tmp_path, capsys):
+def test_resume_refuses_every_contradicting_option_in_one_message(
+    files, trained_run, tmp_path, capsys
+):
     run = _copy_run(trained_run, tmp_path)
     before = (run / CHECKPOINT_NAME).read_bytes()
     capsys.readouterr()
@@ -199,10 +222,12 @@ def test_resume_refuses_every_contradicting_option_in_one_message(files, trained
                              "--data", str(files["fine"])])
     assert status == 1
     line = _one_error_line(capsys.readouterr().err)
-    for phrase in ("model lsm (the run trains fno)", "--model-arg width=8 (the run: width=4)",
-                   "--lr 0.01 (the run: 0.001)", "--scheduler none (the run: step)",
-                   "--loss h1 (the run: l2)", "--batch-size 8 (the run: 4)", "--seed 3 (the run: 0)",
-                   f"--data {files['fine'].resolve()}", "--overwrite"):
+    for phrase in (
+        "model lsm (the run trains fno)", "--model-arg width=8 (the run: width=4)",
+        "--lr 0.01 (the run: 0.001)", "--scheduler none (the run: step)", "--loss h1 (the run: l2)",
+        "--batch-size 8 (the run: 4)", "--seed 3 (the run: 0)", f"--data {files['fine'].resolve()}",
+        "--overwrite",
+    ):
         assert phrase in line, phrase
     assert (run / CHECKPOINT_NAME).read_bytes() == before
 
@@ -232,17 +257,32 @@ def test_resuming_a_finished_run_without_epochs_does_not_extend_it(trained_run, 
 
 
 # ------------------------------------------------------------------------------ user errors
-@pytest.mark.parametrize("arguments, expected", [
-    (["train", "fno", "--data", "{missing}"], "--data {missing}: no such file"),
-    (["train", "fno", "--data", "{data}", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
-    (["train", "fno", "--data", "{data}", "--lr", "-1"], "--lr: expected a finite number >= 0"),
-    (["train", "fno", "--data", "{data}", "--model-arg", "depth=3"], "--model-arg: unknown keys ['depth']"),
-    (["train", "fno", "--data", "{data}", "--resolution", "6"], "--resolution: cannot subsample 9 points to 6"),
-    (["train", "--data", "{data}"], "name the model to train"),
-    (["train", "fno"], "--data is required"),
-    (["train", "fno", "--resume"], "--resume: {out}/checkpoint.pt does not exist"),
-    (["evaluate", "{missing}", "--data", "{data}"], "{missing}: no such run directory or checkpoint"),
-])
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["train", "fno", "--data", "{missing}"], "--data {missing}: no such file"),
+        (
+            ["train", "fno", "--data", "{data}", "--epochs", "0"],
+            "--epochs: expected an integer >= 1, got 0",
+        ),
+        (["train", "fno", "--data", "{data}", "--lr", "-1"], "--lr: expected a finite number >= 0"),
+        (
+            ["train", "fno", "--data", "{data}", "--model-arg", "depth=3"],
+            "--model-arg: unknown keys ['depth']",
+        ),
+        (
+            ["train", "fno", "--data", "{data}", "--resolution", "6"],
+            "--resolution: cannot subsample 9 points to 6",
+        ),
+        (["train", "--data", "{data}"], "name the model to train"),
+        (["train", "fno"], "--data is required"),
+        (["train", "fno", "--resume"], "--resume: {out}/checkpoint.pt does not exist"),
+        (
+            ["evaluate", "{missing}", "--data", "{data}"],
+            "{missing}: no such run directory or checkpoint",
+        ),
+    ],
+)
 def test_user_errors_are_one_line_naming_the_argument(files, tmp_path, capsys, arguments, expected):
     names = {"missing": str(tmp_path / "missing.h5"), "data": str(files["coarse"]),
              "out": str(tmp_path / "run")}
@@ -257,8 +297,12 @@ def test_user_errors_are_one_line_naming_the_argument(files, tmp_path, capsys, a
 
 def test_debug_shows_the_exception(files, tmp_path):
     with pytest.raises(ValueError, match="epochs: expected an integer >= 1"):
-        train_cli.main(["train", "fno", "--data", str(files["coarse"]), "--out", str(tmp_path / "r"),
-                        "--epochs", "0", "--debug"])
+        train_cli.main(
+            [
+                "train", "fno", "--data", str(files["coarse"]), "--out", str(tmp_path / "r"),
+                "--epochs", "0", "--debug",
+            ]
+        )
 
 
 # ----------------------------------------------------------------------------- failed solves
@@ -267,7 +311,10 @@ def test_a_dataset_with_failed_solves_trains_on_the_rest_with_a_warning(tmp_path
     _write_dataset_file(data, 24, 9, seed=2, failed=(0, 3, 21))
     assert _train(data, tmp_path / "run", "--epochs", "1") == 0
     err = capsys.readouterr().err
-    assert f"pdesuite train: warning: {data}: 2 of the 16 samples of split 'train' did not converge" in err
+    assert (
+        f"pdesuite train: warning: {data}: 2 of the 16 samples of split 'train' did not converge"
+        in err
+    )
     assert "1 of the 4 samples of split 'test'" in err
     assert load_checkpoint(tmp_path / "run")["data"]["n_train"] == 14
     assert json.loads((tmp_path / "run" / "test_metrics.json").read_text())["n"] == 3
@@ -288,8 +335,12 @@ def test_pdedataset_leaves_failed_samples_out_of_splits_and_statistics(tmp_path)
         train = PDEDataset(data, split="train", split_fractions=(8, 1, 1))
     assert (len(train), train.failed) == (7, 1)
     kept = [0, 2, 3, 4, 5, 6, 7]
-    expected = (inputs[kept] - inputs[kept].astype(np.float64).mean()) / inputs[kept].astype(np.float64).std()
-    np.testing.assert_allclose(np.stack([train[i][0].numpy() for i in range(7)]), expected, rtol=1e-4, atol=1e-5)
+    expected = (inputs[kept] - inputs[kept].astype(np.float64).mean()) / inputs[kept].astype(
+        np.float64
+    ).std()
+    np.testing.assert_allclose(
+        np.stack([train[i][0].numpy() for i in range(7)]), expected, rtol=1e-4, atol=1e-5
+    )
     with pytest.warns(UserWarning, match="1 of the 1 samples of split 'val'"):
         assert len(PDEDataset(data, split="val", split_fractions=(8, 1, 1))) == 0
     everything = PDEDataset(data, split="all", normalize=False, include_failed=True)
@@ -297,7 +348,9 @@ def test_pdedataset_leaves_failed_samples_out_of_splits_and_statistics(tmp_path)
     np.testing.assert_array_equal(everything[8][1].numpy(), outputs[8])
     everything_failed = tmp_path / "all_failed.h5"
     _write_dataset_file(everything_failed, 3, 5, seed=5, failed=(0, 1, 2))
-    with pytest.raises(ValueError, match=re.escape(str(everything_failed)) + ": all 3 solves failed"):
+    with pytest.raises(
+        ValueError, match=re.escape(str(everything_failed)) + ": all 3 solves failed"
+    ):
         PDEDataset(everything_failed)
 
 

@@ -19,13 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
-from torch.utils.data import DistributedSampler, TensorDataset  # noqa: E402
+pytest.importorskip("torch")
 
-import pdesuite  # noqa: E402
-from pdesuite.operators.losses import H1Loss, LpLoss  # noqa: E402
-from pdesuite.operators.training import (  # noqa: E402
+import torch
+from torch import nn
+from torch.utils.data import DistributedSampler, TensorDataset
+
+import pdesuite
+from pdesuite.operators.losses import H1Loss, LpLoss
+from pdesuite.operators.training import (
     BEST_NAME,
     CHECKPOINT_NAME,
     METRIC_COLUMNS,
@@ -66,7 +68,8 @@ class TinyNet(nn.Module):
 
 
 def _data(n: int, size: int = 8, seed: int = 0, shift: float = 0.0):
-    """Inputs [n, 2, size, size] with different channel scales; outputs a fixed local map of them."""
+    """Inputs [n, 2, size, size] with different channel scales; outputs a fixed local map of
+    them."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, 2, size, size)) * np.array([1.0, 3.0])[None, :, None, None]
     x = x + np.array([2.0, -1.0])[None, :, None, None] + shift
@@ -112,8 +115,12 @@ def test_normalizers_are_fitted_on_the_training_split_only():
     x, y = train
     expected_mean = x.double().mean(dim=(0, 2, 3))
     expected_std = x.double().std(dim=(0, 2, 3), unbiased=False)
-    np.testing.assert_allclose(trainer.input_normalizer.mean.numpy(), expected_mean.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(trainer.input_normalizer.std.numpy(), expected_std.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        trainer.input_normalizer.mean.numpy(), expected_mean.numpy(), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        trainer.input_normalizer.std.numpy(), expected_std.numpy(), rtol=1e-6
+    )
     np.testing.assert_allclose(trainer.output_normalizer.mean.numpy(),
                                y.double().mean(dim=(0, 2, 3)).numpy(), rtol=1e-6)
     # the validation data (shifted by 100) left no trace
@@ -126,7 +133,9 @@ def test_predict_and_evaluate_work_in_data_units():
     x_val, y_val = val
     trainer.model.eval()
     with torch.no_grad():
-        manual = trainer.output_normalizer.decode(trainer.model(trainer.input_normalizer.encode(x_val)))
+        manual = trainer.output_normalizer.decode(
+            trainer.model(trainer.input_normalizer.encode(x_val))
+        )
     trainer.model.train()
     predicted = trainer.predict(x_val, batch_size=2)
     assert torch.allclose(predicted, manual, rtol=1e-6, atol=1e-6)
@@ -470,8 +479,10 @@ def test_ddp_with_torchrun_matches_a_single_process_reference(tmp_path):
     tests_root = str(Path(__file__).resolve().parents[2])
     script = tmp_path / "ddp_train.py"
     script.write_text(_DDP_SCRIPT.format(tests_root=tests_root))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-               "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(tmp_path)]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+        "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(tmp_path),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tests_root)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 

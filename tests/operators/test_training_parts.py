@@ -10,15 +10,17 @@ import signal
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
-from pdesuite.operators import TrainConfig, Trainer  # noqa: E402
-from pdesuite.operators.losses import LpLoss  # noqa: E402
-from pdesuite.operators.training import checkpoint as ckpt  # noqa: E402
-from pdesuite.operators.training.config import RUN_FIELDS, SESSION_FIELDS  # noqa: E402
-from pdesuite.operators.training.data import ResumableBatchSampler  # noqa: E402
-from pdesuite.operators.training.distributed import Processes, deferred_sigint  # noqa: E402
-from tests.operators.test_trainer import _data, _model  # noqa: E402
+import torch
+
+from pdesuite.operators import TrainConfig, Trainer
+from pdesuite.operators.losses import LpLoss
+from pdesuite.operators.training import checkpoint as ckpt
+from pdesuite.operators.training.config import RUN_FIELDS, SESSION_FIELDS
+from pdesuite.operators.training.data import ResumableBatchSampler
+from pdesuite.operators.training.distributed import Processes, deferred_sigint
+from tests.operators.test_trainer import _data, _model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -59,7 +61,11 @@ def test_trainer_takes_a_config_and_keyword_settings_on_top():
     base = TrainConfig(epochs=3, batch_size=4, lr=5e-3, progress=False, verbose=False)
     trainer = Trainer(_model(), _data(8), config=base, epochs=2)
     assert trainer.config == base.replace(epochs=2)
-    assert (trainer.epochs, trainer.batch_size, trainer.optimizer.param_groups[0]["lr"]) == (2, 4, 5e-3)
+    assert (trainer.epochs, trainer.batch_size, trainer.optimizer.param_groups[0]["lr"]) == (
+        2,
+        4,
+        5e-3,
+    )
     with pytest.raises(TypeError, match="unknown training setting"):
         Trainer(_model(), _data(8), epoch=2)
 
@@ -90,16 +96,26 @@ def test_a_saved_checkpoint_loads_into_a_fresh_trainer_state_for_state(tmp_path)
     trainer.fit()
     path = trainer.save_checkpoint(tmp_path / "state.pt")
     saved = ckpt.load_checkpoint(path)
-    assert (saved["format"], saved["format_version"]) == (ckpt.CHECKPOINT_FORMAT, ckpt.CHECKPOINT_FORMAT_VERSION)
+    assert (saved["format"], saved["format_version"]) == (
+        ckpt.CHECKPOINT_FORMAT,
+        ckpt.CHECKPOINT_FORMAT_VERSION,
+    )
     assert saved["trainer_config"] == trainer.config.checkpoint_dict()
 
     fresh = Trainer(_model(seed=7), _data(12), _data(4, seed=1), **settings)
     fresh.load_state(path)
     for key, tensor in trainer.model.state_dict().items():
         assert torch.equal(fresh.model.state_dict()[key], tensor), key
-    assert fresh.optimizer.state_dict()["state"].keys() == trainer.optimizer.state_dict()["state"].keys()
+    assert (
+        fresh.optimizer.state_dict()["state"].keys()
+        == trainer.optimizer.state_dict()["state"].keys()
+    )
     assert torch.equal(fresh.input_normalizer.mean, trainer.input_normalizer.mean)
-    assert (fresh.epoch, fresh.history, fresh.best_epoch) == (3, trainer.history, trainer.best_epoch)
+    assert (fresh.epoch, fresh.history, fresh.best_epoch) == (
+        3,
+        trainer.history,
+        trainer.best_epoch,
+    )
     assert fresh.scheduler.state_dict() == trainer.scheduler.state_dict()
 
 

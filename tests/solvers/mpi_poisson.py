@@ -23,7 +23,8 @@ from pdesuite.solvers.petsc_backend import PetscSolver, PythonPC
 
 
 def local_laplacian_rows(m: int, start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSR arrays (indptr, global column indices, values) of rows start..end-1 of the 5-point Laplacian."""
+    """CSR arrays (indptr, global column indices, values) of rows start..end-1 of the 5-point
+    Laplacian."""
     rows = np.arange(start, end)
     i, j = np.divmod(rows, m)
     columns = np.stack([rows - m, rows - 1, rows, rows + 1, rows + m], axis=1)
@@ -36,8 +37,8 @@ def local_laplacian_rows(m: int, start: int, end: int) -> tuple[np.ndarray, np.n
 
 def global_laplacian(m: int) -> sp.csr_array:
     T = sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(m, m))
-    I = sp.eye_array(m)
-    return sp.csr_array(sp.kron(T, I) + sp.kron(I, T))
+    eye = sp.eye_array(m)
+    return sp.csr_array(sp.kron(T, eye) + sp.kron(eye, T))
 
 
 def main(m: int) -> None:

@@ -82,12 +82,16 @@ def test_nonsymmetric_matrix_matches_spsolve_through_lu():
 def test_complex_and_dense_input():
     rng = np.random.default_rng(4)
     A = _family(6, 1)[0].astype(complex)
-    A = sp.csr_array(A + 1j * sp.diags_array(rng.uniform(size=36)))  # complex symmetric, not Hermitian
+    A = sp.csr_array(
+        A + 1j * sp.diags_array(rng.uniform(size=36))
+    )  # complex symmetric, not Hermitian
     b = rng.standard_normal(36) + 1j * rng.standard_normal(36)
     result = solve(A, b, method="direct")
     assert result.converged and result.info["factorization"] == "superlu"
     np.testing.assert_allclose(result.x, _reference(A, b), rtol=1e-10)
-    H = sp.csr_array(_family(6, 1)[0] + 0.1j * sp.diags_array([1.0, -1.0], offsets=[1, -1], shape=(36, 36)))
+    H = sp.csr_array(
+        _family(6, 1)[0] + 0.1j * sp.diags_array([1.0, -1.0], offsets=[1, -1], shape=(36, 36))
+    )
     result = solve(H, b, method="direct")  # Hermitian positive definite
     assert result.converged
     np.testing.assert_allclose(result.x, _reference(H, b), rtol=1e-10)
@@ -180,7 +184,9 @@ def test_not_positive_definite_falls_back_to_lu_for_that_matrix(spd):
     third = solver.solve(2.0 * A, b)
     assert first.info["factorization"] == third.info["factorization"] == "cholmod"
     assert third.info["symbolic_reused"] is True and "factorization_note" not in third.info
-    np.testing.assert_allclose(third.x, np.linalg.solve(2.0 * A.toarray(), b), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        third.x, np.linalg.solve(2.0 * A.toarray(), b), rtol=1e-12, atol=1e-14
+    )
 
 
 @needs_cholmod
@@ -220,9 +226,14 @@ def test_the_residual_check_sets_the_reason():
     A = _family(6, 1)[0]
     b = np.ones(36)
     assert solve(A, b, method="direct", rtol=1e-8).reason is ConvergedReason.CONVERGED_RTOL
-    assert solve(A, b, method="direct", rtol=1e-30, atol=1e-3).reason is ConvergedReason.CONVERGED_ATOL
+    assert (
+        solve(A, b, method="direct", rtol=1e-30, atol=1e-3).reason is ConvergedReason.CONVERGED_ATOL
+    )
     tight = solve(A, b, method="direct", rtol=1e-30, atol=1e-300)
-    assert tight.reason is ConvergedReason.DIVERGED_BREAKDOWN and "misses the target" in tight.info["breakdown"]
+    assert (
+        tight.reason is ConvergedReason.DIVERGED_BREAKDOWN
+        and "misses the target" in tight.info["breakdown"]
+    )
     zero = solve(A, np.zeros(36), method="direct")
     assert zero.converged and zero.iterations == 0 and not np.any(zero.x)
 

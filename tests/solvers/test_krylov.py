@@ -174,7 +174,9 @@ def test_bicgstab_breakdown_is_reported_with_the_last_valid_iterate():
     np.testing.assert_allclose(gmres.x, [0.0, 1.0], atol=1e-12)
 
 
-@pytest.mark.parametrize("method", ["cg", "fcg", "gmres", "fgmres", "bicgstab", "minres", "richardson"])
+@pytest.mark.parametrize(
+    "method", ["cg", "fcg", "gmres", "fgmres", "bicgstab", "minres", "richardson"]
+)
 def test_max_iterations(method):
     case = CASES["poisson2d"]
     M = "jacobi" if method == "richardson" else None  # plain Richardson diverges here
@@ -242,7 +244,10 @@ def test_float32_stays_float32(method):
     result = solve(case.A, case.b, method=method, M="jacobi", rtol=1e-4, maxiter=3000)
     assert result.converged
     assert result.x.dtype == np.float32
-    assert relative_residual(case.A.astype(float), case.b.astype(float), result.x.astype(float)) <= 1e-4
+    assert (
+        relative_residual(case.A.astype(float), case.b.astype(float), result.x.astype(float))
+        <= 1e-4
+    )
 
 
 @pytest.mark.parametrize("method", ["cg", "minres", "gmres", "bicgstab", "fcg"])
@@ -353,10 +358,15 @@ def test_gmres_warns_about_a_nonlinear_preconditioner():
 
 
 def test_the_methods_are_registered_with_their_options():
-    expected = {"cg": (False, ()), "fcg": (True, ("mmax", "normalize_input", "residual_replacement")),
-                "gmres": (False, ("restart", "side", "reorthogonalize")),
-                "fgmres": (True, ("restart", "reorthogonalize")), "bicgstab": (False, ()),
-                "minres": (False, ()), "richardson": (False, ("omega",))}
+    expected = {
+        "cg": (False, ()),
+        "fcg": (True, ("mmax", "normalize_input", "residual_replacement")),
+        "gmres": (False, ("restart", "side", "reorthogonalize")),
+        "fgmres": (True, ("restart", "reorthogonalize")),
+        "bicgstab": (False, ()),
+        "minres": (False, ()),
+        "richardson": (False, ("omega",)),
+    }
     for name, (flexible, options) in expected.items():
         assert METHODS[name].flexible is flexible
         assert METHODS[name].options == options
@@ -370,7 +380,9 @@ def test_raise_on_failure_carries_the_result():
     assert caught.value.result.iterations == 5
 
 
-@pytest.mark.parametrize("method", ["cg", "fcg", "gmres", "fgmres", "bicgstab", "minres", "richardson"])
+@pytest.mark.parametrize(
+    "method", ["cg", "fcg", "gmres", "fgmres", "bicgstab", "minres", "richardson"]
+)
 def test_zero_rhs_gives_zero_without_iterating(method):
     A = laplacian_2d(5)
     result = solve(A, np.zeros(25), method=method)

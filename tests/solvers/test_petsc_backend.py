@@ -18,11 +18,13 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-PETSc = pytest.importorskip("petsc4py.PETSc")
+pytest.importorskip("petsc4py.PETSc")
 
-from pdesuite.solvers import ConvergedReason, JacobiPreconditioner, solve  # noqa: E402
-from pdesuite.solvers import petsc_backend as pb  # noqa: E402
-from tests.solvers.matrix_registry import (  # noqa: E402
+from petsc4py import PETSc
+
+from pdesuite.solvers import ConvergedReason, JacobiPreconditioner, solve
+from pdesuite.solvers import petsc_backend as pb
+from tests.solvers.matrix_registry import (
     breakdown_case,
     laplacian_2d,
     registry,
@@ -63,7 +65,11 @@ NONSYMMETRIC_COMBINATIONS = (
 INDEFINITE_COMBINATIONS = [("gmres", "none"), ("gmres", "ilu"), ("fgmres", "ssor"),
                            ("bicgstab", "ilu"), ("minres", "none"), ("minres", "jacobi")]
 PARAMETERS = (
-    [(case, m, pc) for case in ("poisson1d", "poisson2d", "diffusion2d") for m, pc in SPD_COMBINATIONS]
+    [
+        (case, m, pc)
+        for case in ("poisson1d", "poisson2d", "diffusion2d")
+        for m, pc in SPD_COMBINATIONS
+    ]
     + [("advdiff2d", m, pc) for m, pc in NONSYMMETRIC_COMBINATIONS]
     + [("helmholtz2d", m, pc) for m, pc in INDEFINITE_COMBINATIONS]
 )
@@ -77,7 +83,9 @@ def test_method_and_pc_solve_registry_case(case_name, method, pc):
     assert result.backend == "petsc" and result.method == method
     relative = true_relative_residual(case.A, case.b, result.x)
     assert relative <= RTOL
-    assert result.info["true_residual"] / np.linalg.norm(case.b) == pytest.approx(relative, rel=1e-6)
+    assert result.info["true_residual"] / np.linalg.norm(case.b) == pytest.approx(
+        relative, rel=1e-6
+    )
     x_ref = reference_solution(case.A, case.b)
     assert np.linalg.norm(result.x - x_ref) <= 1e-6 * np.linalg.norm(x_ref)
     assert 0 < result.iterations <= 5000
@@ -117,7 +125,9 @@ def _count(event) -> int:
 ])
 @pytest.mark.parametrize("nonzero_guess", [False, True])
 @pytest.mark.parametrize("maxiter", [9, 5000])
-def test_counts_match_petsc_event_log(petsc_log, method, options, case_name, nonzero_guess, maxiter):
+def test_counts_match_petsc_event_log(
+    petsc_log, method, options, case_name, nonzero_guess, maxiter
+):
     matmult, pcapply = petsc_log
     case = CASES[case_name]
     A = pb.to_petsc_mat(case.A)
@@ -127,7 +137,9 @@ def test_counts_match_petsc_event_log(petsc_log, method, options, case_name, non
     solver.ksp.setUp()  # PC set-up outside the counted window
     before = _count(matmult), _count(pcapply)
     result = solver.solve(A, case.b, x0=x0)
-    assert (result.iterations == maxiter) == (result.reason is ConvergedReason.DIVERGED_MAX_ITERATIONS)
+    assert (result.iterations == maxiter) == (
+        result.reason is ConvergedReason.DIVERGED_MAX_ITERATIONS
+    )
     # The true-residual check (one product after a claimed convergence) is in both counts.
     assert result.matvecs == _count(matmult) - before[0]
     assert result.precond_applies == _count(pcapply) - before[1]
@@ -211,7 +223,9 @@ def test_python_pc_counts_and_accepts_callables_and_matrices():
     case = CASES["diffusion2d"]
     inv_diag = 1.0 / case.A.diagonal()
     by_function = pb.solve(case.A, case.b, method="cg", M=lambda r: inv_diag * r, rtol=1e-10)
-    by_matrix = pb.solve(case.A, case.b, method="cg", M=sp.diags_array(inv_diag).tocsr(), rtol=1e-10)
+    by_matrix = pb.solve(
+        case.A, case.b, method="cg", M=sp.diags_array(inv_diag).tocsr(), rtol=1e-10
+    )
     native = pb.solve(case.A, case.b, method="cg", M="jacobi", rtol=1e-10)
     assert by_function.iterations == by_matrix.iterations == native.iterations
     assert by_function.precond_applies == native.iterations
@@ -255,7 +269,9 @@ def test_nonlinear_python_pc_warns_for_a_non_flexible_method():
 # SOR with ω ≠ 1
 
 
-def hand_sor_iterations(A: sp.csr_array, b: np.ndarray, omega: float, rtol: float) -> tuple[int, np.ndarray]:
+def hand_sor_iterations(
+    A: sp.csr_array, b: np.ndarray, omega: float, rtol: float
+) -> tuple[int, np.ndarray]:
     """Forward SOR x ← x + ω (D + ωL)⁻¹ (b − A x) from x = 0 until ‖b − A x‖ ≤ rtol‖b‖."""
     lower = sp.csr_array(sp.tril(A, k=-1) * omega + sp.diags_array(A.diagonal()))
     x = np.zeros_like(b)
@@ -422,7 +438,9 @@ def test_to_petsc_mat_shares_canonical_float64_arrays_and_copies_otherwise():
                       np.array([0, 2, 4], dtype=np.int64)), shape=(2, 2))
     for source in (B, sp.coo_array(B), B.toarray()):
         mat = pb.to_petsc_mat(source)
-        np.testing.assert_array_equal(mat.convert("dense").getDenseArray(), [[2.0, 1.0], [0.5, 3.0]])
+        np.testing.assert_array_equal(
+            mat.convert("dense").getDenseArray(), [[2.0, 1.0], [0.5, 3.0]]
+        )
 
 
 def test_vector_round_trip_shares_memory_in_serial():

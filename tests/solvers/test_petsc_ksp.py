@@ -17,13 +17,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-PETSc = pytest.importorskip("petsc4py.PETSc")
+pytest.importorskip("petsc4py.PETSc")
 
-from pdesuite.solvers import ConvergedReason, solve  # noqa: E402
-from pdesuite.solvers import petsc_backend as pb  # noqa: E402
-from pdesuite.solvers.recycling import RecycleSpace, RecyclingSolver, gcrodr  # noqa: E402
-from pdesuite.solvers.reduction import LOCAL_REDUCTION, MPIReduction  # noqa: E402
-from tests.solvers.mpi_recycling import local_diffusion_rows, run_sequence  # noqa: E402
+from petsc4py import PETSc
+
+from pdesuite.solvers import ConvergedReason, solve
+from pdesuite.solvers import petsc_backend as pb
+from pdesuite.solvers.recycling import RecycleSpace, RecyclingSolver, gcrodr
+from pdesuite.solvers.reduction import LOCAL_REDUCTION, MPIReduction
+from tests.solvers.mpi_recycling import local_diffusion_rows, run_sequence
 
 pytestmark = pytest.mark.petsc
 
@@ -304,7 +306,11 @@ def test_mpi_two_ranks_match_the_serial_iteration_counts():
     for name in ("gcrodr", "rcg"):
         parallel = [int(v) for v in fields[name].split(",")]
         assert len(parallel) == 5
-        assert all(abs(p - s) <= 1 for p, s in zip(parallel, serial[name])), (name, parallel, serial[name])
+        assert all(abs(p - s) <= 1 for p, s in zip(parallel, serial[name])), (
+            name,
+            parallel,
+            serial[name],
+        )
     # recycling works across ranks too: later solves need far fewer iterations
     gcrodr_counts = [int(v) for v in fields["gcrodr"].split(",")]
     assert gcrodr_counts[-1] < 0.5 * gcrodr_counts[0]
@@ -337,9 +343,12 @@ def test_a_nan_preconditioner_ends_with_a_reason_and_the_initial_guess(method, o
     b = rhs(144)
     solver = pb.PetscSolver(method, M=lambda r: np.full_like(r, np.nan), rtol=1e-8, **options)
     result = solver.solve(A, b)
-    assert result.reason in (ConvergedReason.DIVERGED_NAN_OR_INF, ConvergedReason.DIVERGED_PC_FAILED,
-                             # rcg's test rᴴMr > 0 fails on NaN first (the NumPy method's reason)
-                             *([ConvergedReason.DIVERGED_INDEFINITE_PC] if method == "rcg" else []))
+    assert result.reason in (
+        ConvergedReason.DIVERGED_NAN_OR_INF,
+        ConvergedReason.DIVERGED_PC_FAILED,
+        # rcg's test rᴴMr > 0 fails on NaN first (the NumPy method's reason)
+        *([ConvergedReason.DIVERGED_INDEFINITE_PC] if method == "rcg" else []),
+    )
     assert np.all(np.isfinite(result.x)) and not np.any(result.x)
     assert result.info["true_residual"] == pytest.approx(np.linalg.norm(b))
     solver.close()

@@ -1,4 +1,5 @@
-"""The NumPy backend's named preconditioners on PETSc's kernels (pdesuite.solvers.petsc_backend.kernels).
+"""The NumPy backend's named preconditioners on PETSc's kernels
+(pdesuite.solvers.petsc_backend.kernels).
 
 References: the SciPy implementations (RelaxationPreconditioner for the sweeps, 1/diag for
 Jacobi) and, since SciPy has no level-based factorisation, textbook IC(0) and ILU(0) by plain
@@ -28,7 +29,7 @@ from tests.solvers.matrix_registry import (
 )
 
 pytest.importorskip("petsc4py")
-from pdesuite.solvers.petsc_backend.kernels import PetscKernelPreconditioner  # noqa: E402
+from pdesuite.solvers.petsc_backend.kernels import PetscKernelPreconditioner
 
 
 def build(M, A, **options):
@@ -122,11 +123,22 @@ def test_sweeps_equal_the_scipy_implementation(matrix, kind, omega, direction, s
     assert ours.symmetric == (matrix == "symmetric" and scipy_pc.direction == "symmetric")
 
 
-@pytest.mark.parametrize("kind,omega,direction", [
-    (kind, omega, direction)
-    for kind, omega in (("sor", 1.4), ("sor", 1.0), ("ssor", 1.7), ("ssor", 1.0), ("gauss-seidel", None))
-    for direction in (("symmetric",) if kind == "ssor" else ("forward", "backward", "symmetric"))
-])
+@pytest.mark.parametrize(
+    "kind,omega,direction",
+    [
+        (kind, omega, direction)
+        for kind, omega in (
+            ("sor", 1.4),
+            ("sor", 1.0),
+            ("ssor", 1.7),
+            ("ssor", 1.0),
+            ("gauss-seidel", None),
+        )
+        for direction in (
+            ("symmetric",) if kind == "ssor" else ("forward", "backward", "symmetric")
+        )
+    ],
+)
 def test_point_sweeps_on_a_matrix_with_inodes(kind, omega, direction):
     # Pairs of rows with one pattern: PETSc's inode SOR would relax each pair as a block (and
     # refuse ω ≠ 1); the kernels must run the point sweeps of the SciPy path.
@@ -151,7 +163,9 @@ def test_ilu0_equals_the_textbook_factorisation():
     for A in (NONSYMMETRIC, SYMMETRIC):
         L, U = textbook_ilu0(A)
         r = np.random.default_rng(4).standard_normal(A.shape[0])
-        expected = sla.solve_triangular(U, sla.solve_triangular(L, r, lower=True, unit_diagonal=True))
+        expected = sla.solve_triangular(
+            U, sla.solve_triangular(L, r, lower=True, unit_diagonal=True)
+        )
         pc = PetscKernelPreconditioner(A, "ilu")
         close(pc.apply(r), expected)
         assert not pc.symmetric
@@ -208,8 +222,9 @@ def test_pcg_iteration_counts_equal_the_reference_paths():
     assert ic.iterations < plain.iterations / 3
     for omega in (1.0, 1.5):
         ssor = solve(A, b, method="cg", M="ssor", pc_omega=omega, rtol=1e-8)
-        reference = solve(A, b, method="cg", M=RelaxationPreconditioner(A, kind="ssor", omega=omega),
-                          rtol=1e-8)
+        reference = solve(
+            A, b, method="cg", M=RelaxationPreconditioner(A, kind="ssor", omega=omega), rtol=1e-8
+        )
         assert ssor.converged and reference.converged
         assert abs(ssor.iterations - reference.iterations) <= 1
         assert np.linalg.norm(b - A @ ssor.x) <= 1e-8 * np.linalg.norm(b)
@@ -222,8 +237,11 @@ def test_gmres_with_sor_and_ilu_converges():
     plain = solve(A, b, method="gmres", rtol=1e-8)
     for M, options in (("sor", {"pc_omega": 1.2}), ("ilu", {}), ("gauss-seidel", {"pc_sweeps": 2})):
         result = solve(A, b, method="gmres", M=M, rtol=1e-8, **options)
-        reference_pc = (RelaxationPreconditioner(A, kind=M, **{k[3:]: v for k, v in options.items()})
-                        if M != "ilu" else None)
+        reference_pc = (
+            RelaxationPreconditioner(A, kind=M, **{k[3:]: v for k, v in options.items()})
+            if M != "ilu"
+            else None
+        )
         assert result.converged
         assert result.iterations < plain.iterations
         if reference_pc is not None:

@@ -26,8 +26,11 @@ def _smooth_field(m: int, rng: np.random.Generator, modes: int = 4) -> np.ndarra
     """A smooth random field on the (m+2)² grid nodes, zero on the boundary."""
     x = np.linspace(0.0, 1.0, m + 2)
     X, Y = np.meshgrid(x, x, indexing="ij")
-    return sum(rng.normal() * np.sin((i + 1) * np.pi * X) * np.sin((j + 1) * np.pi * Y) / (1 + i + j) ** 2
-               for i in range(modes) for j in range(modes))
+    return sum(
+        rng.normal() * np.sin((i + 1) * np.pi * X) * np.sin((j + 1) * np.pi * Y) / (1 + i + j) ** 2
+        for i in range(modes)
+        for j in range(modes)
+    )
 
 
 def _darcy(log_a: np.ndarray) -> sp.csr_array:
@@ -315,8 +318,15 @@ def test_space_kept_under_a_strong_preconditioner(sequence, method):
     independent solves take 25.
     """
     b = np.ones(sequence[0].shape[0])
-    solver = RecyclingSolver(method=method, k=20, rtol=1e-8, M="ssor", pc_omega=1.6,
-                             solutions=0, **({"restart": 40} if method == "gcrodr" else {"ell": 40}))
+    solver = RecyclingSolver(
+        method=method,
+        k=20,
+        rtol=1e-8,
+        M="ssor",
+        pc_omega=1.6,
+        solutions=0,
+        **({"restart": 40} if method == "gcrodr" else {"ell": 40}),
+    )
     results = [solver.solve(A, b) for A in sequence[:6]]
     assert all(r.converged for r in results)
     later = results[1:]
@@ -331,11 +341,11 @@ def test_space_kept_under_a_strong_preconditioner(sequence, method):
 @pytest.mark.slow
 def test_default_orthogonalisation_survives_the_fe_poisson_ilu_sequence():
     """Found by benchmarks/bench_skr.py: P1 Poisson on the L-shape (9,520 unknowns), greedy
-    SKR order, ILU with drop tolerance 1e-4, rtol 1e-5. After a first solve of 20 iterations (one short cycle, so the
-    recycled space is the whole Krylov space), one Gram–Schmidt pass let the second solve
-    stall at a residual of 1e-2 for 10⁴ iterations; with the default it takes 18–19. The
-    cause was the initial projection: the previous solution's image lies almost in span(C),
-    and one pass against C left the first Arnoldi vector far from orthogonal to C (now two).
+    SKR order, ILU with drop tolerance 1e-4, rtol 1e-5. After a first solve of 20 iterations (one
+    short cycle, so the recycled space is the whole Krylov space), one Gram–Schmidt pass let the
+    second solve stall at a residual of 1e-2 for 10⁴ iterations; with the default it takes 18–19.
+    The cause was the initial projection: the previous solution's image lies almost in span(C), and
+    one pass against C left the first Arnoldi vector far from orthogonal to C (now two).
     """
     from pdesuite.datasets import get_family, sort_order
 

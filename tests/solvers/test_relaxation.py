@@ -1,4 +1,5 @@
-"""Relaxation sweeps, preconditioners, stand-alone solvers and Young's ω (pdesuite.solvers.relaxation).
+"""Relaxation sweeps, preconditioners, stand-alone solvers and Young's ω
+(pdesuite.solvers.relaxation).
 
 References are independent of the module: a pure-Python loop over rows for one sweep, the
 closed-form SSOR matrix, spsolve for solutions, the closed-form Jacobi spectral radius of the
@@ -253,14 +254,24 @@ def test_solvers_converge_to_spsolve(matrix, method, options):
     assert len(result.residuals) == result.iterations + 1
 
 
-@pytest.mark.parametrize("method,options", [
-    ("jacobi", {"omega": 0.9}), ("sor", {"omega": 1.6}), ("sor", {"omega": 1.6, "direction": "backward"}),
-    ("ssor", {"omega": 1.2}), ("sor", {"omega": 1.6, "ordering": "redblack"}),
-    ("ssor", {"omega": 1.2, "ordering": "redblack"}),
-])
+@pytest.mark.parametrize(
+    "method,options",
+    [
+        ("jacobi", {"omega": 0.9}),
+        ("sor", {"omega": 1.6}),
+        ("sor", {"omega": 1.6, "direction": "backward"}),
+        ("ssor", {"omega": 1.2}),
+        ("sor", {"omega": 1.6, "ordering": "redblack"}),
+        ("ssor", {"omega": 1.2, "ordering": "redblack"}),
+    ],
+)
 @pytest.mark.parametrize("sweeps", [1, 7])
 def test_monitored_residual_is_true_residual(method, options, sweeps):
-    A = random_diagonally_dominant(40, seed=16) if "ordering" not in options else variable_diffusion_2d(6)
+    A = (
+        random_diagonally_dominant(40, seed=16)
+        if "ordering" not in options
+        else variable_diffusion_2d(6)
+    )
     n = A.shape[0]
     rng = np.random.default_rng(17)
     b, x0 = rng.standard_normal(n), rng.standard_normal(n)
@@ -331,7 +342,9 @@ def test_jacobi_radius_and_young_omega_of_laplacian_closed_form():
     assert young_omega(A) == pytest.approx(2 / (1 + math.sin(math.pi / (m + 1))), abs=1e-12)
     # The sparse (ARPACK) path.
     big = laplacian_2d(40)
-    assert young_omega(big, dense_limit=0) == pytest.approx(2 / (1 + math.sin(math.pi / 41)), abs=1e-8)
+    assert young_omega(big, dense_limit=0) == pytest.approx(
+        2 / (1 + math.sin(math.pi / 41)), abs=1e-8
+    )
 
 
 def test_lanczos_radius_matches_dense_on_variable_coefficients():

@@ -174,7 +174,8 @@ def test_scipy_case(request, case_name, method, backend, scipy_converges, M):
 
 
 def test_cases_are_scipys_or_rebuilt_identically():
-    """The fallback of scipy_cases builds SciPy's very matrices (checked when SciPy's tests ship)."""
+    """The fallback of scipy_cases builds SciPy's very matrices (checked when SciPy's tests
+    ship)."""
     scipy_cases = import_scipy_registry()
     if scipy_cases is None:
         pytest.skip("SciPy's test module is not available; the rebuilt cases are in use")

@@ -13,30 +13,32 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
-from pdesuite.solvers import (  # noqa: E402
+import torch
+
+from pdesuite.solvers import (
     FunctionPreconditioner,
     ILUPreconditioner,
     JacobiPreconditioner,
     solve as api_solve,
 )
-from pdesuite.solvers.linear_operator import as_csr  # noqa: E402
-from pdesuite.solvers.result import ConvergedReason, SolverError  # noqa: E402
-from pdesuite.solvers.torch_backend import (  # noqa: E402
+from pdesuite.solvers.linear_operator import as_csr
+from pdesuite.solvers.result import ConvergedReason, SolverError
+from pdesuite.solvers.torch_backend import (
     METHODS,
     option_defaults,
     solve,
     to_torch_sparse,
 )
-from pdesuite.solvers.vocabulary import (  # noqa: E402
+from pdesuite.solvers.vocabulary import (
     BACKEND_OPTIONS,
     DEFAULT_ATOL,
     DEFAULT_RESTART,
     DEFAULT_RTOL,
     METHOD_DEFAULTS,
 )
-from tests.solvers.matrix_registry import (  # noqa: E402
+from tests.solvers.matrix_registry import (
     advection_diffusion_2d,
     helmholtz_2d,
     laplacian_2d,
@@ -100,7 +102,9 @@ def test_preconditioned_cg_with_callable_jacobi_cuts_iterations_and_matches_scip
     plain = solve(At, Bt, method="cg", rtol=1e-8)
     jacobi = solve(At, Bt, method="cg", M=lambda R: R * inv_diag, rtol=1e-8)
     assert plain.converged and jacobi.converged
-    assert max(jacobi.info["iterations_per_column"]) < 0.7 * min(plain.info["iterations_per_column"])
+    assert max(jacobi.info["iterations_per_column"]) < 0.7 * min(
+        plain.info["iterations_per_column"]
+    )
     scipy_M = sp.diags_array(1.0 / A.diagonal())
     for j in range(4):
         scipy_its = _scipy_iterations(spla.cg, A, B[:, j], rtol=1e-8, atol=0.0, M=scipy_M)
@@ -171,7 +175,8 @@ def test_cg_in_column_groups_keeps_attempts_maxiter_and_callbacks(monkeypatch, o
     runs = []
     for width in (None, 3):
         seen: list = []
-        callback = lambda it, rnorm, seen=seen: seen.append((it, rnorm.clone()))  # noqa: E731
+        def callback(it, rnorm, seen=seen):
+            seen.append((it, rnorm.clone()))
         if width is None:
             result = solve(A, B, method="cg", callback=callback, **options)
         else:
@@ -439,7 +444,10 @@ def test_right_preconditioned_gmres_and_fgmres_agree_with_a_linear_preconditione
     At, Bt = to_torch_sparse(A), torch.from_numpy(B)
     plain = solve(At, Bt, method="gmres", rtol=1e-9, restart=20)
     # ILU (NumPy, applied on the host) cuts the iterations several-fold; Jacobi only a little.
-    for M, at_most in (("jacobi", 1.0), (ILUPreconditioner(A, drop_tol=1e-2, fill_factor=2.0), 0.3)):
+    for M, at_most in (
+        ("jacobi", 1.0),
+        (ILUPreconditioner(A, drop_tol=1e-2, fill_factor=2.0), 0.3),
+    ):
         gmres = solve(At, Bt, method="gmres", M=M, rtol=1e-9, restart=20, side="right")
         fgmres = solve(At, Bt, method="fgmres", M=M, rtol=1e-9, restart=20)
         assert gmres.converged and fgmres.converged
@@ -612,7 +620,9 @@ def test_dcdm_configuration_in_float32_with_a_network():
     A = variable_diffusion_2d(16, seed=1234, contrast=1.5)
     B = _rhs(256, 3, seed=19)
     network = _TinyNetwork(A, seed=1)
-    network.inv_diag, network.w1, network.w2 = (t.float() for t in (network.inv_diag, network.w1, network.w2))
+    network.inv_diag, network.w1, network.w2 = (
+        t.float() for t in (network.inv_diag, network.w1, network.w2)
+    )
     result = solve(to_torch_sparse(A, dtype=torch.float32), torch.from_numpy(B).float(),
                    method="fcg", M=network, rtol=1e-5, mmax=2, normalize_input=True,
                    residual_replacement=1, maxiter=400)
@@ -683,7 +693,7 @@ def test_cuda_matches_cpu():
 # ------------------------------------------------------------------------------------------
 
 def test_option_defaults_are_those_of_the_vocabulary():
-    assert METHODS == ("cg", "fcg", "gmres", "fgmres")
+    assert METHODS == ("cg", "fcg", "dcdm", "gmres", "fgmres")
     for method in METHODS:
         defaults = option_defaults(method)
         vocabulary = {**METHOD_DEFAULTS[method], **BACKEND_OPTIONS["torch"]}
@@ -693,6 +703,8 @@ def test_option_defaults_are_those_of_the_vocabulary():
     assert option_defaults("fcg") == {"mmax": 1, "normalize_input": True,
                                       "residual_replacement": 0, "check_every": 1, "device": None}
     assert option_defaults("gmres")["restart"] == option_defaults("fgmres")["restart"] == 40
+    assert option_defaults("dcdm") == {"mmax": 2, "normalize_input": True,
+                                       "residual_replacement": 1, "check_every": 1, "device": None}
     parameters = inspect.signature(solve).parameters
     assert parameters["rtol"].default == DEFAULT_RTOL == 1e-8
     assert parameters["atol"].default == DEFAULT_ATOL

@@ -86,7 +86,9 @@ def test_learner_does_not_collapse_on_concentrated_costs():
         tuner.observe(100.0 + rng.uniform(-1.0, 1.0))
     p = tuner.probabilities
     assert p.max() < 0.9
-    np.testing.assert_allclose(p, reference_probabilities(tuner.estimated_losses, tuner.eta), rtol=1e-9)
+    np.testing.assert_allclose(
+        p, reference_probabilities(tuner.estimated_losses, tuner.eta), rtol=1e-9
+    )
 
 
 @pytest.mark.parametrize("scale", ["mean", "range", "max", 50.0])
@@ -444,7 +446,9 @@ def test_context_validation(make):
     with pytest.raises(TypeError, match="context"):
         make().suggest("0.5")
     tuner = make()
-    with pytest.warns(UserWarning, match="context: 1.7 lies outside context_range .* clipped to 1.0"):
+    with pytest.warns(
+        UserWarning, match="context: 1.7 lies outside context_range .* clipped to 1.0"
+    ):
         tuner.suggest(1.7)
     tuner.observe(1.0)
     assert tuner.history[-1][2] == 1.7  # the history keeps what the caller passed
