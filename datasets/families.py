@@ -76,6 +76,8 @@ def _field(params: Params, key: str, shape: tuple[int, ...]) -> np.ndarray:
 class _SquareGridFamily(PDEFamily):
     """Families on the ``s x s`` node grid of the unit square, zero Dirichlet on its boundary."""
 
+    grid_convention = "node"
+
     def setup(self) -> None:
         s = self.resolution
         self.grid = Grid((s, s))
@@ -248,6 +250,7 @@ class PoissonObstacles3D(PDEFamily):
     """
 
     name = "poisson-obstacles-3d"
+    grid_convention = "cell"  # the s³ cell centres
     spd = True
     defaults = {"obstacles": 4, "shapes": ["box", "sphere"], "size_range": [0.08, 0.2], "fill": [0.0, 0.5],
                 "source": "divergence", "alpha": 2.5, "tau": 7.0, "sigma": None}
@@ -498,6 +501,8 @@ class HelmholtzGRF(_SquareGridFamily):
 # ===================================================================================== FE
 class _FEFamily(PDEFamily):
     """Families on a LagrangeSpace: arrays ``[C, ndofs]``, coordinates ``[ndofs, 2]``."""
+
+    grid_convention = "mesh"
 
     space: LagrangeSpace
 
@@ -797,6 +802,7 @@ class HeatCN(_TimeDependentFamily):
     """
 
     name = "heat"
+    grid_convention = "node"
     spd = True
     defaults = {"kappa": 0.01, "source": 0.0, "dt": 0.01, "final_time": 1.0, "record_interval": 0.1,
                 "alpha": 2.5, "tau": 7.0, "sigma": None, "rtol": 1e-8}
@@ -891,6 +897,7 @@ class Burgers1D(_TimeDependentFamily):
     """
 
     name = "burgers"
+    grid_convention = "cell"  # periodic, points j / s
     batch_solves = False  # pseudo-spectral, explicit: its batched stepping solves nothing
     spd = False
     defaults = {"nu": 0.1, "final_time": 1.0, "record_interval": 0.1, "dt": None, "cfl": 0.4,
@@ -1054,6 +1061,7 @@ class NavierStokes2D(_TimeDependentFamily):
     """
 
     name = "navier-stokes"
+    grid_convention = "cell"  # periodic, points (i / s, j / s)
     batch_solves = False  # pseudo-spectral: its batched stepping solves nothing
     spd = False
     defaults = {"nu": 1e-3, "final_time": 20.0, "record_interval": 1.0, "dt": 1e-4, "forcing_amplitude": 0.1,

@@ -83,6 +83,11 @@ class PDEFamily(abc.ABC):
         batch_solves: True (default) when :meth:`simulate_batch` makes linear solves through
             its ``solve`` argument; a family whose batched stepping makes none (a spectral or
             explicit scheme) sets it False.
+        grid_convention: where the points of :meth:`coordinates` lie, written to the dataset
+            file's ``grid_convention`` attribute (see
+            :data:`pdesuite.datasets.storage.GRID_CONVENTIONS`): ``"node"`` (``i / (n - 1)``),
+            ``"cell"`` (spacing ``1 / n``: periodic or cell-centred) or ``"mesh"`` (FE DoFs).
+            Default None: undeclared, the attribute is left out and readers take ``"node"``.
 
     Args:
         resolution: points per axis of a grid family, or cells per unit length of an FE family
@@ -101,6 +106,7 @@ class PDEFamily(abc.ABC):
     default_batch_size: int = 1  # a class default; setup() may set it per instance
     batch_invariant: ClassVar[bool] = True
     batch_solves: ClassVar[bool] = True
+    grid_convention: ClassVar[str | None] = None
 
     def __init__(self, resolution: int = 64, **config: Any) -> None:
         if isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral):

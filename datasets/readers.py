@@ -21,7 +21,11 @@ Each reader returns ``(inputs, outputs)`` as float32 NumPy arrays ``[n, C, *spat
   last axis taken as channels (``[n, T, s, s]``).
 
 :func:`convert` writes any of them as a pdesuite file (``family="converted-<format>"``,
-``seed=-1``, no ``solver/`` group; time-dependent PDEBench layouts become ``trajectories``).
+``seed=-1``, no ``solver/`` group; time-dependent PDEBench layouts become ``trajectories``),
+with its ``grid_convention`` attribute: given, or inferred (:func:`infer_grid_convention`).
+These projects store their grids as ``n`` points spaced ``1 / n`` (``"cell"``: periodic data,
+cell centres, and neuraloperator's Darcy sets, which leave out the far boundary), except a
+Dirichlet solution stored with both boundaries, zero on both ends of every axis (``"node"``).
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from pdesuite.datasets.storage import create_dataset_file, schema_attrs
+from pdesuite.datasets.storage import GRID_CONVENTIONS, create_dataset_file, schema_attrs
 
 __all__ = [
     "FORMATS",
     "convert",
+    "infer_grid_convention",
     "read_fno_mat",
     "read_neuraloperator_pt",
     "read_pdebench_hdf5",
@@ -54,7 +59,8 @@ def _existing(path: PathLike) -> Path:
     return path
 
 
-def _with_channels(array: np.ndarray, spatial_dims: Optional[int], name: str, path: Path) -> np.ndarray:
+def _with_channels(array: np.ndarray, spatial_dims: Optional[int], name: str,
+                   path: Path) -> np.ndarray:
     """``[n, C, *spatial]`` from ``[n, *spatial]`` or ``[n, C, *spatial]``.
 
     Without ``spatial_dims``: rank 2 or 3 has no channel axis (1D or 2D data), rank 4 or 5 has
@@ -77,7 +83,8 @@ def _with_channels(array: np.ndarray, spatial_dims: Optional[int], name: str, pa
                      f"spatial_dims={spatial_dims}")
 
 
-def _check_pair(inputs: np.ndarray, outputs: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _check_pair(inputs: np.ndarray, outputs: np.ndarray,
+                path: Path) -> tuple[np.ndarray, np.ndarray]:
     if inputs.shape[0] != outputs.shape[0]:
         raise ValueError(f"{path}: {inputs.shape[0]} inputs but {outputs.shape[0]} outputs")
     if inputs.shape[2:] != outputs.shape[2:]:
@@ -87,7 +94,8 @@ def _check_pair(inputs: np.ndarray, outputs: np.ndarray, path: Path) -> tuple[np
 
 
 def read_neuraloperator_pt(path: PathLike, spatial_dims: Optional[int] = None,
-                           input_key: str = "x", output_key: str = "y") -> tuple[np.ndarray, np.ndarray]:
+                           input_key: str = "x",
+                           output_key: str = "y") -> tuple[np.ndarray, np.ndarray]:
     """Read a neuraloperator ``.pt`` dict (``{"x": tensor, "y": tensor}``).
 
     Args:
@@ -125,7 +133,14 @@ def _open_h5(path: Path):
     try:
         return h5py.File(path, "r")
     except OSError as error:
-        raise OSError(f"{path}: cannot be opened as HDF5; truncated, corrupt or not HDF5 ({error})") from error
+        raise OSError(f"{path}: cannot be opened as HDF5; truncated, corrupt or not HDF5 "
+                      f"({error})") from error
+
+
+def _sample_groups(handle) -> list[str]:
+    """The per-sample groups (each with a ``"data"`` dataset) of a PDEBench file, sorted."""
+    return sorted(key for key in handle.keys()
+                  if hasattr(handle[key], "keys") and "data" in handle[key])
 
 
 def _pdebench_layout(handle) -> str:
@@ -133,8 +148,7 @@ def _pdebench_layout(handle) -> str:
         return "darcy"
     if "tensor" in handle:
         return "tensor"
-    groups = [key for key in handle.keys() if hasattr(handle[key], "keys") and "data" in handle[key]]
-    if groups:
+    if _sample_groups(handle):
         return "groups"
     return "unknown"
 
@@ -151,10 +165,11 @@ def read_pdebench_trajectories(path: PathLike) -> np.ndarray:
         if layout == "tensor":
             tensor = np.asarray(handle["tensor"][()], dtype=np.float32)
             if tensor.ndim < 3:
-                raise ValueError(f"{path}: 'tensor' has shape {tensor.shape}; expected [n, T, *spatial]")
+                raise ValueError(f"{path}: 'tensor' has shape {tensor.shape}; expected "
+                                 "[n, T, *spatial]")
             return tensor[:, :, None]
         if layout == "groups":
-            names = sorted(key for key in handle.keys() if hasattr(handle[key], "keys") and "data" in handle[key])
+            names = _sample_groups(handle)
             frames = []
             for name in names:
                 data = np.asarray(handle[name]["data"][()], dtype=np.float32)
@@ -188,7 +203,8 @@ def read_pdebench_hdf5(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
             return _check_pair(nu[:, None], tensor, path)
         if layout == "unknown":
             raise ValueError(f"{path}: not a known PDEBench layout (expected 'nu' and 'tensor', "
-                             f"'tensor', or groups with 'data'); found keys {sorted(handle.keys())}")
+                             f"'tensor', or groups with 'data'); found keys "
+                             f"{sorted(handle.keys())}")
     trajectories = read_pdebench_trajectories(path)
     return trajectories[:, 0], trajectories[:, -1]
 
@@ -203,7 +219,8 @@ def _loadmat_arrays(path: Path, keys: tuple[str, str]) -> list[np.ndarray]:
         with _open_h5(path) as handle:
             missing = [key for key in keys if key not in handle]
             if missing:
-                raise ValueError(f"{path}: missing variable(s) {missing}; found {sorted(handle.keys())}") from None
+                raise ValueError(f"{path}: missing variable(s) {missing}; found "
+                                 f"{sorted(handle.keys())}") from None
             return [np.asarray(handle[key][()]).transpose() for key in keys]
     except (ValueError, OSError) as error:
         raise OSError(f"{path}: cannot be read as a MATLAB .mat file ({error})") from error
@@ -214,7 +231,8 @@ def _loadmat_arrays(path: Path, keys: tuple[str, str]) -> list[np.ndarray]:
     return [np.asarray(data[key]) for key in keys]
 
 
-def read_fno_mat(path: PathLike, input_key: str = "coeff", output_key: str = "sol") -> tuple[np.ndarray, np.ndarray]:
+def read_fno_mat(path: PathLike, input_key: str = "coeff",
+                 output_key: str = "sol") -> tuple[np.ndarray, np.ndarray]:
     """Read an FNO ``.mat`` file as ``(inputs, outputs)`` float32 ``[n, C, *spatial]``.
 
     Args:
@@ -251,11 +269,33 @@ def _detect_format(path: Path) -> str:
         return "fno"
     if suffix in (".h5", ".hdf5", ".hdf"):
         return "pdebench"
-    raise ValueError(f"format: cannot tell the format of {path} from its suffix; pass one of {FORMATS}")
+    raise ValueError(f"format: cannot tell the format of {path} from its suffix; pass one of "
+                     f"{FORMATS}")
 
 
-def _unit_grid(spatial: tuple[int, ...]) -> np.ndarray:
-    axes = [np.linspace(0.0, 1.0, size) for size in spatial]
+def infer_grid_convention(fields: np.ndarray, spatial_dims: int) -> str:
+    """``"node"`` or ``"cell"`` for the grid of ``fields`` ``[..., *spatial]`` (the solutions).
+
+    ``"node"`` when every field vanishes (at most ``1e-6`` times its largest magnitude) on the
+    first and the last layer of every spatial axis: a Dirichlet solution stored with both
+    boundaries, which only a node grid ``i / (n - 1)`` has. ``"cell"`` otherwise: a grid of
+    spacing ``1 / n`` holds at most one end of an axis (periodic ``i / n``, cell centres).
+    """
+    fields = np.asarray(fields)
+    scale = float(np.abs(fields).max()) if fields.size else 0.0
+    if scale == 0.0 or not np.isfinite(scale):
+        return "cell"
+    for axis in range(fields.ndim - spatial_dims, fields.ndim):
+        for end in (0, -1):
+            if float(np.abs(np.take(fields, end, axis=axis)).max()) > 1e-6 * scale:
+                return "cell"
+    return "node"
+
+
+def _unit_grid(spatial: tuple[int, ...], convention: str) -> np.ndarray:
+    """``[ndim, *spatial]`` coordinates of the unit cube: ``i / (n - 1)`` (node) or ``i / n``."""
+    axes = [np.linspace(0.0, 1.0, size) if convention == "node" else np.arange(size) / size
+            for size in spatial]
     return np.stack(np.meshgrid(*axes, indexing="ij"))
 
 
@@ -271,7 +311,8 @@ def _pdebench_coordinates(path: Path, spatial: tuple[int, ...]) -> Optional[np.n
 
 
 def convert(path: PathLike, out_h5: PathLike, format: Optional[str] = None, overwrite: bool = False,
-            compression: Optional[str] = "gzip", **reader_options: Any) -> Path:
+            compression: Optional[str] = "gzip", grid_convention: str | None = None,
+            **reader_options: Any) -> Path:
     """Convert another project's dataset file into a pdesuite HDF5 file.
 
     Args:
@@ -281,17 +322,24 @@ def convert(path: PathLike, out_h5: PathLike, format: Optional[str] = None, over
             (``.pt``/``.pth``, ``.h5``/``.hdf5``, ``.mat``).
         overwrite: replace an existing ``out_h5`` (default: FileExistsError).
         compression: ``"gzip"`` (default), ``"lzf"`` or None.
+        grid_convention: ``"node"`` or ``"cell"``, written as the file's ``grid_convention``
+            attribute (see :data:`~pdesuite.datasets.storage.GRID_CONVENTIONS`). Default None:
+            ``"cell"`` for PDEBench (finite volumes, cell centres); for the other formats
+            :func:`infer_grid_convention` of the outputs.
         **reader_options: passed to the reader (``spatial_dims``, ``input_key``, ...).
 
     Returns:
         The path of the written file. Coordinates are PDEBench's where present, otherwise the
-        unit grid ``[0, 1]`` per axis.
+        points of the convention in ``[0, 1]`` per axis (``i / (n - 1)`` or ``i / n``).
     """
     path = _existing(path)
     out_h5 = Path(out_h5)
     fmt = format or _detect_format(path)
     if fmt not in FORMATS:
         raise ValueError(f"format: must be one of {FORMATS}, got {fmt!r}")
+    if grid_convention is not None and grid_convention not in GRID_CONVENTIONS[:2]:
+        raise ValueError(f"grid_convention: must be 'node', 'cell' or None (inferred), got "
+                         f"{grid_convention!r}")
     if out_h5.exists() and not overwrite:
         raise FileExistsError(f"out_h5: {out_h5} exists; pass overwrite=True to replace it")
     if out_h5.resolve() == path.resolve():
@@ -311,13 +359,18 @@ def convert(path: PathLike, out_h5: PathLike, format: Optional[str] = None, over
         else:
             inputs, outputs = read_pdebench_hdf5(path)
     spatial = tuple(inputs.shape[2:])
+    if grid_convention is None:
+        solutions = trajectories if trajectories is not None else outputs
+        grid_convention = ("cell" if fmt == "pdebench"
+                           else infer_grid_convention(solutions, len(spatial)))
     coordinates = _pdebench_coordinates(path, spatial) if fmt == "pdebench" else None
     if coordinates is None:
-        coordinates = _unit_grid(spatial)
+        coordinates = _unit_grid(spatial, grid_convention)
     n = inputs.shape[0]
-    attrs = schema_attrs(family=f"converted-{fmt}", config={"source": path.name, "format": fmt,
-                                                            **{k: v for k, v in reader_options.items()}},
-                         seed=-1, n=n, kind="time-dependent" if trajectories is not None else "steady")
+    config = {"source": path.name, "format": fmt, **reader_options}
+    attrs = schema_attrs(family=f"converted-{fmt}", config=config, seed=-1, n=n,
+                         kind="time-dependent" if trajectories is not None else "steady",
+                         grid_convention=grid_convention)
     attrs.update({"source": str(path), "source_format": fmt})
     fields = {"inputs": (inputs.shape[1:], np.float32)}
     if trajectories is not None:

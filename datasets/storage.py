@@ -38,10 +38,13 @@ Root attributes: ``schema_version`` (int), ``family`` (name), ``config`` (JSON o
 full configuration), ``seed``, ``pdesuite_version``, ``units`` (JSON: field name -> unit),
 ``order`` (``"sorted"``, ``"given"`` or ``"random"``), ``sort_method``, ``sort_time`` (s, the
 sorting alone), ``created`` (ISO 8601, UTC), ``n``, ``kind`` (``"steady"`` or
-``"time-dependent"``) and ``complete`` (True once every sample is written). Generated files add
-``solver_config`` (JSON), ``run_hash``, ``chunk_size``, ``key_time`` and ``solve_time`` (s);
-converted files add ``source`` and ``source_format``. ``solver/``, ``parameters/``,
-``solve_order`` and ``stats/`` are optional (a converted file has no solver statistics).
+``"time-dependent"``) and ``complete`` (True once every sample is written). Optional:
+``grid_convention``, where the points of a grid lie (:data:`GRID_CONVENTIONS`; read it with
+:func:`grid_convention`: a grid file without it is node-centred, as every one was before the
+attribute existed). Generated files add ``solver_config`` (JSON), ``run_hash``, ``chunk_size``,
+``key_time`` and ``solve_time`` (s); converted files add ``source`` and ``source_format``.
+``solver/``, ``parameters/``, ``solve_order`` and ``stats/`` are optional (a converted file has
+no solver statistics).
 
 Arrays are chunked one sample per chunk and compressed (gzip level 4 with shuffle by default;
 ``"lzf"`` or ``None`` on request). Every per-sample dataset (the arrays, ``parameters/``,
@@ -64,12 +67,14 @@ import numpy as np
 
 __all__ = [
     "DATA_KEYS",
+    "GRID_CONVENTIONS",
     "REQUIRED_ATTRS",
     "SCHEMA_VERSION",
     "SOLVER_STATS",
     "create_dataset_file",
     "create_sample_dataset",
     "describe",
+    "grid_convention",
     "open_dataset",
     "read_rows",
     "read_sample",
@@ -95,6 +100,13 @@ SOLVER_STATS: dict[str, np.dtype] = {
 REQUIRED_ATTRS = ("schema_version", "family", "config", "seed", "pdesuite_version", "units",
                   "order", "sort_method", "sort_time", "created", "n", "kind", "complete")
 COMPRESSIONS = ("gzip", "lzf", None)
+#: Values of the ``grid_convention`` root attribute: where the ``n`` points of an axis of the
+#: domain ``[0, 1]`` lie. ``"node"``: at ``i / (n - 1)``, both ends included (the Dirichlet
+#: finite-difference families). ``"cell"``: spaced ``1 / n``, the domain ``n`` spacings long
+#: (periodic grids at ``i / n``, cell centres at ``(i + 1/2) / n``; neuraloperator's, FNO's
+#: periodic and PDEBench's data). ``"mesh"``: FE DoFs, no grid. A model that appends
+#: coordinates or pads a fraction of the domain needs it to treat every resolution alike.
+GRID_CONVENTIONS = ("node", "cell", "mesh")
 
 PathLike = Union[str, os.PathLike]
 
@@ -107,12 +119,24 @@ def _h5py():
 
 def schema_attrs(*, family: str, config: Mapping[str, Any], seed: int, n: int, kind: str,
                  units: Optional[Mapping[str, str]] = None, order: str = "given",
-                 sort_method: str = "none", sort_time: float = 0.0) -> dict[str, Any]:
-    """The required root attributes, ``complete`` set to False (the writer sets it last)."""
+                 sort_method: str = "none", sort_time: float = 0.0,
+                 grid_convention: str | None = None) -> dict[str, Any]:
+    """The required root attributes, ``complete`` set to False (the writer sets it last).
+
+    ``grid_convention`` (one of :data:`GRID_CONVENTIONS`) is added when given, or else when
+    ``family`` names a registered family that declares one (``PDEFamily.grid_convention``);
+    otherwise it is left out, and readers take the grid as node-centred.
+    """
     from pdesuite import __version__
 
     if kind not in ("steady", "time-dependent"):
         raise ValueError(f"kind: must be 'steady' or 'time-dependent', got {kind!r}")
+    if grid_convention is None:
+        grid_convention = _family_grid_convention(str(family))
+    elif grid_convention not in GRID_CONVENTIONS:
+        raise ValueError(f"grid_convention: must be one of {list(GRID_CONVENTIONS)}, got "
+                         f"{grid_convention!r}")
+    convention = {} if grid_convention is None else {"grid_convention": grid_convention}
     return {
         "schema_version": SCHEMA_VERSION,
         "family": str(family),
@@ -126,8 +150,32 @@ def schema_attrs(*, family: str, config: Mapping[str, Any], seed: int, n: int, k
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "n": int(n),
         "kind": kind,
+        **convention,
         "complete": False,
     }
+
+
+def _family_grid_convention(name: str) -> str | None:
+    """The ``grid_convention`` that the registered family ``name`` declares, or None."""
+    from pdesuite.datasets.family import FAMILIES
+
+    convention = getattr(FAMILIES.get(name), "grid_convention", None)
+    return convention if convention in GRID_CONVENTIONS else None
+
+
+def grid_convention(handle) -> str:
+    """The ``grid_convention`` of an open file: its attribute, else inferred as files had it.
+
+    A file written before the attribute existed is ``"mesh"`` when its coordinates are a point
+    list ``[n_points, ndim]`` (FE DoFs) and ``"node"`` otherwise, the convention every grid
+    file had then. Returns one of :data:`GRID_CONVENTIONS`.
+    """
+    if "grid_convention" in handle.attrs:
+        return str(handle.attrs["grid_convention"])
+    coordinates = handle.get("coordinates")
+    if coordinates is not None and coordinates.ndim == 2 and coordinates.shape[0] != 1:
+        return "mesh"  # [n_points, ndim] FE DoFs (a 1-D grid's coordinates are [1, n])
+    return "node"
 
 
 def _compression_options(compression: Optional[str]) -> dict[str, Any]:
@@ -140,7 +188,8 @@ def _compression_options(compression: Optional[str]) -> dict[str, Any]:
     return {}
 
 
-def create_dataset_file(path: PathLike, *, n: int, fields: Mapping[str, tuple[tuple[int, ...], Any]],
+def create_dataset_file(path: PathLike, *, n: int,
+                        fields: Mapping[str, tuple[tuple[int, ...], Any]],
                         attrs: Mapping[str, Any], coordinates: Optional[np.ndarray] = None,
                         parameters: Optional[Mapping[str, tuple[tuple[int, ...], Any]]] = None,
                         solver_stats: bool = True, compression: Optional[str] = "gzip"):
@@ -167,7 +216,8 @@ def create_dataset_file(path: PathLike, *, n: int, fields: Mapping[str, tuple[tu
         raise ValueError(f"n: must be >= 0, got {n}")
     unknown = set(fields) - set(DATA_KEYS)
     if unknown:
-        raise ValueError(f"fields: unknown dataset(s) {sorted(unknown)}; expected {sorted(DATA_KEYS)}")
+        raise ValueError(f"fields: unknown dataset(s) {sorted(unknown)}; expected "
+                         f"{sorted(DATA_KEYS)}")
     handle = h5py.File(path, "w")
     try:
         for name, (shape, dtype) in fields.items():
@@ -328,7 +378,10 @@ def validate_file(handle, path: PathLike, check_data: bool | str = True) -> dict
         problems.append("missing dataset 'coordinates'")
 
     first = next(name for name in DATA_KEYS if name in handle)
-    n = int(handle.attrs["n"]) if "n" in handle.attrs else int(getattr(handle[first], "shape", (0,))[0])
+    if "n" in handle.attrs:
+        n = int(handle.attrs["n"])
+    else:
+        n = int(getattr(handle[first], "shape", (0,))[0])
     spatial: Optional[tuple[int, ...]] = None
     for name, base_rank in DATA_KEYS.items():
         if name not in handle:
@@ -356,12 +409,18 @@ def validate_file(handle, path: PathLike, check_data: bool | str = True) -> dict
             if stat not in handle["solver"]:
                 problems.append(f"missing dataset 'solver/{stat}'")
             elif handle["solver"][stat].shape != (n,):
-                problems.append(f"dataset 'solver/{stat}' has shape {handle['solver'][stat].shape}, "
+                shape = handle["solver"][stat].shape
+                problems.append(f"dataset 'solver/{stat}' has shape {shape}, "
                                 f"expected ({n},)")
     if "parameters" in handle:
         for name, item in handle["parameters"].items():
             if isinstance(item, h5py.Dataset) and (item.ndim == 0 or item.shape[0] != n):
-                problems.append(f"dataset 'parameters/{name}' has shape {item.shape}; expected [n={n}, ...]")
+                problems.append(f"dataset 'parameters/{name}' has shape {item.shape}; expected "
+                                f"[n={n}, ...]")
+    convention = str(handle.attrs.get("grid_convention", "node"))
+    if convention not in GRID_CONVENTIONS:
+        problems.append(f"root attribute 'grid_convention' is {convention!r}, expected one of "
+                        f"{list(GRID_CONVENTIONS)}")
     for attr in ("config", "units"):
         if attr in handle.attrs:
             try:

@@ -7,25 +7,38 @@ and ``W`` is a 1x1 convolution -> project (1x1 to 128 channels, GELU, 1x1 to ``o
 
 from __future__ import annotations
 
+import fractions
 import itertools
 import numbers
 import string
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pdesuite.operators.models import GridOperator, grid_coordinates
+from pdesuite.operators.models import GridOperator, check_grid_convention, grid_coordinates
 
-__all__ = ["FNO", "SpectralConv"]
+__all__ = ["FNO", "SpectralConv", "fraction_padding_points"]
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+#: How far ``fraction * spacings`` may lie from an integer and still count as whole: a float
+#: such as ``3 / 31`` times 62 is 6 only up to rounding.
+_WHOLE_TOLERANCE = 1e-6
+#: Largest denominator tried when suggesting resolutions at which a padding fraction is whole.
+_MAX_DENOMINATOR = 4096
+#: The fraction of the domain that ``padding=None`` pads, in whole points of the first grid.
+AUTO_PADDING = 0.1
+#: The keys of a config written before ``grid_convention`` existed (see ``FNO.from_config``).
+_LEGACY_CONFIG_KEYS = frozenset({"in_channels", "out_channels", "ndim", "modes", "width", "layers",
+                                 "padding", "grid", "projection_width"})
 
 
-def _per_axis(value: int | Sequence[int], ndim: int, argument: str, minimum: int) -> tuple[int, ...]:
+def _per_axis(value: int | Sequence[int], ndim: int, argument: str,
+              minimum: int) -> tuple[int, ...]:
     values = (value,) * ndim if isinstance(value, int) else tuple(value)
-    if len(values) != ndim or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+    if len(values) != ndim or not ints:
         raise ValueError(f"{argument}: expected an int or {ndim} ints, got {value!r}")
     if min(values) < minimum:
         raise ValueError(f"{argument}: every entry must be >= {minimum}, got {value!r}")
@@ -58,6 +71,85 @@ def _padding_per_axis(value: object, ndim: int) -> tuple[int | float, ...]:
     return tuple(_padding_entry(v, value) for v in values)
 
 
+def _domain_spacings(n: int, convention: str) -> int:
+    """Grid spacings that the domain spans: ``n - 1`` on a node grid, ``n`` on a cell grid."""
+    return n - 1 if convention == "node" else n
+
+
+def fraction_padding_points(fraction: float | fractions.Fraction, n: int, convention: str,
+                            axis: int = 0) -> int:
+    """Points that pad an axis of ``n`` points so that the FFT period is ``(1 + fraction)`` domains.
+
+    The FFT of ``N = n + p`` points of spacing ``h`` is periodic over ``N h``. The domain spans
+    ``L = n - 1`` spacings on a node grid and ``L = n`` on a cell grid, so the period is
+    ``1 + fraction`` times the domain when ``N = (1 + fraction) L``: ``p = fraction (n - 1) - 1``
+    (node) or ``p = fraction n`` (cell). ``fraction L`` must be a whole number (a float within
+    ``1e-6``; a ``Fraction`` exactly), and at least 1 on a node grid, or the padded period could
+    not be the same physical length as at another resolution.
+
+    Raises:
+        ValueError: ``fraction L`` is not whole; the message names the axis, the resolution,
+            the fraction and the convention, and suggests resolutions and fractions that work.
+    """
+    spacings = _domain_spacings(n, convention)
+    extra = fraction * spacings
+    whole = round(extra)
+    if abs(extra - whole) <= _WHOLE_TOLERANCE and (convention == "cell" or whole >= 1):
+        return whole - 1 if convention == "node" else whole
+    raise ValueError(_inexact_padding_message(fraction, n, convention, axis))
+
+
+def _auto_fraction(n: int, convention: str) -> fractions.Fraction:
+    """The fraction that ``padding=None`` fixes on a first grid of ``n`` points: about
+    :data:`AUTO_PADDING`, whole points, and on a node grid at least one spacing."""
+    spacings = max(1, _domain_spacings(n, convention))
+    whole = round(AUTO_PADDING * spacings)
+    return fractions.Fraction(max(whole, 1) if convention == "node" else whole, spacings)
+
+
+def _describe_fraction(fraction: float | fractions.Fraction) -> str:
+    if isinstance(fraction, fractions.Fraction):
+        return (f"{fraction.numerator}/{fraction.denominator} of the domain (padding=None, fixed "
+                f"on the first grid the model ran on)")
+    return f"{fraction!r} (a fraction of the domain)"
+
+
+def _inexact_padding_message(fraction: float | fractions.Fraction, n: int, convention: str,
+                             axis: int) -> str:
+    spacings = _domain_spacings(n, convention)
+    shift = 1 if convention == "node" else 0  # a node grid of L spacings has L + 1 points
+    if convention == "node" and fraction == 0:
+        return (f"FNO: padding 0.0 (a fraction of the domain) cannot be met on a node grid (axis "
+                f"{axis}, {n} points): its FFT already spans one spacing more than the domain. "
+                f"Pass padding=0, an int, for no padding, or a fraction of at least 1/{spacings}")
+    head = (f"FNO: padding {_describe_fraction(fraction)} is not a whole number of grid points at "
+            f"{n} points on axis {axis} ({convention} grid, a domain of {spacings} spacings: "
+            f"{float(fraction)!r} x {spacings} = {float(fraction * spacings):.6g}), so the padded "
+            f"period would not be the same physical length as at other resolutions. Use")
+    options = []
+    exact = fractions.Fraction(fraction).limit_denominator(_MAX_DENOMINATOR)
+    if exact and abs(float(exact) - fraction) <= 1e-12:
+        q = exact.denominator  # fraction * L is whole exactly when q divides L
+        below = max(1, spacings // q)
+        resolutions = [k * q + shift for k in (below, below + 1, below + 2)]
+        listed = ", ".join(map(str, resolutions))
+        options.append(f"a resolution where it is whole ({listed} points)")
+    nearest = round(fraction * spacings)
+    candidates = [k for k in (nearest - 1, nearest, nearest + 1) if 1 <= k < spacings]
+    if candidates:
+        shown = ", ".join(f"{k / spacings!r} = {k}/{spacings}" for k in candidates)
+        options.append(f"a model built with a padding fraction that is whole here ({shown})")
+    options.append("an int padding (that many points at every resolution, the period then "
+                   "changing with the resolution)")
+    if len(options) == 1:
+        return f"{head} {options[0]}"
+    return f"{head} {', '.join(options[:-1])} or {options[-1]}"
+
+
+def _forget_padding_reference(module: "FNO", incompatible_keys: Any) -> None:
+    module._padding_reference = None  # load_state_dict may have brought another reference
+
+
 class SpectralConv(nn.Module):
     """Truncated Fourier multiplier: ``(K v)^ (k) = R(k) v^(k)`` for the kept modes, 0 elsewhere.
 
@@ -79,9 +171,11 @@ class SpectralConv(nn.Module):
         self.modes = tuple(modes)
         ndim = len(self.modes)
         corners = 2 ** (ndim - 1)
-        # scale 1 / (C_in C_out) with uniform [0, 1) real and imaginary parts, as in the paper's code
+        # scale 1 / (C_in C_out) with uniform [0, 1) real and imaginary parts, as in the paper's
+        # code
         scale = 1.0 / (in_channels * out_channels)
-        self.weight = nn.Parameter(scale * torch.rand(corners, in_channels, out_channels, *self.modes, 2))
+        self.weight = nn.Parameter(
+            scale * torch.rand(corners, in_channels, out_channels, *self.modes, 2))
         letters = string.ascii_lowercase[-ndim:]  # spatial einsum letters, e.g. "yz" in 2D
         self._contraction = f"bi{letters},io{letters}->bo{letters}"
 
@@ -93,7 +187,7 @@ class SpectralConv(nn.Module):
         # weight: [corners, C_in, C_out, *modes], complex
         if x.dtype not in (torch.float32, torch.float64):
             x = x.float()  # under autocast: half-precision FFTs need power-of-2 sizes
-        x_hat = torch.fft.rfftn(x, dim=dims)                                # [B, C_in, n1, ..., nd // 2 + 1]
+        x_hat = torch.fft.rfftn(x, dim=dims)                 # [B, C_in, n1, ..., nd // 2 + 1]
         out_hat = x_hat.new_zeros(x.shape[0], weight.shape[2], *x_hat.shape[2:])  # [B, C_out, same]
         kept = [min(m, n // 2) for m, n in zip(self.modes[:-1], spatial[:-1])]
         kept.append(min(self.modes[-1], x_hat.shape[-1]))
@@ -101,14 +195,16 @@ class SpectralConv(nn.Module):
             spectrum_slices, weight_slices = [], []
             for sign, k, m in zip(signs, kept, self.modes):
                 # negative corners store frequency -m + j at index j: keep the last k of them
-                spectrum_slices.append(slice(0, k) if sign > 0 else slice(-k, None) if k else slice(0, 0))
+                negative = slice(-k, None) if k else slice(0, 0)
+                spectrum_slices.append(slice(0, k) if sign > 0 else negative)
                 weight_slices.append(slice(0, k) if sign > 0 else slice(m - k, m))
             spectrum_slices.append(slice(0, kept[-1]))
             weight_slices.append(slice(0, kept[-1]))
             index = (slice(None), slice(None), *spectrum_slices)
-            block = weight[(corner, slice(None), slice(None), *weight_slices)]  # [C_in, C_out, *kept]
-            out_hat[index] = torch.einsum(self._contraction, x_hat[index], block)  # [B, C_out, *kept]
-        return torch.fft.irfftn(out_hat, s=spatial, dim=dims)               # [B, C_out, n1, ..., nd]
+            # [C_in, C_out, *kept] times [B, C_in, *kept] -> [B, C_out, *kept]
+            block = weight[(corner, slice(None), slice(None), *weight_slices)]
+            out_hat[index] = torch.einsum(self._contraction, x_hat[index], block)
+        return torch.fft.irfftn(out_hat, s=spatial, dim=dims)  # [B, C_out, n1, ..., nd]
 
 
 class FNO(GridOperator):
@@ -122,24 +218,43 @@ class FNO(GridOperator):
         width: channels of the Fourier layers. Default 32.
         layers: Fourier layers. Default 4.
         padding: room appended at the high end of each axis before the FFT and cropped after
-            the last Fourier layer; an int, a float, or ``ndim`` of them (one per axis). The FFT
-            treats the (padded) domain as periodic; the pad lets a non-periodic solution (Darcy,
-            zero Dirichlet) have ends that do not match. A float ``f`` in ``[0, 1)`` is a
-            fraction of the domain length: an axis of ``s`` nodes gets ``round(f (s - 1))``
-            points, so the padded period is the same physical length at every resolution and
-            the learned weights act on the same physical frequencies. A model trained at ``s``
-            nodes thus evaluates zero-shot at ``2 s - 1`` (the same domain at half the spacing):
-            there the pad is exactly twice as many points when ``f (s - 1)`` lies within 1/4 of
-            an integer, and otherwise the two padded periods differ by one fine spacing, from
-            the rounding. An int is a number of grid points at every
-            resolution (the paper's code; the padded domain then shrinks on finer grids, and
-            zero-shot evaluation acts on other frequencies). Default 0.1: the paper's Darcy
-            script pads 9 points at 85 nodes, 9 / 84 = 0.107 of the domain; 0.1 is the round
-            value next to it (8 points at 85, 3 at 32 and 6 at 63 nodes). ``padding=9``
-            reproduces the paper's grid exactly. Use 0 for periodic problems. See
+            the last Fourier layer: None, an int, a float, or ``ndim`` ints and floats (one per
+            axis). The FFT treats the (padded) grid as periodic; the pad lets a non-periodic
+            solution (Darcy, zero Dirichlet) have ends that do not match.
+
+            A float ``f`` in ``[0, 1)`` is a fraction of the domain: the padded FFT period is
+            ``1 + f`` times the domain at every resolution, so that the learned weights act on
+            the same physical frequencies wherever the model is evaluated (zero-shot
+            super-resolution). On an axis of ``n`` points the domain spans ``L = n - 1``
+            spacings (node grid) or ``L = n`` (cell grid), and the pad is ``f (n - 1) - 1``
+            points (node; the FFT of a node grid already spans one spacing past the domain) or
+            ``f n`` (cell). ``f L`` must be a whole number, and at least 1 on a node grid: at
+            another resolution the forward pass raises a ValueError that names the axis, the
+            resolution and the fraction, and suggests resolutions and fractions that work
+            (see :func:`fraction_padding_points`). Rounding instead would make the padded
+            period, and with it every learned frequency, differ between resolutions.
+
+            None (default): such a fraction, fixed on the first grid the model runs on (its
+            training grid): a tenth of its ``L`` spacings (:data:`AUTO_PADDING`; the paper's
+            Darcy script pads 9 of 84), rounded to whole points, and at least one spacing on a
+            node grid. The fraction is kept exactly, as ``(numerator, denominator)`` per
+            axis in the int64 buffer ``padding_reference`` (``[ndim, 2]``, zeros until fixed;
+            part of the state dict, so a checkpoint restores it). From ``s`` training points
+            the model thus runs at ``2 s - 1`` nodes or ``2 s`` cells (the same domain at half
+            the spacing), and refuses, as above, a grid where the fraction is not whole.
+
+            An int is a number of grid points at every resolution (the paper's code: the padded
+            period then shrinks on finer grids, and zero-shot evaluation acts on other
+            frequencies); ``padding=0`` pads nothing (periodic problems). See
             :meth:`padding_points` and :meth:`padded_shape`.
-        grid: append the node coordinates in ``[0, 1]`` as ``ndim`` extra input channels.
-            Default True.
+        grid: append the coordinates of the grid points in ``[0, 1]`` as ``ndim`` extra input
+            channels. Default True.
+        grid_convention: where the ``n`` points of an axis lie in ``[0, 1]``, as a dataset file's
+            ``grid_convention`` attribute records it: ``"node"`` (default; ``i / (n - 1)``, the
+            pdesuite finite-difference families) or ``"cell"`` (spacing ``1 / n``: periodic
+            grids ``i / n`` and cell centres, as neuraloperator's and PDEBench's data). It sets
+            the coordinate channels (:func:`~pdesuite.operators.models.grid_coordinates`) and
+            the domain length that a fraction ``padding`` refers to.
         projection_width: hidden channels of the projection. Default 128.
 
     The defaults are the paper's 2D Darcy setting. Parameter count (real scalars, a complex
@@ -153,11 +268,14 @@ class FNO(GridOperator):
     For the defaults (c = 1, d = 2, M = 144) that is 2,368,001: the paper's "2.37M". The
     spectral weights are 99.6 % of it (2,359,296).
 
-    Forward: ``[B, in_channels, *spatial] -> [B, out_channels, *spatial]`` at any resolution
-    (the spectral weights act on frequencies, not grid points), step by step:
+    Forward: ``[B, in_channels, *spatial] -> [B, out_channels, *spatial]`` at any resolution at
+    which a fraction ``padding`` is whole (the spectral weights act on frequencies, not grid
+    points), step by step:
 
-    1. append the node coordinates (``grid``) and lift pointwise to ``width`` channels;
-    2. zero-pad each axis at its high end by :meth:`padding_points`;
+    1. append the point coordinates (``grid``, by ``grid_convention``) and lift pointwise to
+       ``width`` channels;
+    2. zero-pad each axis at its high end by :meth:`padding_points` (with ``padding=None`` the
+       first call fixes the fraction);
     3. ``layers`` Fourier layers ``v <- K v + W v``, GELU after all but the last;
     4. crop the padding, project pointwise (``width -> h -> out_channels``, GELU between).
     """
@@ -172,26 +290,40 @@ class FNO(GridOperator):
         modes: int | Sequence[int] = 12,
         width: int = 32,
         layers: int = 4,
-        padding: int | float | Sequence[int | float] = 0.1,
+        padding: int | float | Sequence[int | float] | None = None,
         grid: bool = True,
         projection_width: int = 128,
+        grid_convention: str = "node",
     ) -> None:
         super().__init__()
         if ndim not in _CONV:
             raise ValueError(f"ndim: expected 1, 2 or 3, got {ndim!r}")
-        for argument, value in (("in_channels", in_channels), ("out_channels", out_channels), ("width", width),
-                                ("layers", layers), ("projection_width", projection_width)):
+        for argument, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                                ("width", width), ("layers", layers),
+                                ("projection_width", projection_width)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{argument}: expected a positive int, got {value!r}")
         modes_t = _per_axis(modes, ndim, "modes", 1)
-        padding_t = _padding_per_axis(padding, ndim)
-        # the validated form (Python ints and floats) keeps to_config JSON-friendly; a scalar stays a scalar
-        stored_padding = padding_t[0] if isinstance(padding, numbers.Real) else list(padding_t)
-        self._store_config(in_channels=in_channels, out_channels=out_channels, ndim=ndim, modes=modes,
-                           width=width, layers=layers, padding=stored_padding, grid=bool(grid),
-                           projection_width=projection_width)
+        padding_t = None if padding is None else _padding_per_axis(padding, ndim)
+        check_grid_convention(grid_convention)
+        # the validated form (Python ints and floats) keeps to_config JSON-friendly; a scalar
+        # stays a scalar, None stays None
+        if padding_t is None or isinstance(padding, numbers.Real):
+            stored_padding = padding if padding_t is None else padding_t[0]
+        else:
+            stored_padding = list(padding_t)
+        self._store_config(in_channels=in_channels, out_channels=out_channels, ndim=ndim,
+                           modes=modes, width=width, layers=layers, padding=stored_padding,
+                           grid=bool(grid), projection_width=projection_width,
+                           grid_convention=grid_convention)
         self.in_channels, self.out_channels, self.ndim = in_channels, out_channels, ndim
-        self.grid, self.padding = bool(grid), padding_t
+        self.grid, self.padding, self.grid_convention = bool(grid), padding_t, grid_convention
+        if padding_t is None:
+            # the fraction per axis, (numerator, denominator); (0, 0) until the first forward
+            self.register_buffer("padding_reference", torch.zeros(ndim, 2, dtype=torch.int64))
+            self.register_load_state_dict_post_hook(_forget_padding_reference)
+        self._padding_reference: tuple[tuple[int, int], ...] | None = None  # the buffer, read once
+        self._legacy_rounding = False  # see from_config
         conv = _CONV[ndim]
         self.lift = conv(in_channels + (ndim if self.grid else 0), width, 1)
         self.spectral = nn.ModuleList(SpectralConv(width, width, modes_t) for _ in range(layers))
@@ -199,31 +331,86 @@ class FNO(GridOperator):
         self.project_hidden = conv(width, projection_width, 1)
         self.project_out = conv(projection_width, out_channels, 1)
 
-    def padding_points(self, spatial: Sequence[int]) -> tuple[int, ...]:
-        """Grid points appended per axis for an input of ``spatial`` nodes.
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "FNO":
+        """Rebuild a model (fresh weights) from :meth:`to_config` output.
 
-        An int entry of ``padding`` is used as is; a float ``f`` gives ``round(f (s - 1))`` for
-        an axis of ``s`` nodes (Python's ``round``, half to even). Example: ``padding=0.1``
-        gives 3 points at 32 nodes and 6 at 63.
+        A saved config written before ``grid_convention`` existed (all the other arguments,
+        none of it) rebuilds the model it was trained as: node coordinates, and a float ``padding``
+        rounded on every grid to ``round(f (n - 1))`` points (Python's ``round``) rather than
+        refused; its :meth:`to_config` keeps that form, so that its checkpoints still match.
+        """
+        model = super().from_config(config)
+        if set(config) - {"name"} == _LEGACY_CONFIG_KEYS and model.padding is not None:
+            model._legacy_rounding = True
+            del model._config["grid_convention"]
+        return model
+
+    def padding_points(self, spatial: Sequence[int]) -> tuple[int, ...]:
+        """Grid points appended per axis for an input of ``spatial`` points.
+
+        An int entry of ``padding`` is used as is; a fraction ``f`` gives ``f (n - 1) - 1``
+        points on a node grid and ``f n`` on a cell grid (:func:`fraction_padding_points`),
+        which must be whole. Example: ``padding=0.125`` gives 3 points at 33 nodes and 7 at
+        65; 4 points at 32 cells and 8 at 64. With ``padding=None`` the fraction is the one
+        fixed on the first grid the model ran on, or, before that, the one ``spatial`` would
+        fix (this query fixes nothing).
+
+        Raises:
+            ValueError: a fraction that is not a whole number of points at this resolution.
         """
         if len(spatial) != self.ndim:
             raise ValueError(f"spatial: expected {self.ndim} sizes, got {tuple(spatial)!r}")
-        return tuple(p if isinstance(p, int) else round(p * (n - 1)) for p, n in zip(self.padding, spatial))
+        fractions_per_axis = self._padding_fractions(spatial)
+        if self._legacy_rounding:
+            return tuple(p if isinstance(p, int) else round(p * (n - 1))
+                         for p, n in zip(fractions_per_axis, spatial))
+        return tuple(p if isinstance(p, int)
+                     else fraction_padding_points(p, int(n), self.grid_convention, axis)
+                     for axis, (p, n) in enumerate(zip(fractions_per_axis, spatial)))
+
+    def _padding_fractions(self, spatial: Sequence[int],
+                           ) -> tuple[int | float | fractions.Fraction, ...]:
+        """``padding`` per axis, with ``None`` resolved to its fixed (or would-be) fraction."""
+        if self.padding is not None:
+            return self.padding
+        if self._padding_reference is None:
+            stored = self.padding_reference.tolist()
+            self._padding_reference = tuple((int(a), int(b)) for a, b in stored)
+        return tuple(fractions.Fraction(a, b) if b else _auto_fraction(int(n), self.grid_convention)
+                     for (a, b), n in zip(self._padding_reference, spatial))
+
+    def _fix_padding(self, spatial: Sequence[int]) -> None:
+        """Record the fraction of ``padding=None`` on its first grid (see the class docstring)."""
+        if self.padding is not None:
+            return
+        fractions_now = self._padding_fractions(spatial)  # also reads the buffer
+        if all(b for _, b in self._padding_reference):
+            return
+        reference = tuple((f.numerator, f.denominator) for f in fractions_now)
+        with torch.no_grad():
+            self.padding_reference.copy_(torch.tensor(reference, dtype=torch.int64))
+        self._padding_reference = reference
 
     def padded_shape(self, spatial: Sequence[int]) -> tuple[int, ...]:
         """Sizes the Fourier layers work on: ``spatial`` plus :meth:`padding_points`."""
         return tuple(n + p for n, p in zip(spatial, self.padding_points(spatial)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, in_channels, *spatial] -> [B, out_channels, *spatial]``; S = spatial, P = padded."""
+        """``[B, in_channels, *spatial] -> [B, out_channels, *spatial]``.
+
+        S = spatial, P = padded, in the shape comments.
+        """
         self._check_input(x)                                                # x: [B, C_in, *S]
         spatial = x.shape[2:]
+        points = self.padding_points(spatial)  # first: a resolution it refuses costs nothing
+        self._fix_padding(spatial)
         if self.grid:
-            x = torch.cat([x, grid_coordinates(x, self.ndim)], dim=1)       # [B, C_in + d, *S]
+            coordinates = grid_coordinates(x, self.ndim, self.grid_convention)  # [B, d, *S]
+            x = torch.cat([x, coordinates], dim=1)                          # [B, C_in + d, *S]
         x = self.lift(x)                                                    # [B, w, *S]
-        points = self.padding_points(spatial)
         pad = [p for axis_pad in reversed(points) for p in (0, axis_pad)]   # F.pad: last axis first
-        x = F.pad(x, pad)                                                   # [B, w, *P], P = S + points
+        x = F.pad(x, pad)                                    # [B, w, *P], P = S + points
         last = len(self.spectral) - 1
         for i, (spectral, pointwise) in enumerate(zip(self.spectral, self.pointwise)):
             x = spectral(x).to(x.dtype) + pointwise(x)                      # [B, w, *P]

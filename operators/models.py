@@ -32,7 +32,15 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-__all__ = ["GridOperator", "MODELS", "build_model", "model_from_config", "grid_coordinates"]
+# MODELS is provided by the module __getattr__ below, which ruff cannot see
+__all__ = ["GRID_CONVENTIONS", "MODELS", "GridOperator", "build_model",  # noqa: F822
+           "check_grid_convention", "grid_coordinates", "model_from_config"]
+
+#: Where the ``n`` points of an axis of ``[0, 1]`` lie: ``"node"``, ``i / (n - 1)`` (both ends,
+#: the finite-difference grids of the pdesuite families); ``"cell"``, ``n`` points spaced
+#: ``1 / n`` (a periodic grid ``i / n``, or cell centres ``(i + 1/2) / n``: neuraloperator's and
+#: PDEBench's data). A dataset file records it in its ``grid_convention`` attribute.
+GRID_CONVENTIONS = ("node", "cell")
 
 
 class GridOperator(nn.Module):
@@ -68,41 +76,68 @@ class GridOperator(nn.Module):
         name = config.get("name", cls.name)
         if name != cls.name:
             raise ValueError(f"config: is for model {name!r}, not {cls.name!r}")
-        arguments = {key: value for key, value in config.items() if key != "name"}
+        return cls._from_arguments({key: value for key, value in config.items() if key != "name"})
+
+    @classmethod
+    def _from_arguments(cls, arguments: Mapping[str, Any]) -> "GridOperator":
+        """``cls(**arguments)``, with unknown keys a ValueError that lists the accepted ones.
+
+        :func:`build_model` builds from a name through this, and a saved config through
+        :meth:`from_config`, which a model may override to read configs of older versions.
+        """
         accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
         unknown = sorted(set(arguments) - accepted)
         if unknown:
-            raise ValueError(f"config: unknown keys {unknown} for model {cls.name!r}; accepted: {sorted(accepted)}")
+            raise ValueError(f"config: unknown keys {unknown} for model {cls.name!r}; accepted: "
+                             f"{sorted(accepted)}")
         return cls(**arguments)
 
     def parameter_count(self) -> int:
         """Number of trainable real scalars (a complex parameter counts 2 per entry)."""
-        return sum(p.numel() * (2 if p.is_complex() else 1) for p in self.parameters() if p.requires_grad)
+        return sum(p.numel() * (2 if p.is_complex() else 1)
+                   for p in self.parameters() if p.requires_grad)
 
     def _check_input(self, x: torch.Tensor) -> None:
         """Raise ValueError unless ``x`` is ``[B, in_channels, *spatial]`` with ``ndim`` axes."""
         if x.dim() != self.ndim + 2 or x.shape[1] != self.in_channels:
-            expected = ", ".join(["B", str(self.in_channels)] + [f"n{i + 1}" for i in range(self.ndim)])
+            axes = [f"n{i + 1}" for i in range(self.ndim)]
+            expected = ", ".join(["B", str(self.in_channels), *axes])
             raise ValueError(
                 f"{type(self).__name__}: input of shape {tuple(x.shape)}; expected [{expected}] "
                 f"({self.in_channels} channels, {self.ndim} spatial axes)"
             )
 
 
-def grid_coordinates(x: torch.Tensor, ndim: int) -> torch.Tensor:
-    """Node coordinates in ``[0, 1]`` per spatial axis, broadcast to the batch of ``x``.
+def check_grid_convention(value: Any) -> str:
+    """``value`` if it is one of :data:`GRID_CONVENTIONS`; else ValueError naming the options."""
+    if not isinstance(value, str) or value not in GRID_CONVENTIONS:
+        raise ValueError(f"grid_convention: expected one of {list(GRID_CONVENTIONS)}, got "
+                         f"{value!r}")
+    return value
+
+
+def grid_coordinates(x: torch.Tensor, ndim: int, convention: str = "node") -> torch.Tensor:
+    """Coordinates of the grid points in ``[0, 1]`` per spatial axis, as a batch like ``x``.
 
     Args:
         x: ``[B, C, n1, ..., n_ndim]``; only its shape, dtype and device are used.
         ndim: number of spatial axes.
+        convention: ``"node"`` (default): ``linspace(0, 1, n)``, the points ``i / (n - 1)``;
+            ``"cell"``: ``arange(n) / n``, the points ``i / n`` of a grid of spacing ``1 / n``
+            (see :data:`GRID_CONVENTIONS`; cell centres ``(i + 1/2) / n`` differ by a constant,
+            which a model's pointwise lift absorbs into its bias).
 
     Returns:
-        ``[B, ndim, n1, ..., n_ndim]``: channel ``i`` holds ``linspace(0, 1, n_{i+1})`` along
-        axis ``i``. The coordinates span ``[0, 1]`` at every resolution, which is what lets a
-        model trained at one resolution be evaluated at another.
+        ``[B, ndim, n1, ..., n_ndim]``: channel ``i`` holds the coordinates along axis ``i``.
+        A point keeps its coordinate at every resolution of its convention, which is what lets
+        a model trained at one resolution be evaluated at another.
     """
+    check_grid_convention(convention)
     batch, spatial = x.shape[0], x.shape[2:]
-    axes = [torch.linspace(0.0, 1.0, n, dtype=x.dtype, device=x.device) for n in spatial]
+    if convention == "node":
+        axes = [torch.linspace(0.0, 1.0, n, dtype=x.dtype, device=x.device) for n in spatial]
+    else:
+        axes = [torch.arange(n, dtype=x.dtype, device=x.device) / n for n in spatial]
     mesh = torch.meshgrid(*axes, indexing="ij")  # ndim tensors of shape spatial
     return torch.stack(mesh).unsqueeze(0).expand(batch, ndim, *spatial)
 
@@ -112,7 +147,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise TypeError(f"config value {value!r} of type {type(value).__name__} is not JSON-serialisable")
+    raise TypeError(f"config value {value!r} of type {type(value).__name__} is not "
+                    f"JSON-serialisable")
 
 
 # ----------------------------------------------------------------------------------- registry
@@ -142,7 +178,8 @@ def model_from_config(config: Mapping[str, Any]) -> GridOperator:
     if not isinstance(config, Mapping):
         raise TypeError(f"config: expected a mapping, got {type(config).__name__}")
     if "name" not in config:
-        raise ValueError("config: has no 'name' key; expected one of " + ", ".join(sorted(_registry())))
+        raise ValueError("config: has no 'name' key; expected one of "
+                         + ", ".join(sorted(_registry())))
     return _model_class(config["name"]).from_config(config)
 
 
@@ -156,10 +193,11 @@ def build_model(name_or_config: str | Mapping[str, Any], **overrides: Any) -> Gr
         ValueError: unknown model name, or an override the model does not take.
     """
     if isinstance(name_or_config, str):
-        return _model_class(name_or_config).from_config({"name": name_or_config, **overrides})
+        return _model_class(name_or_config)._from_arguments(overrides)
     if isinstance(name_or_config, Mapping):
         return model_from_config({**name_or_config, **overrides})
-    raise TypeError(f"name_or_config: expected a model name or a config dict, got {type(name_or_config).__name__}")
+    raise TypeError(f"name_or_config: expected a model name or a config dict, got "
+                    f"{type(name_or_config).__name__}")
 
 
 def _model_class(name: Any) -> type:

@@ -11,12 +11,18 @@ import torch
 from pdesuite.datasets.loaders import PDEDataset, split_ranges
 from pdesuite.datasets.readers import (
     convert,
+    infer_grid_convention,
     read_fno_mat,
     read_neuraloperator_pt,
     read_pdebench_hdf5,
     read_pdebench_trajectories,
 )
-from pdesuite.datasets.storage import create_dataset_file, open_dataset, schema_attrs
+from pdesuite.datasets.storage import (
+    create_dataset_file,
+    grid_convention,
+    open_dataset,
+    schema_attrs,
+)
 
 
 def _steady_file(path, n=10, seed=0):
@@ -140,8 +146,10 @@ def test_time_dependent_files(tmp_path):
     assert x.shape == (2, 3, 3) and y.shape == (3, 3, 3)
     mean = trajectories[:4].astype(np.float64).mean()
     std = trajectories[:4].astype(np.float64).std()
-    np.testing.assert_allclose(x.numpy(), (trajectories[1, :2, 0] - mean) / std, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(dataset.denormalize_targets(y).numpy(), trajectories[1, 2:, 0], rtol=1e-5)
+    np.testing.assert_allclose(x.numpy(), (trajectories[1, :2, 0] - mean) / std, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(dataset.denormalize_targets(y).numpy(), trajectories[1, 2:, 0],
+                               rtol=1e-5)
     with pytest.raises(ValueError, match="input_steps"):
         PDEDataset(path, input_steps=5)
 
@@ -216,7 +224,8 @@ def test_read_fno_mat(tmp_path):
     np.testing.assert_array_equal(inputs, coeff[:, None].astype(np.float32))
     np.testing.assert_array_equal(outputs, sol[:, None].astype(np.float32))
     ns = tmp_path / "ns.mat"
-    scipy.io.savemat(ns, {"a": rng.standard_normal((2, 4, 4)), "u": rng.standard_normal((2, 4, 4, 6))})
+    scipy.io.savemat(ns, {"a": rng.standard_normal((2, 4, 4)),
+                          "u": rng.standard_normal((2, 4, 4, 6))})
     a, u = read_fno_mat(ns, input_key="a", output_key="u")
     assert a.shape == (2, 1, 4, 4) and u.shape == (2, 6, 4, 4)
     with pytest.raises(ValueError, match=r"ns.mat.*coeff"):
@@ -232,7 +241,9 @@ def test_convert_writes_a_valid_pdesuite_file(tmp_path):
     with open_dataset(out) as handle:
         assert handle.attrs["family"] == "converted-fno" and handle.attrs["source_format"] == "fno"
         np.testing.assert_array_equal(handle["outputs"][()], sol[:, None].astype(np.float32))
-        np.testing.assert_allclose(handle["coordinates"][1, 0], np.linspace(0, 1, 6))
+        # no zero boundary on both ends: a grid of spacing 1 / n, points i / n
+        assert handle.attrs["grid_convention"] == "cell"
+        np.testing.assert_allclose(handle["coordinates"][1, 0], np.arange(6) / 6)
     x, y = PDEDataset(out, split="all", normalize=False)[4]
     np.testing.assert_array_equal(x.numpy(), coeff[4][None].astype(np.float32))
     with pytest.raises(FileExistsError, match="fno.h5"):
@@ -245,12 +256,58 @@ def test_convert_writes_a_valid_pdesuite_file(tmp_path):
     converted = convert(burgers, tmp_path / "b.h5")
     with open_dataset(converted) as handle:
         assert handle.attrs["kind"] == "time-dependent"
+        assert handle.attrs["grid_convention"] == "cell"
         assert handle["trajectories"].shape == (3, 4, 1, 8)
         np.testing.assert_allclose(handle["coordinates"][0], np.linspace(-1, 1, 8))
     torch.save({"x": torch.ones(2, 4, 4), "y": torch.zeros(2, 4, 4)}, tmp_path / "no.pt")
-    assert PDEDataset(convert(tmp_path / "no.pt", tmp_path / "no.h5"), split="all")[0][0].shape == (1, 4, 4)
+    converted = convert(tmp_path / "no.pt", tmp_path / "no.h5")
+    assert PDEDataset(converted, split="all")[0][0].shape == (1, 4, 4)
     with pytest.raises(ValueError, match="format"):
         convert(tmp_path / "no.pt", tmp_path / "x.h5", format="zarr")
+
+
+def _darcy_like(n, s, seed, both_ends):
+    """Solutions ``[n, s, s]`` that vanish at the first row and column, and also at the last
+    ones when ``both_ends`` (a Dirichlet solution on a node grid ``i / (s - 1)``)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(s) / (s - 1 if both_ends else s)
+    bump = np.sin(np.pi * t)[:, None] * np.sin(np.pi * t)[None, :]
+    return (rng.uniform(0.5, 2.0, (n, 1, 1)) * bump).astype(np.float32)
+
+
+def test_convert_infers_the_cell_grid_of_neuraloperator_data_and_takes_an_override(tmp_path):
+    # neuraloperator's Darcy sets: binary coefficients, solutions zero at x = 0 only (points i / n)
+    x = torch.from_numpy(np.random.default_rng(6).random((4, 8, 8)) > 0.5)
+    y = torch.from_numpy(_darcy_like(4, 8, seed=6, both_ends=False))
+    torch.save({"x": x, "y": y}, tmp_path / "darcy_train_8.pt")
+    assert infer_grid_convention(y.numpy(), 2) == "cell"
+    out = convert(tmp_path / "darcy_train_8.pt", tmp_path / "cell.h5")
+    with open_dataset(out) as handle:
+        assert handle.attrs["grid_convention"] == "cell" and grid_convention(handle) == "cell"
+        np.testing.assert_allclose(handle["coordinates"][0, :, 0], np.arange(8) / 8)
+        np.testing.assert_allclose(handle["coordinates"][1, 0], np.arange(8) / 8)
+    forced = convert(tmp_path / "darcy_train_8.pt", tmp_path / "node.h5", grid_convention="node")
+    with open_dataset(forced) as handle:
+        assert handle.attrs["grid_convention"] == "node"
+        np.testing.assert_allclose(handle["coordinates"][0, :, 0], np.linspace(0, 1, 8))
+    with pytest.raises(ValueError, match="grid_convention: must be 'node', 'cell' or None"):
+        convert(tmp_path / "darcy_train_8.pt", tmp_path / "bad.h5", grid_convention="mesh")
+
+
+def test_convert_infers_a_node_grid_from_a_solution_zero_on_both_ends(tmp_path):
+    sol = _darcy_like(3, 9, seed=7, both_ends=True).astype(np.float64)
+    sol[:, [0, -1], :] = 0.0
+    sol[:, :, [0, -1]] = 0.0  # exactly zero, as a solver that stores the boundary writes it
+    scipy.io.savemat(tmp_path / "darcy_r9.mat", {"coeff": np.ones((3, 9, 9)), "sol": sol})
+    assert infer_grid_convention(sol, 2) == "node"
+    out = convert(tmp_path / "darcy_r9.mat", tmp_path / "node.h5")
+    with open_dataset(out) as handle:
+        assert handle.attrs["grid_convention"] == "node"
+        np.testing.assert_allclose(handle["coordinates"][1, 0], np.linspace(0, 1, 9))
+    # periodic 1-D trajectories [n, T, C, x] and all-zero data: the cell grid
+    periodic = np.random.default_rng(8).standard_normal((2, 3, 1, 16))
+    assert infer_grid_convention(periodic, 1) == "cell"
+    assert infer_grid_convention(np.zeros((2, 1, 4, 4)), 2) == "cell"
 
 
 def test_a_corrupt_chunk_is_an_error_naming_the_file_and_the_sample(tmp_path):

@@ -11,6 +11,7 @@ from pdesuite.datasets.storage import (
     SOLVER_STATS,
     create_dataset_file,
     describe,
+    grid_convention,
     open_dataset,
     schema_attrs,
 )
@@ -27,7 +28,8 @@ def _write(path, n=6, spatial=(5, 5), compression="gzip", complete=True, time_de
     else:
         fields["outputs"] = ((1, *spatial), np.float32)
     coordinates = np.stack(np.meshgrid(*[np.linspace(0, 1, s) for s in spatial], indexing="ij"))
-    data = {name: rng.standard_normal((n, *shape)).astype(np.float32) for name, (shape, _) in fields.items()}
+    data = {name: rng.standard_normal((n, *shape)).astype(np.float32)
+            for name, (shape, _) in fields.items()}
     with create_dataset_file(path, n=n, fields=fields, attrs=attrs, coordinates=coordinates,
                              parameters={"kappa": ((), np.float64), "field": (spatial, np.float64)},
                              compression=compression) as handle:
@@ -224,3 +226,48 @@ def test_check_data_all_reads_a_good_file_and_refuses_a_bad_value(tmp_path):
         assert handle["outputs"].shape[0] == 3
     with pytest.raises(ValueError, match="check_data"):
         open_dataset(path, check_data="some")
+
+
+# ------------------------------------------------------------------------------ grid convention
+
+@pytest.mark.parametrize("family, expected", [
+    ("darcy", "node"), ("helmholtz", "node"), ("heat", "node"), ("darcy-3d", "node"),
+    ("burgers", "cell"), ("navier-stokes", "cell"), ("poisson-obstacles-3d", "cell"),
+    ("poisson-fe", "mesh"), ("thermal-fe", "mesh"), ("not-a-registered-family", None)])
+def test_schema_attrs_take_the_grid_convention_from_the_family(family, expected):
+    attrs = schema_attrs(family=family, config={}, seed=0, n=1, kind="steady")
+    assert attrs.get("grid_convention") == expected
+    explicit = schema_attrs(family=family, config={}, seed=0, n=1, kind="steady",
+                            grid_convention="cell")
+    assert explicit["grid_convention"] == "cell"  # an explicit value wins
+    with pytest.raises(ValueError,
+                       match=r"grid_convention: must be one of \['node', 'cell', 'mesh'\]"):
+        schema_attrs(family=family, config={}, seed=0, n=1, kind="steady", grid_convention="centre")
+
+
+def test_generate_writes_the_grid_convention_and_it_reads_back(tmp_path):
+    from pdesuite.datasets import generate
+
+    path = generate("darcy", 2, tmp_path / "d.h5", resolution=5, seed=1, progress=False)
+    with open_dataset(path) as handle:
+        assert handle.attrs["grid_convention"] == "node" and grid_convention(handle) == "node"
+        assert describe(handle)["attrs"]["grid_convention"] == "node"
+
+
+def test_files_without_the_attribute_read_as_before(tmp_path):
+    _write(tmp_path / "old.h5")  # family "toy" declares none: no attribute, as in older files
+    with open_dataset(tmp_path / "old.h5") as handle:
+        assert "grid_convention" not in handle.attrs and grid_convention(handle) == "node"
+    with h5py.File(tmp_path / "old.h5", "r+") as handle:
+        del handle["coordinates"]
+        handle["coordinates"] = np.zeros((7, 2))  # FE DoF points [n_points, 2]
+    with open_dataset(tmp_path / "old.h5") as handle:
+        assert grid_convention(handle) == "mesh"
+
+
+def test_a_bad_grid_convention_attribute_is_a_schema_error(tmp_path):
+    _write(tmp_path / "bad.h5")
+    with h5py.File(tmp_path / "bad.h5", "r+") as handle:
+        handle.attrs["grid_convention"] = "staggered"
+    with pytest.raises(ValueError, match=r"bad.h5.*'grid_convention' is 'staggered'"):
+        open_dataset(tmp_path / "bad.h5")
