@@ -5,14 +5,14 @@ Families: a :class:`PDEFamily` draws seeded parameters, assembles the problem th
 builds one of the registered families (``FAMILIES``).
 """
 
-from pdesuite.datasets.family import (
+from pdesuite.datasets.pde_family import (
     FAMILIES,
     PDEFamily,
     family_from_config,
     get_family,
     register_family,
 )
-from pdesuite.datasets.families import (
+from pdesuite.datasets.builtin_families import (
     Burgers1D,
     Darcy,
     Darcy3D,

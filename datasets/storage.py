@@ -157,7 +157,7 @@ def schema_attrs(*, family: str, config: Mapping[str, Any], seed: int, n: int, k
 
 def _family_grid_convention(name: str) -> str | None:
     """The ``grid_convention`` that the registered family ``name`` declares, or None."""
-    from pdesuite.datasets.family import FAMILIES
+    from pdesuite.datasets.pde_family import FAMILIES
 
     convention = getattr(FAMILIES.get(name), "grid_convention", None)
     return convention if convention in GRID_CONVENTIONS else None

@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from pdesuite.datasets import generate
-from pdesuite.datasets.family import get_family
+from pdesuite.datasets.pde_family import get_family
 from pdesuite.operators import load_preconditioner, train_preconditioner
 from pdesuite.solvers import solve
 

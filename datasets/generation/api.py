@@ -49,7 +49,7 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
     """Generate ``n`` samples of a PDE family into one HDF5 file (schema: :mod:`.storage`).
 
     Args:
-        family: a :class:`~pdesuite.datasets.family.PDEFamily` instance, or a registered name
+        family: a :class:`~pdesuite.datasets.pde_family.PDEFamily` instance, or a registered name
             (``"darcy"``, ...) built with ``**family_config``.
         n: number of samples, >= 1.
         out: the HDF5 file to write. Work in progress lives in ``<out>.parts/``.
@@ -121,7 +121,7 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
             finished blocks are kept, and the same call resumes.
     """
     if isinstance(family, str):
-        from pdesuite.datasets.family import get_family
+        from pdesuite.datasets.pde_family import get_family
 
         family = get_family(family, **family_config)
     elif family_config:

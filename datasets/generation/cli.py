@@ -168,7 +168,7 @@ def _generate(args: argparse.Namespace, out: Path) -> Path:
     tune = _cli_tune(args)
     if tune is not None:
         overrides["tune"] = tune
-    from pdesuite.datasets.family import get_family
+    from pdesuite.datasets.pde_family import get_family
 
     family = get_family(args.family, **family_config)
     spd = bool(getattr(family, "spd", False))

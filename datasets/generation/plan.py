@@ -236,7 +236,7 @@ def batch_size_may_change_arrays(family: Any, solver_config: Mapping[str, Any]) 
     would see a recycle space or tuner history that depends on the batch, whatever
     ``batch_invariant`` says. Generation cannot watch the order of the solves before it runs
     them, so it assumes the worst. Not for the default
-    :meth:`~pdesuite.datasets.family.PDEFamily.simulate_batch` (sample by sample, in order), a
+    :meth:`~pdesuite.datasets.pde_family.PDEFamily.simulate_batch` (sample by sample, in order), a
     stateless solver (``"independent"`` without a tuner), or a family that declares
     ``batch_solves = False`` (``navier-stokes``, ``burgers``), whose hashes stay what they were.
     """
@@ -245,7 +245,7 @@ def batch_size_may_change_arrays(family: Any, solver_config: Mapping[str, Any]) 
     stateful = solver_config["mode"] == "recycle" or "tune" in solver_config
     if not stateful:
         return False
-    from pdesuite.datasets.family import PDEFamily
+    from pdesuite.datasets.pde_family import PDEFamily
 
     simulate_batch = getattr(type(family), "simulate_batch", None)
     if simulate_batch is None or simulate_batch is PDEFamily.simulate_batch:

@@ -677,7 +677,7 @@ def _vorticity_reference(family, w0: np.ndarray) -> np.ndarray:
 def test_navier_stokes_batched_step_is_bitwise_the_plain_scheme_in_float64(resolution: int) -> None:
     import scipy.fft
 
-    from pdesuite.datasets.families import _VorticityStepper
+    from pdesuite.datasets.builtin_families import _VorticityStepper
 
     family = get_family("navier-stokes", resolution=resolution, nu=1e-4, dt=1e-3)
     w0 = np.stack(
@@ -716,7 +716,7 @@ def test_navier_stokes_step_without_numpy_fft_out_gives_the_same_bits(
 ) -> None:
     import scipy.fft
 
-    from pdesuite.datasets import families
+    from pdesuite.datasets import builtin_families as families
 
     family = get_family("navier-stokes", resolution=resolution, dt=1e-3)
     w0 = np.stack(

@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from pdesuite.datasets.family import FAMILIES, PDEFamily, batch_solves
+from pdesuite.datasets.pde_family import FAMILIES, PDEFamily, batch_solves
 from pdesuite.datasets.generation import cli_generate, generate, resolve_solver_config
 from pdesuite.datasets.storage import SOLVER_STATS, open_dataset
 from pdesuite.discretization import Grid, fd

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from pdesuite.datasets.family import get_family
+from pdesuite.datasets.pde_family import get_family
 from pdesuite.datasets.generation import cli_generate, generate, resolve_solver_config
 from pdesuite.datasets.generation.blocks import make_solver
 from pdesuite.datasets.storage import open_dataset

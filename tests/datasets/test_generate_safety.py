@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import pdesuite.datasets.generation.workers as workers_module
-from pdesuite.datasets.family import FAMILIES
+from pdesuite.datasets.pde_family import FAMILIES
 from pdesuite.datasets.generation import FailedSolvesWarning, cli_generate, generate
 from pdesuite.datasets.generation.cli import EXIT_FAILED_SOLVES, EXIT_INTERRUPTED, cli_message
 from tests.datasets.test_generate import (
@@ -197,7 +197,7 @@ _SIGINT_RUN = textwrap.dedent("""
     import sys
     from tests.datasets.test_generate import TinyDiffusion
     from pdesuite.cli import main
-    from pdesuite.datasets.family import FAMILIES
+    from pdesuite.datasets.pde_family import FAMILIES
     if __name__ == "__main__":
         FAMILIES[TinyDiffusion.name] = TinyDiffusion
         raise SystemExit(main(sys.argv[1:]))

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pdesuite.datasets.family import get_family
+from pdesuite.datasets.pde_family import get_family
 from pdesuite.datasets.generation import cli_generate, generate, resolve_solver_config
 from pdesuite.datasets.storage import open_dataset
 from pdesuite.solvers import solve

@@ -45,7 +45,7 @@ __all__ = [
 #: ``solve(A, b, x0) -> SolveResult``: the linear solver a time-dependent family calls per step.
 SolveCallable = Callable[[Any, np.ndarray, "np.ndarray | None"], Any]
 
-#: Registered families by name. Filled when :mod:`pdesuite.datasets.families` is imported
+#: Registered families by name. Filled when :mod:`pdesuite.datasets.builtin_families` is imported
 #: (``import pdesuite.datasets`` does that) and by :func:`register_family`.
 FAMILIES: dict[str, type["PDEFamily"]] = {}
 
@@ -112,7 +112,10 @@ class PDEFamily(abc.ABC):
         if isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral):
             raise TypeError(f"resolution: expected an int, got {type(resolution).__name__}")
         if resolution < self.min_resolution:
-            raise ValueError(f"resolution: family {self.name!r} needs resolution >= {self.min_resolution}, got {resolution}")
+            raise ValueError(
+                f"resolution: family {self.name!r} needs resolution >= {self.min_resolution}, "
+                f"got {resolution}"
+            )
         unknown = sorted(set(config) - set(self.defaults))
         if unknown:
             raise ValueError(f"config: unknown option(s) {unknown} for family {self.name!r}; "
@@ -147,13 +150,19 @@ class PDEFamily(abc.ABC):
 
     def assemble(self, params: Mapping[str, np.ndarray]) -> LinearSystem:
         """The linear system of the problem with parameters ``params`` (steady families)."""
-        raise NotImplementedError(f"family {self.name!r} is time-dependent: use simulate(params, solve)"
-                                  if self.time_dependent else f"family {self.name!r} does not implement assemble")
+        raise NotImplementedError(
+            f"family {self.name!r} is time-dependent: use simulate(params, solve)"
+            if self.time_dependent
+            else f"family {self.name!r} does not implement assemble"
+        )
 
     def outputs(self, params: Mapping[str, np.ndarray], u_full: np.ndarray) -> np.ndarray:
         """float32 ``[C_out, *spatial]`` from the full DoF vector ``system.expand(x)``."""
-        raise NotImplementedError(f"family {self.name!r} is time-dependent: use simulate(params, solve)"
-                                  if self.time_dependent else f"family {self.name!r} does not implement outputs")
+        raise NotImplementedError(
+            f"family {self.name!r} is time-dependent: use simulate(params, solve)"
+            if self.time_dependent
+            else f"family {self.name!r} does not implement outputs"
+        )
 
     def simulate(self, params: Mapping[str, np.ndarray],
                  solve: SolveCallable | None = None) -> tuple[np.ndarray, list[dict]]:
@@ -168,7 +177,9 @@ class PDEFamily(abc.ABC):
             ``(trajectory, stats)``: float32 ``[T, C, *spatial]`` with frame 0 the initial state,
             and one :func:`solve_stats` dict per linear solve (empty without linear solves).
         """
-        raise NotImplementedError(f"family {self.name!r} is not time-dependent: use assemble(params)")
+        raise NotImplementedError(
+            f"family {self.name!r} is not time-dependent: use assemble(params)"
+        )
 
     def simulate_batch(self, params_list: Sequence[Mapping[str, np.ndarray]],
                        solve: SolveCallable | Sequence[SolveCallable | None] | None = None,
@@ -276,7 +287,9 @@ class PDEFamily(abc.ABC):
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
-        return f"{type(self).__name__}(resolution={self.resolution}{', ' if options else ''}{options})"
+        return (
+            f"{type(self).__name__}(resolution={self.resolution}{', ' if options else ''}{options})"
+        )
 
 
 def _rebuild(cls: type[PDEFamily], resolution: int, options: dict) -> PDEFamily:
@@ -284,15 +297,20 @@ def _rebuild(cls: type[PDEFamily], resolution: int, options: dict) -> PDEFamily:
 
 
 def _jsonable(value: Any, name: str) -> Any:
-    """``value`` with tuples/NumPy scalars turned into JSON types; TypeError naming ``name`` otherwise."""
+    """``value`` with tuples/NumPy scalars turned into JSON types; TypeError naming ``name``
+    otherwise."""
     if isinstance(value, (np.generic,)):
         value = value.item()
     if isinstance(value, (tuple, list, np.ndarray)):
-        return [_jsonable(v, name) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+        return [
+            _jsonable(v, name) for v in (value.tolist() if isinstance(value, np.ndarray) else value)
+        ]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise TypeError(f"{name}: option values must be numbers, strings, bools, None or lists of them, "
-                    f"got {type(value).__name__}")
+    raise TypeError(
+        f"{name}: option values must be numbers, strings, bools, None or lists of them, "
+        f"got {type(value).__name__}"
+    )
 
 
 # --------------------------------------------------------------------------------- registry
@@ -310,14 +328,21 @@ def register_family(cls: type[PDEFamily]) -> type[PDEFamily]:
     if not isinstance(getattr(cls, "spd", None), bool):
         raise ValueError(f"cls: {cls.__name__} needs a bool class attribute 'spd'")
     existing = FAMILIES.get(name)
-    if existing is not None and existing is not cls and (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ValueError(f"cls: the family name {name!r} is already taken by {existing.__module__}.{existing.__qualname__}")
+    if (
+        existing is not None
+        and existing is not cls
+        and (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__)
+    ):
+        raise ValueError(
+            f"cls: the family name {name!r} is already taken by "
+            f"{existing.__module__}.{existing.__qualname__}"
+        )
     FAMILIES[name] = cls
     return cls
 
 
 def _load_builtin_families() -> None:
-    from pdesuite.datasets import families  # noqa: F401  (importing registers them)
+    from pdesuite.datasets import builtin_families  # noqa: F401  (importing registers them)
 
 
 def get_family(name: str, **config: Any) -> PDEFamily:
@@ -334,7 +359,9 @@ def get_family(name: str, **config: Any) -> PDEFamily:
 def family_from_config(config: Mapping[str, Any]) -> PDEFamily:
     """Rebuild a family from :meth:`PDEFamily.config` (e.g. read back from an HDF5 file)."""
     if not isinstance(config, Mapping) or "family" not in config:
-        raise ValueError("config: expected a mapping with a 'family' entry, as PDEFamily.config() returns")
+        raise ValueError(
+            "config: expected a mapping with a 'family' entry, as PDEFamily.config() returns"
+        )
     rest = dict(config)
     return get_family(rest.pop("family"), **rest)
 
@@ -349,7 +376,9 @@ def batch_solves(solve: SolveCallable | Sequence[SolveCallable | None] | None,
     if solve is None or callable(solve):
         return [solve] * batch
     if isinstance(solve, (str, bytes)) or not isinstance(solve, Sequence):
-        raise TypeError(f"solve: expected None, a callable or a sequence of them, got {type(solve).__name__}")
+        raise TypeError(
+            f"solve: expected None, a callable or a sequence of them, got {type(solve).__name__}"
+        )
     if len(solve) != batch:
         raise ValueError(f"solve: expected one entry per sample ({batch}), got {len(solve)}")
     for entry in solve:
@@ -383,13 +412,16 @@ def solve_stats(result: Any, A: Any = None, b: np.ndarray | None = None) -> dict
 
 # ----------------------------------------------------------------------------- option checks
 def check_positive(value: Any, name: str, allow_zero: bool = False) -> float:
-    """``value`` as a finite float ``> 0`` (``>= 0`` with ``allow_zero``); ValueError naming ``name``."""
+    """``value`` as a finite float ``> 0`` (``>= 0`` with ``allow_zero``); ValueError naming
+    ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
     value = float(value)
     ok = np.isfinite(value) and (value >= 0 if allow_zero else value > 0)
     if not ok:
-        raise ValueError(f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, got {value}")
+        raise ValueError(
+            f"{name}: expected a finite number {'>= 0' if allow_zero else '> 0'}, got {value}"
+        )
     return value
 
 

@@ -17,7 +17,7 @@ import scipy.fft
 import scipy.ndimage
 import scipy.sparse as sp
 
-from pdesuite.datasets.family import (
+from pdesuite.datasets.pde_family import (
     PDEFamily,
     SolveCallable,
     check_choice,
@@ -83,7 +83,7 @@ class _SquareGridFamily(PDEFamily):
         self.grid = Grid((s, s))
 
     def coordinates(self) -> np.ndarray:
-        """``[2, s, s]``: ``coordinates()[0]`` is x (axis 0), ``[1]`` is y; nodes ``i / (s - 1)``."""
+        """``[2, s, s]``: ``coordinates()[0]`` is x (axis 0), ``[1]`` is y; nodes ``i/(s − 1)``."""
         return self.grid.mesh()
 
     def outputs(self, params: Params, u_full: np.ndarray) -> np.ndarray:
@@ -127,7 +127,9 @@ class Darcy(_SquareGridFamily):
 
     def _gaussian_field(self, rng: np.random.Generator) -> np.ndarray:
         s = self.resolution
-        return gaussian_random_field((s, s), self.alpha, self.tau, rng, sigma=self.sigma, periodic=False)
+        return gaussian_random_field(
+            (s, s), self.alpha, self.tau, rng, sigma=self.sigma, periodic=False
+        )
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {"coefficient": np.exp(self._gaussian_field(rng))}
@@ -252,8 +254,16 @@ class PoissonObstacles3D(PDEFamily):
     name = "poisson-obstacles-3d"
     grid_convention = "cell"  # the s³ cell centres
     spd = True
-    defaults = {"obstacles": 4, "shapes": ["box", "sphere"], "size_range": [0.08, 0.2], "fill": [0.0, 0.5],
-                "source": "divergence", "alpha": 2.5, "tau": 7.0, "sigma": None}
+    defaults = {
+        "obstacles": 4,
+        "shapes": ["box", "sphere"],
+        "size_range": [0.08, 0.2],
+        "fill": [0.0, 0.5],
+        "source": "divergence",
+        "alpha": 2.5,
+        "tau": 7.0,
+        "sigma": None,
+    }
     input_names = ("solid", "source")
     output_names = ("pressure",)
     units = {"x": "1", "solid": "1", "source": "1", "pressure": "1"}
@@ -266,15 +276,23 @@ class PoissonObstacles3D(PDEFamily):
         shapes = self.options["shapes"]
         shapes = [shapes] if isinstance(shapes, str) else shapes
         if not isinstance(shapes, list) or not shapes:
-            raise ValueError(f"shapes: expected a non-empty list of 'box' and 'sphere', got {self.options['shapes']!r}")
+            raise ValueError(
+                "shapes: expected a non-empty list of 'box' and 'sphere', got "
+                f"{self.options['shapes']!r}"
+            )
         self.shapes = tuple(check_choice(shape, "shapes", ("box", "sphere")) for shape in shapes)
         self.size_range = check_range(self.options["size_range"], "size_range")
         if self.size_range[0] <= 0.0:
             raise ValueError(f"size_range: sizes must be > 0, got {self.options['size_range']!r}")
         self.fill = check_range(self.options["fill"], "fill")
         if self.fill[0] < 0.0 or self.fill[1] >= 1.0:
-            raise ValueError(f"fill: expected 0 <= lo <= hi < 1 (some fluid must remain), got {self.options['fill']!r}")
-        self.source = check_choice(self.options["source"], "source", ("divergence", "grf", "constant"))
+            raise ValueError(
+                "fill: expected 0 <= lo <= hi < 1 (some fluid must remain), got "
+                f"{self.options['fill']!r}"
+            )
+        self.source = check_choice(
+            self.options["source"], "source", ("divergence", "grf", "constant")
+        )
         self.alpha = check_positive(self.options["alpha"], "alpha")
         self.tau = check_positive(self.options["tau"], "tau")
         self.sigma = _check_sigma(self.options["sigma"])
@@ -293,7 +311,9 @@ class PoissonObstacles3D(PDEFamily):
         if self.source == "constant":
             source = fluid.astype(float)
         elif self.source == "grf":
-            field = gaussian_random_field((s, s, s), self.alpha, self.tau, rng, sigma=self.sigma, periodic=False)
+            field = gaussian_random_field(
+                (s, s, s), self.alpha, self.tau, rng, sigma=self.sigma, periodic=False
+            )
             source = np.where(fluid, field, 0.0)
         else:
             velocity = gaussian_random_field((s, s, s), self.alpha, self.tau, rng, sigma=self.sigma,
@@ -313,12 +333,15 @@ class PoissonObstacles3D(PDEFamily):
             solid |= _enclosed_fluid(solid)
             if lo <= solid.mean() <= hi:
                 return solid
-        raise RuntimeError(f"fill: no solid mask with a solid fraction in [{lo}, {hi}] in {self.max_attempts} "
-                           f"draws of {self.obstacles} obstacle(s) of sizes {list(self.size_range)}; widen "
-                           "fill or change obstacles/size_range")
+        raise RuntimeError(
+            f"fill: no solid mask with a solid fraction in [{lo}, {hi}] in {self.max_attempts} "
+            f"draws of {self.obstacles} obstacle(s) of sizes {list(self.size_range)}; widen "
+            "fill or change obstacles/size_range"
+        )
 
     def _shape_mask(self, kind: str, centre: np.ndarray, size: np.ndarray) -> np.ndarray:
-        """Cells whose centre lies in the box (half-widths ``size``) or sphere (radius ``size[0]``)."""
+        """Cells whose centre lies in the box (half-widths ``size``) or the sphere (radius
+        ``size[0]``)."""
         offsets = [self.centres - c for c in centre]
         if kind == "box":
             inside = [np.abs(d) <= w for d, w in zip(offsets, size)]
@@ -347,7 +370,9 @@ class PoissonObstacles3D(PDEFamily):
             first = np.take(v, [0], axis=axis)
             last = np.take(v, [s - 1], axis=axis)
             extended = np.concatenate([first, v, last], axis=axis)
-            faces = 0.5 * (_axis_slice(extended, axis, 0, -1) + _axis_slice(extended, axis, 1, None))
+            faces = 0.5 * (
+                _axis_slice(extended, axis, 0, -1) + _axis_slice(extended, axis, 1, None)
+            )
             pad = [(0, 0)] * 3
             pad[axis] = (1, 1)
             walled = np.pad(solid, pad, constant_values=False)
@@ -363,7 +388,9 @@ class PoissonObstacles3D(PDEFamily):
             raise ValueError(f"params[{key!r}]: expected shape {(s, s, s)}, got {mask.shape}")
         if mask.dtype != bool:
             if mask.dtype.kind not in "iuf" or not np.all((mask == 0) | (mask == 1)):
-                raise ValueError(f"params[{key!r}]: expected a bool mask (or 0/1 values), got dtype {mask.dtype}")
+                raise ValueError(
+                    f"params[{key!r}]: expected a bool mask (or 0/1 values), got dtype {mask.dtype}"
+                )
             mask = mask != 0
         return mask
 
@@ -380,9 +407,12 @@ class PoissonObstacles3D(PDEFamily):
             raise ValueError("params['solid']: every cell is solid; there is nothing to solve")
         enclosed = _enclosed_fluid(solid)
         if enclosed.any():
-            raise ValueError(f"params['solid']: {int(enclosed.sum())} fluid cell(s) are enclosed by solids, away "
-                             "from the open faces of the cube: their pressure is undetermined (a singular "
-                             "matrix); make them solid, as sample() does")
+            raise ValueError(
+                f"params['solid']: {int(enclosed.sum())} fluid cell(s) are enclosed by solids, "
+                "away "
+                "from the open faces of the cube: their pressure is undetermined (a singular "
+                "matrix); make them solid, as sample() does"
+            )
         active = np.ones(self.grid.shape, dtype=bool)
         active[1:-1, 1:-1, 1:-1] = ~solid
         padded = np.zeros(self.grid.shape)
@@ -399,7 +429,9 @@ class PoissonObstacles3D(PDEFamily):
         """``[1, s, s, s]`` float32 pressure in every cell (zero in the solids)."""
         u_full = np.asarray(u_full, dtype=float)
         if u_full.shape != (self.grid.size,):
-            raise ValueError(f"u_full: expected shape ({self.grid.size},) (system.expand(x)), got {u_full.shape}")
+            raise ValueError(
+                f"u_full: expected shape ({self.grid.size},) (system.expand(x)), got {u_full.shape}"
+            )
         return self.grid.to_field(u_full)[:, 1:-1, 1:-1, 1:-1].astype(np.float32)
 
     def coordinates(self) -> np.ndarray:
@@ -414,7 +446,8 @@ def _axis_slice(array: np.ndarray, axis: int, start: int | None, stop: int | Non
 
 
 def _enclosed_fluid(solid: np.ndarray) -> np.ndarray:
-    """Fluid cells (False in ``solid``) with no face-connected path of fluid to the array's border."""
+    """Fluid cells (False in ``solid``) with no face-connected path of fluid to the array's
+    border."""
     labels, count = scipy.ndimage.label(~solid)  # face (6-) connectivity
     if count == 0:
         return np.zeros_like(solid)
@@ -452,8 +485,17 @@ class HelmholtzGRF(_SquareGridFamily):
 
     name = "helmholtz"
     spd = False
-    defaults = {"k0": 20.0, "delta": 0.25, "alpha": 2.5, "tau": 7.0, "sigma": None, "source": "gaussian",
-                "source_position": [0.5, 0.5], "source_width": 0.05, "source_amplitude": 1.0}
+    defaults = {
+        "k0": 20.0,
+        "delta": 0.25,
+        "alpha": 2.5,
+        "tau": 7.0,
+        "sigma": None,
+        "source": "gaussian",
+        "source_position": [0.5, 0.5],
+        "source_width": 0.05,
+        "source_amplitude": 1.0,
+    }
     input_names = ("wavenumber",)
     output_names = ("u",)
     units = {"x": "1", "wavenumber": "1/length (rad)", "source": "1", "u": "1"}
@@ -463,7 +505,9 @@ class HelmholtzGRF(_SquareGridFamily):
         self.k0 = check_positive(self.options["k0"], "k0")
         self.delta = check_positive(self.options["delta"], "delta", allow_zero=True)
         if self.delta >= 1.0:
-            raise ValueError(f"delta: expected 0 <= delta < 1 (k must stay positive), got {self.delta}")
+            raise ValueError(
+                f"delta: expected 0 <= delta < 1 (k must stay positive), got {self.delta}"
+            )
         self.alpha = check_positive(self.options["alpha"], "alpha")
         self.tau = check_positive(self.options["tau"], "tau")
         self.sigma = _check_sigma(self.options["sigma"])
@@ -473,7 +517,10 @@ class HelmholtzGRF(_SquareGridFamily):
         except (TypeError, ValueError):
             position = np.full(3, np.nan)  # reported below
         if position.shape != (2,) or not np.all((position >= 0) & (position <= 1)):
-            raise ValueError(f"source_position: expected a point [x, y] in the unit square, got {self.options['source_position']!r}")
+            raise ValueError(
+                "source_position: expected a point [x, y] in the unit square, got "
+                f"{self.options['source_position']!r}"
+            )
         width = check_positive(self.options["source_width"], "source_width")
         amplitude = check_real(self.options["source_amplitude"], "source_amplitude")
         if kind == "gaussian":
@@ -486,7 +533,9 @@ class HelmholtzGRF(_SquareGridFamily):
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         s = self.resolution
-        g = gaussian_random_field((s, s), self.alpha, self.tau, rng, sigma=self.sigma, periodic=False)
+        g = gaussian_random_field(
+            (s, s), self.alpha, self.tau, rng, sigma=self.sigma, periodic=False
+        )
         unit = 2.0 * (g - g.min()) / (g.max() - g.min()) - 1.0
         return {"wavenumber": self.k0 * (1.0 + self.delta * unit)}
 
@@ -523,14 +572,18 @@ class _FEFamily(PDEFamily):
 
 
 def _monomials(points: np.ndarray, degree: int) -> np.ndarray:
-    """``[n, (degree+1)(degree+2)/2]``: ``x^i y^j`` for ``i + j <= degree``, in order of ``i + j``, then ``j``."""
+    """``[n, (degree+1)(degree+2)/2]``: ``x^i y^j`` for ``i + j <= degree``, in order of
+    ``i + j``, then ``j``."""
     x, y = points[:, 0], points[:, 1]
-    return np.stack([x ** (total - j) * y**j for total in range(degree + 1) for j in range(total + 1)], axis=1)
+    return np.stack(
+        [x ** (total - j) * y**j for total in range(degree + 1) for j in range(total + 1)], axis=1
+    )
 
 
 @register_family
 class PoissonFE(_FEFamily):
-    """Poisson ``−Δu = f`` on the L-shaped domain ``[−1, 1]² \\ (0, 1]²`` with ``u = g`` on its boundary.
+    """Poisson ``−Δu = f`` on the L-shaped domain ``[−1, 1]² \\ (0, 1]²``, ``u = g`` on its
+    boundary.
 
     Discretisation: continuous Lagrange elements of ``degree`` (1 or 2) on the triangle mesh
     ``Mesh.l_shape(resolution)`` (``resolution`` cells per unit length, so ``2·resolution``
@@ -555,8 +608,14 @@ class PoissonFE(_FEFamily):
 
     name = "poisson-fe"
     spd = True
-    defaults = {"degree": 1, "n_bumps": 3, "width_range": [0.1, 0.3], "amplitude_range": [-10.0, 10.0],
-                "boundary_degree": 2, "boundary_scale": 1.0}
+    defaults = {
+        "degree": 1,
+        "n_bumps": 3,
+        "width_range": [0.1, 0.3],
+        "amplitude_range": [-10.0, 10.0],
+        "boundary_degree": 2,
+        "boundary_scale": 1.0,
+    }
     input_names = ("source", "boundary_value")
     output_names = ("u",)
     units = {"x": "1", "source": "1", "boundary_value": "1", "u": "1"}
@@ -566,10 +625,14 @@ class PoissonFE(_FEFamily):
         self.n_bumps = check_int(self.options["n_bumps"], "n_bumps", 1)
         self.width_range = check_range(self.options["width_range"], "width_range")
         if self.width_range[0] <= 0:
-            raise ValueError(f"width_range: widths must be > 0, got {self.options['width_range']!r}")
+            raise ValueError(
+                f"width_range: widths must be > 0, got {self.options['width_range']!r}"
+            )
         self.amplitude_range = check_range(self.options["amplitude_range"], "amplitude_range")
         self.boundary_degree = check_int(self.options["boundary_degree"], "boundary_degree", 0)
-        self.boundary_scale = check_positive(self.options["boundary_scale"], "boundary_scale", allow_zero=True)
+        self.boundary_scale = check_positive(
+            self.options["boundary_scale"], "boundary_scale", allow_zero=True
+        )
         self.mesh = Mesh.l_shape(self.resolution)
         self.space = LagrangeSpace(self.mesh, degree)
         self.stiffness = stiffness_matrix(self.space)
@@ -584,7 +647,12 @@ class PoissonFE(_FEFamily):
         amplitudes = rng.uniform(*self.amplitude_range, size=m)
         n_coefficients = (self.boundary_degree + 1) * (self.boundary_degree + 2) // 2
         coefficients = rng.uniform(-self.boundary_scale, self.boundary_scale, size=n_coefficients)
-        return {"centers": centers, "widths": widths, "amplitudes": amplitudes, "boundary_coefficients": coefficients}
+        return {
+            "centers": centers,
+            "widths": widths,
+            "amplitudes": amplitudes,
+            "boundary_coefficients": coefficients,
+        }
 
     def source_function(self, params: Params) -> Callable[[np.ndarray], np.ndarray]:
         """The source ``f`` of ``params`` as a callable on points ``[n, 2] -> [n]``."""
@@ -607,12 +675,16 @@ class PoissonFE(_FEFamily):
 
     def assemble(self, params: Params) -> LinearSystem:
         load = load_vector(self.space, self.source_function(params))
-        return assemble_system(self.space, self.stiffness, load, Dirichlet(self.boundary_function(params)))
+        return assemble_system(
+            self.space, self.stiffness, load, Dirichlet(self.boundary_function(params))
+        )
 
     def inputs(self, params: Params) -> np.ndarray:
         f = self.source_function(params)(self.space.dof_coordinates)
         g = np.zeros(self.space.ndofs)
-        g[self.boundary_dofs] = self.boundary_function(params)(self.space.dof_coordinates[self.boundary_dofs])
+        g[self.boundary_dofs] = self.boundary_function(params)(
+            self.space.dof_coordinates[self.boundary_dofs]
+        )
         return np.stack([f, g]).astype(np.float32)
 
 
@@ -664,18 +736,30 @@ class ThermalFE(_FEFamily):
                 "conductivity_tau": 7.0, "conductivity_modes": 16, "heat_source": 0.0}
     input_names = ("conductivity", "boundary_temperature", "boundary_flux")
     output_names = ("temperature",)
-    units = {"x": "m", "conductivity": "W/(m K)", "boundary_temperature": "degC", "boundary_flux": "W/m^2",
-             "heat_source": "W/m^3", "temperature": "degC"}
+    units = {
+        "x": "m",
+        "conductivity": "W/(m K)",
+        "boundary_temperature": "degC",
+        "boundary_flux": "W/m^2",
+        "heat_source": "W/m^3",
+        "temperature": "degC",
+    }
 
     def setup(self) -> None:
         degree = check_choice(self.options["degree"], "degree", (1, 2))
         self.temperature_range = check_range(self.options["temperature_range"], "temperature_range")
         self.flux_range = check_range(self.options["flux_range"], "flux_range")
         self.conductivity = check_positive(self.options["conductivity"], "conductivity")
-        self.random_conductivity = check_choice(self.options["random_conductivity"], "random_conductivity", (False, True))
-        self.conductivity_alpha = check_positive(self.options["conductivity_alpha"], "conductivity_alpha")
+        self.random_conductivity = check_choice(
+            self.options["random_conductivity"], "random_conductivity", (False, True)
+        )
+        self.conductivity_alpha = check_positive(
+            self.options["conductivity_alpha"], "conductivity_alpha"
+        )
         self.conductivity_tau = check_positive(self.options["conductivity_tau"], "conductivity_tau")
-        self.conductivity_modes = check_int(self.options["conductivity_modes"], "conductivity_modes", 2)
+        self.conductivity_modes = check_int(
+            self.options["conductivity_modes"], "conductivity_modes", 2
+        )
         self.heat_source = check_real(self.options["heat_source"], "heat_source")
         self.mesh = Mesh.rectangle_with_hole(self.resolution)
         self.space = LagrangeSpace(self.mesh, degree)
@@ -687,21 +771,36 @@ class ThermalFE(_FEFamily):
             "bottom": self.mesh.boundary_facets_where(lambda x: x[:, 1] < tol),
             "top": self.mesh.boundary_facets_where(lambda x: x[:, 1] > 1 - tol),
         }
-        dirichlet = np.unique(np.concatenate([self.space.boundary_dofs(self.facets[k]) for k in ("left", "right", "hole")]))
-        self.dirichlet_dofs = {k: self.space.boundary_dofs(self.facets[k]) for k in ("left", "right", "hole")}
+        dirichlet = np.unique(
+            np.concatenate(
+                [self.space.boundary_dofs(self.facets[k]) for k in ("left", "right", "hole")]
+            )
+        )
+        self.dirichlet_dofs = {
+            k: self.space.boundary_dofs(self.facets[k]) for k in ("left", "right", "hole")
+        }
         # corner DoFs shared with a Dirichlet side are Dirichlet (normalize_fe_bcs does the same)
-        self.neumann_dofs = {k: np.setdiff1d(self.space.boundary_dofs(self.facets[k]), dirichlet) for k in ("bottom", "top")}
+        self.neumann_dofs = {
+            k: np.setdiff1d(self.space.boundary_dofs(self.facets[k]), dirichlet)
+            for k in ("bottom", "top")
+        }
         self.load = load_vector(self.space, self.heat_source)
-        self._constant_stiffness = None if self.random_conductivity else stiffness_matrix(self.space, self.conductivity)
+        self._constant_stiffness = (
+            None if self.random_conductivity else stiffness_matrix(self.space, self.conductivity)
+        )
         if self.random_conductivity:
             modes = self.conductivity_modes
-            self._mode_std = np.sqrt(grf_spectrum((modes, modes), self.conductivity_alpha, self.conductivity_tau))
+            self._mode_std = np.sqrt(
+                grf_spectrum((modes, modes), self.conductivity_alpha, self.conductivity_tau)
+            )
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         params = {"temperatures": rng.uniform(*self.temperature_range, size=3),
                   "fluxes": rng.uniform(*self.flux_range, size=2)}
         if self.random_conductivity:
-            params["conductivity_coefficients"] = rng.standard_normal(self._mode_std.shape) * self._mode_std
+            params["conductivity_coefficients"] = (
+                rng.standard_normal(self._mode_std.shape) * self._mode_std
+            )
         return params
 
     def conductivity_function(self, params: Params) -> float | Callable[[np.ndarray], np.ndarray]:
@@ -716,9 +815,13 @@ class ThermalFE(_FEFamily):
         """``[(facets, condition), ...]`` for :func:`~pdesuite.discretization.assemble_system`."""
         temperatures = _field(params, "temperatures", (3,))
         fluxes = _field(params, "fluxes", (2,))
-        return [(self.facets["left"], Dirichlet(temperatures[0])), (self.facets["right"], Dirichlet(temperatures[1])),
-                (self.facets["hole"], Dirichlet(temperatures[2])), (self.facets["bottom"], Neumann(fluxes[0])),
-                (self.facets["top"], Neumann(fluxes[1]))]
+        return [
+            (self.facets["left"], Dirichlet(temperatures[0])),
+            (self.facets["right"], Dirichlet(temperatures[1])),
+            (self.facets["hole"], Dirichlet(temperatures[2])),
+            (self.facets["bottom"], Neumann(fluxes[0])),
+            (self.facets["top"], Neumann(fluxes[1])),
+        ]
 
     def assemble(self, params: Params) -> LinearSystem:
         if self._constant_stiffness is not None:
@@ -729,7 +832,11 @@ class ThermalFE(_FEFamily):
 
     def inputs(self, params: Params) -> np.ndarray:
         kappa = self.conductivity_function(params)
-        kappa_dofs = kappa(self.space.dof_coordinates) if callable(kappa) else np.full(self.space.ndofs, kappa)
+        kappa_dofs = (
+            kappa(self.space.dof_coordinates)
+            if callable(kappa)
+            else np.full(self.space.ndofs, kappa)
+        )
         temperature = np.zeros(self.space.ndofs)
         flux = np.zeros(self.space.ndofs)
         temperatures = _field(params, "temperatures", (3,))
@@ -741,7 +848,7 @@ class ThermalFE(_FEFamily):
         return np.stack([kappa_dofs, temperature, flux]).astype(np.float32)
 
 
-# ===================================================================================== time-dependent
+# ======================================================================== time-dependent
 class _TimeDependentFamily(PDEFamily):
     """Shared time stepping options: ``dt``, ``final_time`` and ``record_interval``."""
 
@@ -752,13 +859,19 @@ class _TimeDependentFamily(PDEFamily):
         self.record_interval = check_positive(self.options["record_interval"], "record_interval")
         records = self.final_time / self.record_interval
         if abs(records - round(records)) > 1e-9 * max(1.0, records) or round(records) < 1:
-            raise ValueError(f"record_interval: must divide final_time={self.final_time} a whole number of times, "
-                             f"got {self.record_interval}")
+            raise ValueError(
+                f"record_interval: must divide final_time={self.final_time} a whole number of "
+                "times, "
+                f"got {self.record_interval}"
+            )
         self.n_records = int(round(records))
         if dt is not None:
             substeps = self.record_interval / dt
             if abs(substeps - round(substeps)) > 1e-9 * max(1.0, substeps) or round(substeps) < 1:
-                raise ValueError(f"dt: must divide record_interval={self.record_interval} a whole number of times, got {dt}")
+                raise ValueError(
+                    f"dt: must divide record_interval={self.record_interval} a whole number of "
+                    f"times, got {dt}"
+                )
             self.substeps = int(round(substeps))
 
     @property
@@ -783,8 +896,9 @@ class HeatCN(_TimeDependentFamily):
     ``A = −κ Δ_h``). Time: Crank–Nicolson, ``(I + dt/2 A) u^{k+1} = (I − dt/2 A) u^k + dt f``,
     one SPD linear solve per step through ``solve(A, b, x0)`` warm-started from ``u^k``;
     default ``pdesuite.solvers.solve(..., method="cg", rtol=rtol)``. A step whose solve does not
-    converge is kept (its stats say ``converged: False``) and the run goes on. Each discrete sine mode
-    is multiplied per step by exactly ``(1 − dt λ/2) / (1 + dt λ/2)``, ``λ`` its eigenvalue of A.
+    converge is kept (its stats say ``converged: False``) and the run goes on. Each discrete sine
+    mode is multiplied per step by exactly ``(1 − dt λ/2) / (1 + dt λ/2)``, ``λ`` its eigenvalue
+    of A.
     Batches (:meth:`simulate_batch`) are the default loop over samples: its cost is the linear
     solves, made by the caller's solver (in generation, a recycling solver whose state runs from
     one sample to the next), not call overhead.
@@ -828,8 +942,11 @@ class HeatCN(_TimeDependentFamily):
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         s = self.resolution
-        return {"initial_condition": gaussian_random_field((s, s), self.alpha, self.tau, rng, sigma=self.sigma,
-                                                           zero_boundary=True)}
+        return {
+            "initial_condition": gaussian_random_field(
+                (s, s), self.alpha, self.tau, rng, sigma=self.sigma, zero_boundary=True
+            )
+        }
 
     def step_matrices(self) -> tuple[sp.csr_array, sp.csr_array, np.ndarray, np.ndarray]:
         """``(S, R, dt·f, free)``: CN step ``S u⁺ = R u + dt f`` on the free (interior) nodes."""
@@ -845,7 +962,9 @@ class HeatCN(_TimeDependentFamily):
         rtol = self.rtol
         return lambda A, b, x0: suite_solve(A, b, method="cg", x0=x0, rtol=rtol)
 
-    def simulate(self, params: Params, solve: SolveCallable | None = None) -> tuple[np.ndarray, list[dict]]:
+    def simulate(
+        self, params: Params, solve: SolveCallable | None = None
+    ) -> tuple[np.ndarray, list[dict]]:
         u0 = _field(params, "initial_condition", self.grid.shape)
         solve = self.default_solve() if solve is None else solve
         step_matrix, explicit, forcing, free = self.step_matrices()
@@ -929,8 +1048,11 @@ class Burgers1D(_TimeDependentFamily):
         return (np.arange(self.resolution) / self.resolution)[None]
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {"initial_condition": gaussian_random_field(self.resolution, self.alpha, self.tau, rng,
-                                                           sigma=self.sigma, periodic=True)}
+        return {
+            "initial_condition": gaussian_random_field(
+                self.resolution, self.alpha, self.tau, rng, sigma=self.sigma, periodic=True
+            )
+        }
 
     def time_step(self, u0: np.ndarray) -> tuple[float, int]:
         """``(dt, substeps)``: the step used and the steps per ``record_interval``."""
@@ -947,7 +1069,9 @@ class Burgers1D(_TimeDependentFamily):
         u = scipy.fft.irfft(u_hat * self._keep_complex, n=s, axis=-1)
         return self._derivative * scipy.fft.rfft(u * u, axis=-1)
 
-    def simulate(self, params: Params, solve: SolveCallable | None = None) -> tuple[np.ndarray, list[dict]]:
+    def simulate(
+        self, params: Params, solve: SolveCallable | None = None
+    ) -> tuple[np.ndarray, list[dict]]:
         trajectories, stats = self.simulate_batch([params])
         return trajectories[0], stats[0]
 
@@ -991,9 +1115,11 @@ class Burgers1D(_TimeDependentFamily):
             u = scipy.fft.irfft(v, n=s, axis=-1)
             finite = np.isfinite(u).all(axis=-1)
             if not finite.all():
-                raise FloatingPointError(f"burgers: the solution of batch sample(s) {np.flatnonzero(~finite).tolist()} "
-                                         f"blew up before t={record * self.record_interval}; lower dt or cfl, or "
-                                         "raise resolution")
+                raise FloatingPointError(
+                    f"burgers: the solution of batch sample(s) {np.flatnonzero(~finite).tolist()} "
+                    f"blew up before t={record * self.record_interval}; lower dt or cfl, or "
+                    "raise resolution"
+                )
             trajectory[:, record, 0] = u
         return trajectory, [[] for _ in range(batch)]
 
@@ -1013,7 +1139,8 @@ class Burgers1D(_TimeDependentFamily):
 
     def _rk4_step(self, v: np.ndarray, full: np.ndarray, half: np.ndarray, half_dt: np.ndarray,
                   dt_half: np.ndarray, sixth_dt: np.ndarray, two_half: np.ndarray) -> np.ndarray:
-        """One integrating-factor RK4 step of the rows of ``v`` (factors of :meth:`_rk4_coefficients`)."""
+        """One integrating-factor RK4 step of the rows of ``v`` (factors of
+        :meth:`_rk4_coefficients`)."""
         a = self._nonlinear(v)
         b = self._nonlinear(half * (v + half_dt * a))
         c = self._nonlinear(half * v + half_dt * b)
@@ -1064,8 +1191,16 @@ class NavierStokes2D(_TimeDependentFamily):
     grid_convention = "cell"  # periodic, points (i / s, j / s)
     batch_solves = False  # pseudo-spectral: its batched stepping solves nothing
     spd = False
-    defaults = {"nu": 1e-3, "final_time": 20.0, "record_interval": 1.0, "dt": 1e-4, "forcing_amplitude": 0.1,
-                "alpha": 2.5, "tau": 7.0, "sigma": None}
+    defaults = {
+        "nu": 1e-3,
+        "final_time": 20.0,
+        "record_interval": 1.0,
+        "dt": 1e-4,
+        "forcing_amplitude": 0.1,
+        "alpha": 2.5,
+        "tau": 7.0,
+        "sigma": None,
+    }
     input_names = ("w0",)
     output_names = ("vorticity",)
     units = {"x": "1", "t": "1", "nu": "1", "vorticity": "1"}
@@ -1078,7 +1213,9 @@ class NavierStokes2D(_TimeDependentFamily):
         self.alpha = check_positive(self.options["alpha"], "alpha")
         self.tau = check_positive(self.options["tau"], "tau")
         sigma = _check_sigma(self.options["sigma"])
-        self.sigma = np.sqrt(2.0) * default_sigma(self.alpha, self.tau, 2) if sigma is None else sigma
+        self.sigma = (
+            np.sqrt(2.0) * default_sigma(self.alpha, self.tau, 2) if sigma is None else sigma
+        )
         s = self.resolution
         kx = np.fft.fftfreq(s, d=1.0 / s)[:, None]
         ky = np.fft.rfftfreq(s, d=1.0 / s)[None, :]
@@ -1104,10 +1241,15 @@ class NavierStokes2D(_TimeDependentFamily):
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         s = self.resolution
-        return {"initial_condition": gaussian_random_field((s, s), self.alpha, self.tau, rng, sigma=self.sigma,
-                                                           periodic=True)}
+        return {
+            "initial_condition": gaussian_random_field(
+                (s, s), self.alpha, self.tau, rng, sigma=self.sigma, periodic=True
+            )
+        }
 
-    def simulate(self, params: Params, solve: SolveCallable | None = None) -> tuple[np.ndarray, list[dict]]:
+    def simulate(
+        self, params: Params, solve: SolveCallable | None = None
+    ) -> tuple[np.ndarray, list[dict]]:
         trajectories, stats = self.simulate_batch([params])
         return trajectories[0], stats[0]
 
@@ -1218,7 +1360,8 @@ class _VorticityStepper:
         np.multiply(out, self.implicit, out=out)
 
     def _advection(self, w_hat: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """``out`` = dealiased ``FFT(u·∇w)``; ``û = i k_y ψ̂``, ``v̂ = −i k_x ψ̂``, ``ψ̂ = ŵ / |k|²``."""
+        """``out`` = dealiased ``FFT(u·∇w)``; ``û = i k_y ψ̂``, ``v̂ = −i k_x ψ̂``,
+        ``ψ̂ = ŵ / |k|²``."""
         stream = np.multiply(w_hat, self.inverse_laplacian, out=self.stream)
         spectra = self.spectra
         np.multiply(self.iky, stream, out=spectra[0])
