@@ -33,7 +33,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from pdesuite.datasets.storage import open_dataset, read_sample
+from pdesuite.datasets.storage import grid_convention, open_dataset, read_sample
 
 # PDEDataset is built on first access by the module __getattr__ below (it imports torch).
 __all__ = ["PDEDataset", "SPLITS", "split_ranges", "channel_statistics"]  # noqa: F822
@@ -174,6 +174,9 @@ class _PDEDatasetBase:
         self.normalize = bool(normalize)
         with open_dataset(self.path) as handle:
             self.n_total = int(handle.attrs["n"])
+            #: Where the grid's points lie (``"node"``, ``"cell"`` or ``"mesh"``), for the models'
+            #: coordinate channel.
+            self.grid_convention = grid_convention(handle)
             self.time_dependent = str(handle.attrs["kind"]) == "time-dependent"
             if self.time_dependent:
                 frames = handle["trajectories"].shape[1]

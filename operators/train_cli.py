@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import os
 import re
@@ -44,7 +45,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from pdesuite.operators.models import build_model
+from pdesuite.operators.models import MODELS, build_model
 from pdesuite.operators.training import (
     BEST_NAME,
     CHECKPOINT_NAME,
@@ -362,6 +363,14 @@ class _Run:
     def resume_command(self) -> str:
         return f"pdesuite train --out {shlex.quote(str(self.out))} --resume"
 
+    def _grid_convention(self) -> dict[str, str]:
+        """``{"grid_convention": ...}`` of the training file for a model that takes one (FNO),
+        so that its coordinate channel puts the points where the data has them; else ``{}``."""
+        source = getattr(self.train, "dataset", self.train)
+        convention = getattr(source, "grid_convention", "node")
+        accepts = "grid_convention" in inspect.signature(MODELS[self.model_name]).parameters
+        return {"grid_convention": convention} if accepts and convention in ("node", "cell") else {}
+
     def build_trainer(self, is_main: bool):
         raise NotImplementedError
 
@@ -417,10 +426,10 @@ class _NewRun(_Run):
         config = self.config.replace(domain=domain_lengths(self.data, bool(self.config.periodic)))
         seed_everything(config.seed)
         model_args = dict(self.args.model_arg)
+        base = {"in_channels": int(x0.shape[0]), "out_channels": int(y0.shape[0]),
+                "ndim": x0.ndim - 1, **self._grid_convention()}
         try:
-            model = build_model(self.model_name, **{"in_channels": int(x0.shape[0]),
-                                                    "out_channels": int(y0.shape[0]),
-                                                    "ndim": x0.ndim - 1, **model_args})
+            model = build_model(self.model_name, **{**base, **model_args})
         except (ValueError, TypeError) as exc:
             raise UserError(f"--model-arg: {str(exc).removeprefix('config: ')}") from None
         for name in self.existing:  # --overwrite, now that the new run is ready to start

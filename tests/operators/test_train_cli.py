@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -387,3 +388,16 @@ def test_ctrl_c_saves_the_run_and_prints_the_resume_command(files, tmp_path):
                              str(done), "--no-progress"])
     assert status == 0
     assert load_checkpoint(tmp_path / "run")["epoch"] == done
+
+
+def test_a_cell_centred_file_trains_an_fno_whose_coordinates_are_cell_centred(tmp_path):
+    data = tmp_path / "cell.h5"
+    _write_dataset_file(data, 24, 8, seed=3)
+    with h5py.File(data, "r+") as handle:
+        handle.attrs["grid_convention"] = "cell"
+    assert PDEDataset(data, split="all").grid_convention == "cell"
+    assert _train(data, tmp_path / "run") == 0
+    config = json.loads((tmp_path / "run" / "run.json").read_text())
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert config["model"] == "fno"
+    assert json.loads(checkpoint["model_config"])["grid_convention"] == "cell"
