@@ -37,10 +37,11 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 PROBE_SAMPLES = 3
 #: Runs with fewer samples take :func:`rule_choice` without probing.
 MIN_PROBED_SAMPLES = 8
-#: 3-D families with more grid points than this leave the direct path out of the probe: its
-#: factor fills in like n^(4/3), so its time and memory grow fastest, and the crossover
-#: benchmark finds IC(0)-CG ahead by 6× already at 16³.
-DIRECT_PROBE_LIMIT_3D = 40_000
+#: 3-D families with more grid points than this (20³) leave the direct path out of the probe:
+#: its factor fills in like n^(4/3), so its time and memory grow fastest, the crossover
+#: benchmark finds IC(0)-CG ahead by 6× already at 16³, and the direct path's first solve,
+#: which cannot be stopped, would cost the probe more than every other candidate together.
+DIRECT_PROBE_LIMIT_3D = 8_000
 
 
 def _dimension(family: Any) -> int:
