@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
+
+# A test run started in the background (`make test &`, nohup, some CI runners) inherits SIGINT
+# ignored, and so would every process it starts. The Ctrl-C tests need Python's own handler:
+# set it here, where the child processes then get the default disposition back on exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="module")
