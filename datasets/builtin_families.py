@@ -860,9 +860,8 @@ class _TimeDependentFamily(PDEFamily):
         records = self.final_time / self.record_interval
         if abs(records - round(records)) > 1e-9 * max(1.0, records) or round(records) < 1:
             raise ValueError(
-                f"record_interval: must divide final_time={self.final_time} a whole number of "
-                "times, "
-                f"got {self.record_interval}"
+                f"record_interval: must divide final_time={self.final_time} a whole number "
+                f"of times, got {self.record_interval}"
             )
         self.n_records = int(round(records))
         if dt is not None:
@@ -886,6 +885,17 @@ class _TimeDependentFamily(PDEFamily):
     def inputs(self, params: Params) -> np.ndarray:
         """``[1, *spatial]`` float32 initial condition (frame 0 of the trajectory)."""
         return _field(params, "initial_condition", self.spatial_shape)[None].astype(np.float32)
+
+
+class _BatchSteppedFamily(_TimeDependentFamily):
+    """A family whose ``simulate_batch`` steps all its samples at once; one sample is a batch of
+    one."""
+
+    def simulate(
+        self, params: Params, solve: SolveCallable | None = None
+    ) -> tuple[np.ndarray, list[dict]]:
+        trajectories, stats = self.simulate_batch([params])
+        return trajectories[0], stats[0]
 
 
 @register_family
@@ -986,7 +996,7 @@ class HeatCN(_TimeDependentFamily):
 
 
 @register_family
-class Burgers1D(_TimeDependentFamily):
+class Burgers1D(_BatchSteppedFamily):
     """Viscous Burgers ``u_t + u u_x = ν u_xx`` on the periodic interval ``[0, 1)``.
 
     Space: Fourier pseudo-spectral on ``s`` points ``x_j = j / s``; the nonlinear term
@@ -1069,12 +1079,6 @@ class Burgers1D(_TimeDependentFamily):
         u = scipy.fft.irfft(u_hat * self._keep_complex, n=s, axis=-1)
         return self._derivative * scipy.fft.rfft(u * u, axis=-1)
 
-    def simulate(
-        self, params: Params, solve: SolveCallable | None = None
-    ) -> tuple[np.ndarray, list[dict]]:
-        trajectories, stats = self.simulate_batch([params])
-        return trajectories[0], stats[0]
-
     def simulate_batch(self, params_list: Sequence[Params],
                        solve: SolveCallable | Sequence[SolveCallable | None] | None = None,
                        ) -> tuple[np.ndarray, list[list[dict]]]:
@@ -1149,7 +1153,7 @@ class Burgers1D(_TimeDependentFamily):
 
 
 @register_family
-class NavierStokes2D(_TimeDependentFamily):
+class NavierStokes2D(_BatchSteppedFamily):
     """2D incompressible Navier–Stokes in vorticity form on the periodic unit torus (FNO's data).
 
     ``w_t + u·∇w = ν Δw + f``, ``u = (∂ψ/∂y, −∂ψ/∂x)``, ``−Δψ = w``, with FNO's forcing
@@ -1246,12 +1250,6 @@ class NavierStokes2D(_TimeDependentFamily):
                 (s, s), self.alpha, self.tau, rng, sigma=self.sigma, periodic=True
             )
         }
-
-    def simulate(
-        self, params: Params, solve: SolveCallable | None = None
-    ) -> tuple[np.ndarray, list[dict]]:
-        trajectories, stats = self.simulate_batch([params])
-        return trajectories[0], stats[0]
 
     def simulate_batch(self, params_list: Sequence[Params],
                        solve: SolveCallable | Sequence[SolveCallable | None] | None = None,
