@@ -1,0 +1,1 @@
+"""Koopman operators learned from snapshot pairs: dictionaries, EDMD-type estimators, certificates."""

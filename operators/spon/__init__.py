@@ -1,0 +1,1 @@
+"""Structure-preserving operator networks (SPON) on finite-element spaces."""
