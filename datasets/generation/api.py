@@ -11,7 +11,7 @@ from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from pdesuite.datasets.generation.blocks import check_solver
+from pdesuite.datasets.generation.blocks import check_learned_preconditioner, check_solver
 from pdesuite.datasets.generation.output import existing_output, warn_failed_solves, write_dataset
 from pdesuite.datasets.generation.plan import (
     batch_size_may_change_arrays,
@@ -160,6 +160,7 @@ def generate(family: Any, n: int, out: Union[str, os.PathLike] = "dataset.h5", *
         raise ValueError(f"backend: {what} runs on the 'numpy' backend, got {backend!r}; use "
                          "solver='independent' for another backend")
     check_solver(solver_config, backend)
+    check_learned_preconditioner(family, solver_config, seed, backend)
     effective_sort = (
         sort_method if order == "sorted" else ("random" if order == "random" else "none")
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from pdesuite.datasets.generation.learned import open_source
 from pdesuite.datasets.generation.shards import ShardWriter
 from pdesuite.datasets.generation.solver_choice import choose_solver
 from pdesuite.datasets.generation.solver_config import RECYCLE_KEYS
@@ -62,8 +63,10 @@ def make_solver(config: Mapping[str, Any], backend: str,
 
         return solve_recycled
 
-    def solve_independent(A, b, x0=None, context=None, callback=None):
-        return solve(A, b, method=config["method"], M=config["M"], x0=x0, rtol=config["rtol"],
+    def solve_independent(A, b, x0=None, context=None, callback=None, M=None):
+        # M: the sample's own preconditioner (a learned one, made per sample), else the named one
+        M = config["M"] if M is None else M
+        return solve(A, b, method=config["method"], M=M, x0=x0, rtol=config["rtol"],
                      atol=config["atol"], maxiter=config["maxiter"], backend=backend,
                      context=context, callback=callback, **options)
 
@@ -114,6 +117,9 @@ def check_solver(config: Mapping[str, Any], backend: str) -> None:
     import scipy.sparse as sp
 
     configs = config["candidates"] if config["mode"] == "auto" else [config]
+    # A learned M needs a system of its grid: checked on the family's first sample instead
+    # (check_learned_preconditioner); the other options are checked here without it.
+    configs = [{**c, "M": None} if "M_sha256" in c else c for c in configs]
     A = sp.csr_array(sp.diags([-np.ones(_CHECK_SIZE - 1), 4.0 * np.ones(_CHECK_SIZE),
                                -np.ones(_CHECK_SIZE - 1)], [-1, 0, 1]))
     b = np.linspace(1.0, 2.0, _CHECK_SIZE)
@@ -166,16 +172,17 @@ class _StatsRecorder:
         self.converged = True
         self.steps = 0
 
-    def __call__(self, A, b, x0=None):
+    def __call__(self, A, b, x0=None, M=None):
         from pdesuite.discretization import LinearSystem
 
         if isinstance(A, LinearSystem):
             A, b = A.A, A.b if b is None else b
+        extra = {} if M is None else {"M": M}
         if self._tuning is None:
-            result = self._solve(A, b, x0=x0)
+            result = self._solve(A, b, x0=x0, **extra)
         else:
             context = self._tuning.context(A, self.params)
-            result = self._solve(A, b, x0=x0, context=context)
+            result = self._solve(A, b, x0=x0, context=context, **extra)
             self.tuned.append(float(result.info["tuned"][self._tuning.target]))
         self.iterations += int(result.iterations)
         self.matvecs += int(result.matvecs)
@@ -206,13 +213,16 @@ def _family_inputs(family: Any, params: Mapping[str, Any]) -> Optional[np.ndarra
         return None
 
 
-def _solve_sample(plan: Plan, index: int, recorder: _StatsRecorder) -> dict[str, Any]:
-    """Draw and solve one sample of a steady family."""
+def _solve_sample(plan: Plan, index: int, recorder: _StatsRecorder,
+                  learned: Any = None) -> dict[str, Any]:
+    """Draw and solve one sample of a steady family (``learned``: the block's source of
+    learned preconditioners, or None)."""
     family = plan.family
     params = family.sample(np.random.default_rng([plan.seed, int(index)]))
     recorder.reset(params)
     system = family.assemble(params)
-    result = recorder(system.A, system.b)
+    M = None if learned is None else learned.for_system(system, family.inputs(params))
+    result = recorder(system.A, system.b, M=M)
     return {
         "parameters": params,
         "outputs": np.asarray(family.outputs(params, system.expand(result.x)), dtype=np.float32),
@@ -273,6 +283,8 @@ def run_block(plan: Plan, block: int, on_sample: Callable[[], None],
     tuning = BlockTuning(tune, plan.seed, block) if tune else None
     solve = make_solver(plan.solver, plan.backend, tuning)
     recorder = _StatsRecorder(solve, tuning)
+    learned = (open_source(plan.solver["M"], plan.solver["M_sha256"])
+               if "M_sha256" in plan.solver else None)
     # Time-dependent samples run in batches of consecutive positions of the block: a batch is
     # a function of the plan alone, whatever the worker count or a resume.
     batch = plan.batch_size if plan.time_dependent else 1
@@ -287,7 +299,7 @@ def run_block(plan: Plan, block: int, on_sample: Callable[[], None],
                     plan, [int(i) for i in indices[start : start + batch]], solve, tuning
                 )
             else:
-                samples = [_solve_sample(plan, int(indices[start]), recorder)]
+                samples = [_solve_sample(plan, int(indices[start]), recorder, learned)]
             for sample in samples:
                 writer.add(sample)
                 on_sample()
@@ -300,6 +312,26 @@ def run_block(plan: Plan, block: int, on_sample: Callable[[], None],
         writer.close()
         if temporary.exists():
             temporary.unlink()
+
+
+def check_learned_preconditioner(family: Any, config: Mapping[str, Any], seed: int,
+                                 backend: str) -> None:
+    """Make the learned preconditioner of the family's first sample and run one iteration
+    with it, so that a network that cannot serve the family (another grid, other channels) is
+    a ValueError before a run writes anything."""
+    if "M_sha256" not in config:
+        return
+    if getattr(family, "time_dependent", False):
+        raise ValueError("solver: M: a learned preconditioner serves steady families; "
+                         f"{family.name!r} is time-dependent")
+    params = family.sample(np.random.default_rng([seed, 0]))
+    system = family.assemble(params)
+    M = open_source(config["M"], config["M_sha256"]).for_system(system, family.inputs(params))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one iteration does not converge, and need not
+        make_solver({**config, "maxiter": 1}, backend)(system.A, system.b, M=M)
 
 
 def tuned_stat(plan: Plan) -> Optional[str]:

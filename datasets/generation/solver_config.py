@@ -12,8 +12,10 @@ from pdesuite.datasets.generation.solver_choice import (
     candidate_solvers,
     rule_choice,
 )
+from pdesuite.datasets.generation.learned import check_run_directory, checkpoint_sha256
 from pdesuite.datasets.generation.tuning import resolve_tune_config
 from pdesuite.solvers.direct import CHOLMOD_ORDERINGS, cholmod_available
+from pdesuite.solvers.preconditioner import NAMED_PRECONDITIONERS
 from pdesuite.solvers.vocabulary import (
     DEFAULT_MAXITER,
     DEFAULT_RESTART,
@@ -60,7 +62,9 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
             (``"gcrodr"``/``"rcg"`` recycle, ``"direct"`` factors, with the options ``spd``
             (default: the family's) and ``ordering`` and no ``M``; any other method of
             :func:`pdesuite.solvers.solve` solves independently), and optionally ``M`` (a
-            preconditioner *name*, e.g. ``"ilu"``), ``rtol`` (default ``DEFAULT_RTOL``, 1e-8),
+            preconditioner *name*, e.g. ``"ilu"``, or the run directory of a trained
+            preconditioner, e.g. ``"run/pc"``, for the methods ``fcg``, ``dcdm`` and ``fgmres``;
+            see :mod:`.learned`), ``rtol`` (default ``DEFAULT_RTOL``, 1e-8),
             ``atol`` (0), ``maxiter`` (``DEFAULT_MAXITER``, 10,000), the recycling options under
             the method's names (GCRO-DR ``restart``, ``k``, ``side``, ``stale_threshold``,
             ``reorthogonalize``, ``update_period``; rcg ``k``, ``ell``, ``stale_threshold``;
@@ -72,7 +76,8 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
     Returns:
         dict with ``mode`` (``"recycle"``/``"independent"``/``"direct"``), ``method``, ``M``,
         ``rtol``, ``atol``, ``maxiter``, the recycling options (``restart`` and ``k`` of
-        GCRO-DR, ``k`` and ``ell`` of rcg always, the others when given), ``options`` (the rest)
+        GCRO-DR, ``k`` and ``ell`` of rcg always, the others when given), ``M_sha256`` (the
+        checkpoint's, when ``M`` is a trained run), ``options`` (the rest)
         and, when tuning, ``tune`` (the resolved tune configuration; ``k`` is then None if k is the
         tuned option). A direct configuration records ``spd``, ``ordering`` and ``factorization``:
         the library that factors SPD matrices on this machine (``"cholmod"``, or ``"superlu"``
@@ -135,6 +140,10 @@ def resolve_solver_config(solver: Union[str, Mapping[str, Any]], spd: bool) -> d
                                  f"{list(_RECYCLE_METHOD_KEYS[method])}")
             resolved[key] = config.pop(key)
     resolved["options"] = dict(sorted(config.items()))
+    if isinstance(preconditioner, str):
+        check_run_directory(preconditioner, method, resolved["mode"])
+        if preconditioner.lower() not in NAMED_PRECONDITIONERS:
+            resolved["M_sha256"] = checkpoint_sha256(preconditioner)
     try:
         json.dumps(resolved)
     except TypeError as error:

@@ -41,7 +41,7 @@ from pdesuite.operators.training.checkpoint import (
 from pdesuite.operators.training.distributed import select_device
 
 __all__ = ["CHECKPOINT_NAME", "FORMAT", "FORMAT_VERSION", "METRICS_NAME", "load_preconditioner",
-           "load_preconditioner_model", "read_run", "write_run"]
+           "load_preconditioner_model", "read_run", "rebuild_model", "write_run"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.json"
@@ -103,10 +103,11 @@ def read_run(run_dir: PathLike, map_location: Any = "cpu") -> dict[str, Any]:
 def load_preconditioner_model(run_dir: PathLike, device: Any = "cpu") -> nn.Module:
     """The trained model of ``run_dir``, on ``device`` (``"auto"``: CUDA when available), in
     eval mode. Raises ValueError when its config names no model this suite can build."""
-    return _rebuild(read_run(run_dir), device)
+    return rebuild_model(read_run(run_dir), device)
 
 
-def _rebuild(checkpoint: Mapping[str, Any], device: Any) -> nn.Module:
+def rebuild_model(checkpoint: Mapping[str, Any], device: Any) -> nn.Module:
+    """The model of a checkpoint that :func:`read_run` returned, on ``device``, in eval mode."""
     if checkpoint["model_config"] is None:
         raise ValueError(f"{checkpoint['path']}: the {checkpoint['model_class']} model has no "
                          "config; rebuild it yourself and load checkpoint['model_state']")
@@ -140,7 +141,7 @@ def load_preconditioner(run_dir: PathLike, grid: GridLike | None = None,
     Raises ValueError (before any solve) when the model cannot serve the system.
     """
     checkpoint = read_run(run_dir)
-    model = _rebuild(checkpoint, device)
+    model = rebuild_model(checkpoint, device)
     if grid is None:
         grid = (np.shape(coefficient) if np.ndim(coefficient) >= 1
                 else tuple(checkpoint["settings"]["grid_shape"]))

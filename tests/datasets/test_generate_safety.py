@@ -72,7 +72,7 @@ def test_bad_solver_option_leaves_nothing_and_the_corrected_command_runs(tmp_pat
 @pytest.mark.parametrize("solver, match", [
     ({"method": "cg", "rtol": -1}, "solver: rtol"),
     ({"method": "foo"}, "solver: method: unknown method 'foo'"),
-    ({"method": "cg", "M": "nope"}, "solver: M: unknown preconditioner 'nope'"),
+    ({"method": "cg", "M": "nope"}, "solver: M: 'nope' is neither a preconditioner name"),
     ({"method": "cg", "colour": "red"}, r"unknown option\(s\) \['colour'\]"),
     ({"method": "direct", "maxiter": -1}, "solver: maxiter"),
     ({"method": "auto", "rtol": -1}, "solver: rtol"),
