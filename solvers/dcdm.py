@@ -18,7 +18,16 @@ from pdesuite.solvers.linear_operator import Operator
 from pdesuite.solvers.monitor import ConvergenceMonitor
 from pdesuite.solvers.preconditioner import CountingPreconditioner
 from pdesuite.solvers.registry import register_method
+from pdesuite.solvers.validation import check_bool, check_int
 from pdesuite.solvers.vocabulary import method_default
+
+
+def check_dcdm_options(mmax: int, normalize_input: bool, residual_replacement: int) -> dict:
+    """DCDM's options, validated (ValueError naming the option); for the python KSP, which
+    checks them when it is made rather than at its first solve."""
+    return {"mmax": check_int("mmax", mmax, 1),
+            "normalize_input": check_bool("normalize_input", normalize_input),
+            "residual_replacement": check_int("residual_replacement", residual_replacement, 0)}
 
 
 @register_method("dcdm", flexible=True, needs_hermitian=True,

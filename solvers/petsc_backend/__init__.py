@@ -14,8 +14,8 @@ Modules, in the order they build on each other:
   the NumPy backend's named preconditioners (``solve(A, b, M="ic")`` chooses it by itself);
 - :mod:`.adapters`: PETSc objects seen as the NumPy methods' operator, preconditioner and
   monitor, on rank-local arrays;
-- :mod:`.ksp`: :class:`GcrodrKSP` and :class:`RecyclingCGKSP`, the suite's recycling methods as
-  petsc4py python-KSP types (they run under ``mpiexec -n N``);
+- :mod:`.ksp`: :class:`GcrodrKSP`, :class:`RecyclingCGKSP` and :class:`DcdmKSP`, the suite's
+  own methods as petsc4py python-KSP types (they run under ``mpiexec -n N``);
 - :mod:`.methods`: the one table of methods (:data:`METHODS`), their options and defaults
   (:func:`option_defaults`), norms and counts;
 - :mod:`.solver`: :class:`PetscSolver` (one KSP + PC reused for a sequence) and :func:`solve`,
@@ -35,13 +35,14 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from pdesuite.solvers.petsc_backend.convert import from_petsc_vec, to_petsc_mat, to_petsc_vec
 from pdesuite.solvers.petsc_backend.kernels import PetscKernelPreconditioner
-from pdesuite.solvers.petsc_backend.ksp import GcrodrKSP, RecyclingCGKSP
+from pdesuite.solvers.petsc_backend.ksp import DcdmKSP, GcrodrKSP, RecyclingCGKSP
 from pdesuite.solvers.petsc_backend.methods import METHODS, option_defaults
 from pdesuite.solvers.petsc_backend.pc import PRECONDITIONERS, PythonPC
 from pdesuite.solvers.petsc_backend.reasons import PETSC_REASON_MAP
 from pdesuite.solvers.petsc_backend.solver import PetscSolver, solve
 
 __all__ = [
+    "DcdmKSP",
     "GcrodrKSP",
     "METHODS",
     "PETSC_REASON_MAP",

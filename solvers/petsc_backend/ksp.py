@@ -1,11 +1,13 @@
-"""The suite's recycling methods as petsc4py python-KSP types: GCRO-DR and recycling CG.
+"""The suite's own methods as petsc4py python-KSP types: GCRO-DR, recycling CG and DCDM.
 
-:class:`GcrodrKSP` and :class:`RecyclingCGKSP` run the NumPy implementations of
-:mod:`pdesuite.solvers.recycling` (not a second copy) on the rank-local arrays of PETSc Vecs:
+:class:`GcrodrKSP`, :class:`RecyclingCGKSP` and :class:`DcdmKSP` run the NumPy implementations
+of :mod:`pdesuite.solvers.recycling` and :mod:`pdesuite.solvers.dcdm` (not a second copy) on
+the rank-local arrays of PETSc Vecs:
 ``A`` is applied by the KSP's Mat, the preconditioner is the KSP's own PC (any PETSc PC), and
 reductions go over the KSP's communicator, so they run under ``mpiexec -n N``. The recycle
-space lives in the context and carries over from one solve to the next, so one KSP reused
-across a sequence (``setOperators`` for each matrix) recycles.
+space of the recycling methods lives in the context and carries over from one solve to the
+next, so one KSP reused across a sequence (``setOperators`` for each matrix) recycles. DCDM
+takes any PC, nonlinear ones included: a learned preconditioner as a python PC.
 
 Their options are the NumPy methods' (:data:`pdesuite.solvers.vocabulary.METHOD_DEFAULTS`),
 read by :func:`~pdesuite.solvers.petsc_backend.option_defaults` from the constructors here.
@@ -21,6 +23,7 @@ from petsc4py import PETSc
 
 from pdesuite.solvers.petsc_backend.adapters import KSPMonitor, KSPPreconditioner, LocalMatOperator
 from pdesuite.solvers.petsc_backend.reasons import petsc_code
+from pdesuite.solvers.dcdm import check_dcdm_options, deep_conjugate_direction
 from pdesuite.solvers.preconditioner import CountingPreconditioner
 from pdesuite.solvers.recycling import RecycleSpace, gcrodr, rcg
 from pdesuite.solvers.recycling.gcrodr import check_gcrodr_options
@@ -30,14 +33,14 @@ from pdesuite.solvers.reduction import LOCAL_REDUCTION, MPIReduction, Reduction
 from pdesuite.solvers.result import ConvergedReason
 from pdesuite.solvers.vocabulary import method_default
 
-__all__ = ["GcrodrKSP", "RecyclingCGKSP"]
+__all__ = ["DcdmKSP", "GcrodrKSP", "RecyclingCGKSP"]
 
 #: Counters of a method's ``info`` that add up over the continuation attempts of one solve.
 _SUMMED_INFO = ("cycles", "recycle_updates", "reorthogonalizations", "recycle_matvecs")
 
 
-class _RecyclingKSP:
-    """A petsc4py python-KSP context that runs one of the suite's recycling methods.
+class _SuiteKSP:
+    """A petsc4py python-KSP context that runs one of the suite's NumPy methods.
 
     Install with ``ksp.setType(PETSc.KSP.Type.PYTHON); ksp.setPythonContext(ctx)`` or through
     :class:`~pdesuite.solvers.petsc_backend.PetscSolver`. The KSP's tolerances (rtol, atol,
@@ -46,9 +49,10 @@ class _RecyclingKSP:
     preconditioning and for rcg).
 
     Attributes:
-        space: the :class:`~pdesuite.solvers.recycling.RecycleSpace` carried between solves.
+        space: the :class:`~pdesuite.solvers.recycling.RecycleSpace` carried between solves
+            (None for a method that does not recycle).
         options: the method's options (those of the constructor), validated by the NumPy
-            method's own check (``check_gcrodr_options``, ``check_rcg_options``).
+            method's own check (``check_gcrodr_options``, ``check_rcg_options``, ...).
         reason: our :class:`ConvergedReason` of the last KSP solve (``DIVERGED_STAGNATION``
             has no PETSc code and is set on the KSP as DIVERGED_BREAKDOWN).
         info: the method's ``info`` of the last solve, plus ``solves`` and ``resets``.
@@ -60,10 +64,8 @@ class _RecyclingKSP:
 
     method = ""
 
-    def __init__(self, recycle: Optional[RecycleSpace], options: dict[str, Any]):
-        recycle = check_recycle(recycle)
-        # None: a fresh space of this context (keeping 4 previous solutions)
-        self.space = RecycleSpace() if recycle is None else recycle
+    def __init__(self, space: Optional[RecycleSpace], options: dict[str, Any]):
+        self.space = space
         self.options = options
         self.reason: Optional[ConvergedReason] = None
         self.info: dict[str, Any] = {}
@@ -89,8 +91,9 @@ class _RecyclingKSP:
         self._release()
 
     def view(self, ksp: "PETSc.KSP", viewer: "PETSc.Viewer") -> None:
-        viewer.printfASCII(f"  pdesuite {self._describe()}: recycle_dim={self.space.dim}, "
-                           f"solves={self.solves}, resets={self.resets}\n")
+        recycled = "" if self.space is None else f"recycle_dim={self.space.dim}, "
+        viewer.printfASCII(f"  pdesuite {self._describe()}: {recycled}solves={self.solves}, "
+                           f"resets={self.resets}\n")
 
     def _describe(self) -> str:  # pragma: no cover - overridden
         return self.method
@@ -139,8 +142,9 @@ class _RecyclingKSP:
             inner = (None if petsc_pc.getType() == PETSc.PC.Type.NONE
                      else KSPPreconditioner(petsc_pc, b, linear))
             self._pc = CountingPreconditioner(inner)
-            # the same Mat, unchanged, and the same PC: one product checks the stored images
-            self.space.same_operator_hint = same
+            if self.space is not None:
+                # the same Mat, unchanged, and the same PC: one product checks the stored images
+                self.space.same_operator_hint = same
         self._key = key
 
     def _solve(self, ksp: "PETSc.KSP", b: "PETSc.Vec", x: "PETSc.Vec") -> None:
@@ -167,7 +171,8 @@ class _RecyclingKSP:
             try:
                 x_local, reason, info = self._run(op, b_local, x_local, pc, monitor)
             finally:
-                self.space.same_operator_hint = False
+                if self.space is not None:
+                    self.space.same_operator_hint = False
         x.setArray(x_local)
         self._record(info, reason)
         self.matvecs = op.matvecs - matvecs_before
@@ -187,10 +192,20 @@ class _RecyclingKSP:
             self.solves += 1
             if info.get("recycle_reset"):
                 self.resets += 1
-        info["recycle_dim"] = self.space.dim
+        if self.space is not None:
+            info["recycle_dim"] = self.space.dim
         info["solves"], info["resets"] = self.solves, self.resets
         self.info = info
         self.reason = reason
+
+
+class _RecyclingKSP(_SuiteKSP):
+    """A python-KSP context of a recycling method: its space carries over between solves."""
+
+    def __init__(self, recycle: Optional[RecycleSpace], options: dict[str, Any]):
+        recycle = check_recycle(recycle)
+        # None: a fresh space of this context (keeping 4 previous solutions)
+        super().__init__(RecycleSpace() if recycle is None else recycle, options)
 
 
 class GcrodrKSP(_RecyclingKSP):
@@ -257,3 +272,33 @@ class RecyclingCGKSP(_RecyclingKSP):
 
     def _run(self, op, b, x, pc, monitor):
         return rcg(op, b, x, pc, monitor, recycle=self.space, **self.options)
+
+
+class DcdmKSP(_SuiteKSP):
+    """The deep conjugate direction method as a PETSc python KSP; see
+    :func:`pdesuite.solvers.dcdm.deep_conjugate_direction`.
+
+    For symmetric positive definite ``A``, with any PC: a PETSc PC, or a learned
+    preconditioner installed as a python PC (``PythonPC(M).install(ksp.getPC())``), whose
+    nonlinearity DCDM's A-orthogonalisation and exact line search absorb.
+
+    Args:
+        mmax: earlier directions each new one is made A-orthogonal to (>= 1; default 2).
+        normalize_input: apply the PC to ``r/‖r‖`` and scale back (default True; a no-op for
+            a linear PC).
+        residual_replacement: recompute ``b − A x`` every this many iterations (default 1).
+    """
+
+    method = "dcdm"
+
+    def __init__(self, mmax: int = method_default("dcdm", "mmax"),
+                 normalize_input: bool = method_default("dcdm", "normalize_input"),
+                 residual_replacement: int = method_default("dcdm", "residual_replacement")):
+        super().__init__(None, check_dcdm_options(mmax, normalize_input, residual_replacement))
+
+    def _describe(self) -> str:
+        return (f"DCDM(mmax={self.options['mmax']}, residual_replacement="
+                f"{self.options['residual_replacement']})")
+
+    def _run(self, op, b, x, pc, monitor):
+        return deep_conjugate_direction(op, b, x, pc, monitor, **self.options)

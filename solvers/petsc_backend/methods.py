@@ -4,7 +4,7 @@ PETSc's own implementations: ``cg``, ``fcg`` (``mmax``), ``gmres`` (``restart``,
 ``reorthogonalize``), ``fgmres`` (``restart``, ``reorthogonalize``), ``bicgstab`` (BCGS, right
 preconditioned), ``minres`` (stopped at a least-squares plateau, see
 :data:`MINRES_PLATEAU`), ``richardson`` (``omega``, PETSc's scale); and the suite's own as
-python KSPs (:mod:`.ksp`): ``gcrodr`` and ``rcg``. Names and defaults are those of
+python KSPs (:mod:`.ksp`): ``gcrodr``, ``rcg`` and ``dcdm``. Names and defaults are those of
 :mod:`pdesuite.solvers.vocabulary`; :func:`option_defaults` reports what this table (for
 PETSc's methods) and the constructors of the python KSPs (for ours) actually use, so that a
 test compares them with the vocabulary.
@@ -41,7 +41,7 @@ from typing import Any, Callable, Optional
 from petsc4py import PETSc
 
 from pdesuite.solvers.arnoldi import STAGNATION_FACTOR, check_reorthogonalize
-from pdesuite.solvers.petsc_backend.ksp import GcrodrKSP, RecyclingCGKSP
+from pdesuite.solvers.petsc_backend.ksp import DcdmKSP, GcrodrKSP, RecyclingCGKSP
 from pdesuite.solvers.validation import check_int, check_real
 from pdesuite.solvers.vocabulary import method_default
 
@@ -185,6 +185,8 @@ SPECS: dict[str, MethodSpec] = {
                          _no_count, _no_count, python_context=GcrodrKSP),
     "rcg": MethodSpec("python", ("left",), {"left": _U}, False, _no_count, _no_count,
                       python_context=RecyclingCGKSP),
+    "dcdm": MethodSpec("python", ("left",), {"left": _U}, True, _no_count, _no_count,
+                       python_context=DcdmKSP),
 }
 
 #: Method names of the PETSc backend.
@@ -204,7 +206,8 @@ def option_defaults(method: str) -> dict[str, Any]:
     """The options ``method`` takes on the PETSc backend, with the defaults it uses.
 
     Read from the table the solver configures PETSc's methods from, and from the constructor
-    signatures of the python KSPs (:class:`GcrodrKSP`, :class:`RecyclingCGKSP`). Every name
+    signatures of the python KSPs (:class:`GcrodrKSP`, :class:`RecyclingCGKSP`,
+    :class:`DcdmKSP`). Every name
     and default should be that of :data:`pdesuite.solvers.vocabulary.METHOD_DEFAULTS`.
     """
     return method_spec(method)[1].options

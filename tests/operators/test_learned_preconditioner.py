@@ -161,7 +161,7 @@ def test_a_loaded_preconditioner_gives_the_same_iterations_as_the_one_in_memory(
 @pytest.mark.parametrize("backend, methods", [
     ("numpy", ("dcdm", "fcg", "fgmres")),
     ("torch", ("dcdm", "fcg", "fgmres")),
-    ("petsc", ("fcg", "fgmres")),  # PETSc has no DCDM KSP type; FCG is its flexible CG
+    ("petsc", ("dcdm", "fcg", "fgmres")),  # dcdm: the suite's python KSP; fcg: PETSc's own
 ])
 def test_every_backend_solves_with_the_learned_preconditioner(poisson, trained, backend, methods):
     if backend == "petsc":
@@ -175,6 +175,17 @@ def test_every_backend_solves_with_the_learned_preconditioner(poisson, trained, 
         assert result.iterations <= 0.7 * reference, (backend, method, result.iterations)
         x = np.asarray(result.x)
         assert np.linalg.norm(b - poisson.A @ x) <= 1e-7 * np.linalg.norm(b)
+
+
+def test_petsc_dcdm_with_the_network_as_python_pc_runs_the_numpy_iteration(poisson, trained):
+    pytest.importorskip("petsc4py")
+    M = trained.preconditioner()
+    b = _rhs(poisson.n_free, 14)
+    numpy = solve(poisson.A, b, method="dcdm", M=M)
+    petsc = solve(poisson.A, b, method="dcdm", M=M, backend="petsc")
+    assert numpy.converged and petsc.converged
+    assert petsc.iterations == numpy.iterations
+    np.testing.assert_allclose(petsc.x, numpy.x, rtol=0, atol=1e-10 * np.abs(numpy.x).max())
 
 
 def test_the_torch_backend_applies_it_to_whole_blocks_on_the_device(poisson, trained):

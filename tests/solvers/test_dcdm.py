@@ -57,3 +57,17 @@ def test_the_torch_backend_runs_the_same_iteration():
     torch_result = solve(A, b, method="dcdm", M="jacobi", backend="torch")
     assert torch_result.converged and torch_result.iterations == numpy_result.iterations
     np.testing.assert_allclose(torch_result.x, numpy_result.x, rtol=1e-7, atol=1e-10)
+
+
+def test_the_petsc_python_ksp_runs_the_same_iteration_as_numpy():
+    pytest.importorskip("petsc4py")
+    A = _poisson(16)
+    b = np.random.default_rng(3).standard_normal(A.shape[0])
+    for M in (None, "jacobi"):
+        numpy = solve(A, b, method="dcdm", M=M)
+        petsc = solve(A, b, method="dcdm", M=M, backend="petsc", mmax=2)
+        assert numpy.converged and petsc.converged
+        assert petsc.iterations == numpy.iterations
+        np.testing.assert_allclose(petsc.x, numpy.x, rtol=1e-10, atol=0)
+    with pytest.raises(ValueError, match="^mmax"):
+        solve(A, b, method="dcdm", backend="petsc", mmax=0)
