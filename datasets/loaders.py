@@ -33,10 +33,13 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
+from pdesuite.datasets.mesh_io import MeshInfo, read_mesh
 from pdesuite.datasets.storage import grid_convention, open_dataset, read_sample
+from pdesuite.datasets.systems import SampleSystem, read_systems
 
 # PDEDataset is built on first access by the module __getattr__ below (it imports torch).
-__all__ = ["PDEDataset", "SPLITS", "split_ranges", "channel_statistics"]  # noqa: F822
+__all__ = ["PDEDataset", "SPLITS", "SampleSystem", "split_ranges", "channel_statistics",  # noqa: F822
+           "read_systems", "MeshInfo", "read_mesh"]
 
 SPLITS = ("train", "val", "test", "all")
 _STATS_CHUNK = 64
@@ -223,6 +226,31 @@ class _PDEDatasetBase:
         if self.normalize and self.stats is None:
             self.stats = self._compute_and_cache_stats(cache_stats)
         self._file = None
+        self._mesh_info: Optional[MeshInfo] = None
+
+    # ------------------------------------------------------------------ mesh
+    @property
+    def has_mesh(self) -> bool:
+        """True if the file stores a finite-element mesh (a ``mesh`` group)."""
+        import h5py
+
+        with h5py.File(self.path, "r") as handle:
+            return "mesh" in handle
+
+    @property
+    def mesh_info(self) -> MeshInfo:
+        """The file's FE mesh, degree and Dirichlet DoFs (:func:`read_mesh`), read once.
+
+        ValueError naming the file when it has no mesh (a grid family's file), or when the
+        mesh's DoF count differs from the samples' last axis.
+        """
+        if self._mesh_info is None:
+            info = read_mesh(self.path)
+            if len(self.spatial_shape) != 1 or info.ndofs != self.spatial_shape[0]:
+                raise ValueError(f"{self.path}: the mesh has {info.ndofs} DoFs but the samples "
+                                 f"have spatial shape {self.spatial_shape}")
+            self._mesh_info = info
+        return self._mesh_info
 
     # ------------------------------------------------------------------ statistics
     @property
@@ -374,6 +402,7 @@ class _PDEDatasetBase:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_file"] = None  # each process opens its own handle
+        state["_mesh_info"] = None  # basix elements need not pickle; read again on demand
         return state
 
     def __del__(self) -> None:
@@ -407,7 +436,9 @@ _DOC = """A torch ``Dataset`` of ``(x, y)`` float32 tensors ``[C, *spatial]`` fr
             a file in which every solve failed raises ValueError.
 
     ``x`` is ``inputs[i]`` and ``y`` is ``outputs[i]`` for steady files.
-    :meth:`denormalize_targets` maps a prediction back to physical units.
+    :meth:`denormalize_targets` maps a prediction back to physical units. A file of an FE
+    family carries its mesh: ``mesh_info`` (a :class:`MeshInfo`: mesh, degree, Dirichlet DoFs,
+    the space) is what a model on the FE space is built from; ``has_mesh`` says if there is one.
     """
 
 _CLASS = None

@@ -16,6 +16,7 @@ from pdesuite.operators.preconditioning import (
     LearnedPreconditioner,
     load_preconditioner,
     train_preconditioner,
+    train_preconditioner_on_file,
 )
 from pdesuite.operators.training import (
     NonFiniteBatchWarning,
@@ -48,4 +49,5 @@ __all__ = [
     "model_from_config",
     "select_device",
     "train_preconditioner",
+    "train_preconditioner_on_file",
 ]

@@ -22,7 +22,7 @@ import torch
 
 from pdesuite.solvers.torch_backend.convert import to_torch_sparse
 
-__all__ = ["batched_matvec", "block_diagonal", "dcdm_loss"]
+__all__ = ["batched_matvec", "block_diagonal", "dcdm_loss", "energy_error_loss"]
 
 MatrixLike = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
 
@@ -78,6 +78,31 @@ def dcdm_loss(A: MatrixLike, q: torch.Tensor, b: torch.Tensor,
     curvature = (q * Aq).sum(dim=0)
     alpha = (q * b).sum(dim=0) / curvature.clamp_min(torch.finfo(q.dtype).tiny)
     values = ((b - alpha * Aq) ** 2).sum(dim=0)
+    return _reduce(values, reduction)
+
+
+def energy_error_loss(A: MatrixLike, q: torch.Tensor, r: torch.Tensor, e: torch.Tensor,
+                      reduction: str = "mean") -> torch.Tensor:
+    """The supervised counterpart of :func:`dcdm_loss`: the relative A-norm error left after
+    the line search along ``q``, for residuals ``r = A e`` with known errors ``e``::
+
+        L = ‖e − α q‖²_A / ‖e‖²_A = 1 − (qᵀr)² / ((qᵀAq)(eᵀr)),   α = qᵀr / qᵀAq,
+
+    per column of ``[n, B]`` blocks (``eᵀr = eᵀAe``). Scale-free in ``q`` and ``e``, in [0, 1]:
+    0 when ``q`` is parallel to the error, 1 when it is A-orthogonal to it. It is what one step
+    of the method gains, measured in the norm CG minimises.
+    """
+    if not (q.shape == r.shape == e.shape) or q.ndim != 2:
+        raise ValueError(f"q, r and e: expected equal shapes [n, B], got {tuple(q.shape)}, "
+                         f"{tuple(r.shape)} and {tuple(e.shape)}")
+    tiny = torch.finfo(q.dtype).tiny
+    curvature = (q * batched_matvec(A, q)).sum(dim=0).clamp_min(tiny)
+    energy = (e * r).sum(dim=0).clamp_min(tiny)
+    values = 1.0 - (q * r).sum(dim=0) ** 2 / (curvature * energy)
+    return _reduce(values, reduction)
+
+
+def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return values.mean()
     if reduction == "sum":

@@ -38,7 +38,7 @@ from pdesuite.operators.preconditioning.adapter import (
     conditioning_fields,
     unit_rms,
 )
-from pdesuite.operators.preconditioning.loss import block_diagonal, dcdm_loss
+from pdesuite.operators.preconditioning.loss import block_diagonal, dcdm_loss, energy_error_loss
 from pdesuite.operators.preconditioning.mapping import GridLike, GridMap
 from pdesuite.operators.preconditioning.network import DCDMNet
 from pdesuite.operators.preconditioning.ritz import lanczos_ritz, ritz_right_hand_sides
@@ -47,7 +47,23 @@ from pdesuite.operators.training.checkpoint import seed_everything
 from pdesuite.operators.training.distributed import select_device
 from pdesuite.solvers.torch_backend.convert import to_torch_sparse
 
-__all__ = ["TrainingResult", "train_preconditioner"]
+__all__ = ["ResidualErrorPairs", "TrainingResult", "train_preconditioner"]
+
+
+@dataclass(frozen=True)
+class ResidualErrorPairs:
+    """Supervised training data: residuals ``r = A_k e`` with their errors ``e``.
+
+    Attributes:
+        residuals: ``[N, n]`` residuals on the unknowns.
+        errors: ``[N, n]`` the errors they come from (``A⁻¹ r``: the stored solution minus an
+            iterate).
+        owner: ``[N]`` index ``k`` of each pair's matrix.
+    """
+
+    residuals: np.ndarray
+    errors: np.ndarray
+    owner: np.ndarray
 
 
 @dataclass
@@ -89,6 +105,7 @@ def train_preconditioner(
     *,
     coefficients: Sequence[Any] | None = None,
     conditioning: Sequence[Any] | None = None,
+    pairs: ResidualErrorPairs | None = None,
     model: nn.Module | dict | None = None,
     rhs_per_matrix: int = 200,
     ritz_steps: int = 300,
@@ -114,6 +131,10 @@ def train_preconditioner(
         coefficients: one coefficient field ``[*shape]`` per matrix, the first conditioning
             channel (the Darcy permeability); None for none.
         conditioning: further fields per matrix, ``[*shape]`` or ``[C, *shape]`` each.
+        pairs: supervised data (:class:`ResidualErrorPairs`), scored by
+            :func:`~pdesuite.operators.preconditioning.loss.energy_error_loss`; default None:
+            Ritz right-hand sides scored by DCDM's unsupervised loss (``rhs_per_matrix``,
+            ``ritz_steps``, ``low_fraction`` and ``low_weight`` then apply).
         model: an ``nn.Module`` taking ``[B, 1 + C, *shape]``; a dict of
             :class:`~pdesuite.operators.preconditioning.network.DCDMNet` arguments; or None:
             ``DCDMNet`` with the paper's layout, ``conditioning_transform="log"`` when the
@@ -164,6 +185,8 @@ def train_preconditioner(
         "ritz_steps": int(ritz_steps), "low_fraction": float(low_fraction),
         "low_weight": float(low_weight), "epochs": int(epochs), "batch_size": int(batch_size),
         "lr": float(lr), "seed": int(seed), "optimizer": "adam",
+        "loss": "dcdm" if pairs is None else "energy_error",
+        "pairs": None if pairs is None else int(np.shape(pairs.owner)[0]),
     }
     model = model.to(device)
     LearnedPreconditioner(model, shape, grid_map.free,
@@ -175,11 +198,17 @@ def train_preconditioner(
     if resume:
         first_epoch, history = _resume(out_dir, model, optimizer, settings)
 
-    rhs, owner = _right_hand_sides(matrix_list, rhs_per_matrix, ritz_steps, low_fraction,
-                                   low_weight, seed)
+    if pairs is None:
+        rhs, owner = _right_hand_sides(matrix_list, rhs_per_matrix, ritz_steps, low_fraction,
+                                       low_weight, seed)
+        errors = None
+    else:
+        rhs, errors, owner = _check_pairs(pairs, len(matrix_list), n)
     setup_seconds = time.perf_counter() - started
     rhs = torch.as_tensor(rhs, dtype=torch.float32, device=device)       # [N, n]
     owner = torch.as_tensor(owner, device=device)                        # [N]
+    if errors is not None:
+        errors = torch.as_tensor(errors, dtype=torch.float32, device=device)  # [N, n]
     field_tensor = (None if fields is None else
                     torch.as_tensor(fields, dtype=torch.float32, device=device))
     shared = (to_torch_sparse(matrix_list[0], device=device, dtype=torch.float32)
@@ -203,7 +232,8 @@ def train_preconditioner(
             q = grid_map.from_fields(model(inputs))
             A = shared if shared is not None else block_diagonal(
                 [matrix_list[k] for k in owner[index].tolist()], device=device)
-            loss = dcdm_loss(A, q, b)
+            loss = (dcdm_loss(A, q, b) if errors is None else
+                    energy_error_loss(A, q, b, errors[index].T))
             if not torch.isfinite(loss):
                 skipped += 1
                 warnings.warn(f"train_preconditioner: non-finite loss in epoch {epoch + 1}; "
@@ -272,11 +302,25 @@ def _right_hand_sides(matrices: list, per_matrix: int, steps: int, low_fraction:
     return np.concatenate(rhs), np.concatenate(owner)
 
 
+def _check_pairs(pairs: ResidualErrorPairs, count: int,
+                 n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    residuals = np.asarray(pairs.residuals, dtype=float)
+    errors = np.asarray(pairs.errors, dtype=float)
+    owner = np.asarray(pairs.owner, dtype=int)
+    if residuals.ndim != 2 or residuals.shape[1] != n or errors.shape != residuals.shape or \
+            owner.shape != (residuals.shape[0],):
+        raise ValueError(f"pairs: expected residuals and errors [N, {n}] and owner [N], got "
+                         f"{residuals.shape}, {errors.shape} and {owner.shape}")
+    if owner.size and (owner.min() < 0 or owner.max() >= count):
+        raise ValueError(f"pairs: owner must index the {count} matrices")
+    return residuals, errors, owner
+
+
 def _resume(out_dir, model: nn.Module, optimizer, settings: dict) -> tuple[int, list]:
     if out_dir is None:
         raise ValueError("resume: needs out_dir, the run directory to continue")
     checkpoint = read_run(out_dir)
-    saved = checkpoint["settings"]
+    saved = {"loss": "dcdm", "pairs": None, **checkpoint["settings"]}  # runs before pairs
     differences = {key: (saved.get(key), value) for key, value in settings.items()
                    if key != "epochs" and saved.get(key) != json.loads(json.dumps(value))}
     if differences:
