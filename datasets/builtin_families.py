@@ -29,6 +29,7 @@ from pdesuite.datasets.pde_family import (
     solve_stats,
 )
 from pdesuite.datasets.grf import default_sigma, gaussian_random_field, grf_spectrum
+from pdesuite.datasets.mesh_io import MeshInfo, coarse_resolutions
 from pdesuite.discretization import (
     Dirichlet,
     Grid,
@@ -549,7 +550,13 @@ class HelmholtzGRF(_SquareGridFamily):
 
 # ===================================================================================== FE
 class _FEFamily(PDEFamily):
-    """Families on a LagrangeSpace: arrays ``[C, ndofs]``, coordinates ``[ndofs, 2]``."""
+    """Families on a LagrangeSpace: arrays ``[C, ndofs]``, coordinates ``[ndofs, 2]``.
+
+    A generated file carries the mesh (:meth:`mesh_description`, the ``mesh`` group of
+    :mod:`pdesuite.datasets.mesh_io`): the space, its Dirichlet DoFs, coarse meshes of the same
+    domain at ``resolution // 2`` and ``// 4`` (when at least 2) and input channel 1 as the
+    boundary data, so that a model on the FE space needs nothing but the file.
+    """
 
     grid_convention = "mesh"
 
@@ -569,6 +576,27 @@ class _FEFamily(PDEFamily):
     def sort_key(self, params: Params) -> np.ndarray:
         """All input channels, concatenated (1-D): FE fields have no grid to compare on."""
         return np.asarray(self.inputs(params), dtype=np.float64).ravel()
+
+    #: Coarse meshes written for multigrid models: at ``resolution // 2``, ``// 4``, at most this
+    #: many, none coarser than ``_COARSEST``.
+    _COARSE_LEVELS = 2
+    _COARSEST = 2
+
+    def build_mesh(self, resolution: int) -> Mesh:
+        """The family's mesh at ``resolution`` (``self.mesh`` is the one at its own)."""
+        raise NotImplementedError
+
+    def dirichlet_dof_indices(self) -> np.ndarray:
+        """Sorted DoFs whose values are Dirichlet data."""
+        raise NotImplementedError
+
+    def mesh_description(self) -> MeshInfo:
+        """The mesh, degree and Dirichlet DoFs for the file's ``mesh`` group, with coarser meshes
+        of the same domain (for multigrid models) and the input channel of the boundary data
+        (channel 1 of both FE families)."""
+        coarse = coarse_resolutions(self.resolution, self._COARSE_LEVELS, self._COARSEST)
+        return MeshInfo(self.mesh, self.space.degree, self.dirichlet_dof_indices(),
+                        tuple(self.build_mesh(n) for n in coarse), boundary_channel=1)
 
 
 def _monomials(points: np.ndarray, degree: int) -> np.ndarray:
@@ -633,10 +661,16 @@ class PoissonFE(_FEFamily):
         self.boundary_scale = check_positive(
             self.options["boundary_scale"], "boundary_scale", allow_zero=True
         )
-        self.mesh = Mesh.l_shape(self.resolution)
+        self.mesh = self.build_mesh(self.resolution)
         self.space = LagrangeSpace(self.mesh, degree)
         self.stiffness = stiffness_matrix(self.space)
         self.boundary_dofs = self.space.boundary_dofs()
+
+    def build_mesh(self, resolution: int) -> Mesh:
+        return Mesh.l_shape(resolution)
+
+    def dirichlet_dof_indices(self) -> np.ndarray:
+        return self.boundary_dofs
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         m = self.n_bumps
@@ -761,7 +795,7 @@ class ThermalFE(_FEFamily):
             self.options["conductivity_modes"], "conductivity_modes", 2
         )
         self.heat_source = check_real(self.options["heat_source"], "heat_source")
-        self.mesh = Mesh.rectangle_with_hole(self.resolution)
+        self.mesh = self.build_mesh(self.resolution)
         self.space = LagrangeSpace(self.mesh, degree)
         tol = 0.25 / self.resolution
         self.facets = {
@@ -793,6 +827,12 @@ class ThermalFE(_FEFamily):
             self._mode_std = np.sqrt(
                 grf_spectrum((modes, modes), self.conductivity_alpha, self.conductivity_tau)
             )
+
+    def build_mesh(self, resolution: int) -> Mesh:
+        return Mesh.rectangle_with_hole(resolution)
+
+    def dirichlet_dof_indices(self) -> np.ndarray:
+        return np.unique(np.concatenate(list(self.dirichlet_dofs.values())))
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         params = {"temperatures": rng.uniform(*self.temperature_range, size=3),

@@ -25,11 +25,14 @@ from __future__ import annotations
 import abc
 import json
 import numbers
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
 from pdesuite.discretization import LinearSystem
+
+if TYPE_CHECKING:
+    from pdesuite.datasets.mesh_io import MeshInfo
 
 __all__ = [
     "FAMILIES",
@@ -224,6 +227,12 @@ class PDEFamily(abc.ABC):
         if not trajectories:
             return np.empty((0,) + self.output_shape, dtype=np.float32), []
         return np.stack(trajectories), stats
+
+    def mesh_description(self) -> "MeshInfo | None":
+        """The finite-element mesh that a dataset file of this family stores in its ``mesh``
+        group (:class:`~pdesuite.datasets.mesh_io.MeshInfo`), or None (default: grid families
+        write no mesh)."""
+        return None
 
     def sort_key(self, params: Mapping[str, np.ndarray]) -> np.ndarray:
         """The parameter field that sorting compares (1-D or 2-D); default: input channel 0."""

@@ -32,6 +32,9 @@ Path                           Type, shape                 Meaning
 ``solve_order``                int64 ``[n]``               sample solved at each position
 ``stats/<split>/...``          float64 ``[C]``             per-channel mean/std of a training
                                                            split, cached by ``PDEDataset``
+``mesh/...``                   group                       FE files: mesh, degree, Dirichlet DoFs,
+                                                           DoF coordinates (layout:
+                                                           :mod:`pdesuite.datasets.mesh_io`)
 =============================  ==========================  ========================================
 
 Root attributes: ``schema_version`` (int), ``family`` (name), ``config`` (JSON of the family's
@@ -43,8 +46,8 @@ sorting alone), ``created`` (ISO 8601, UTC), ``n``, ``kind`` (``"steady"`` or
 :func:`grid_convention`: a grid file without it is node-centred, as every one was before the
 attribute existed). Generated files add ``solver_config`` (JSON), ``run_hash``, ``chunk_size``,
 ``key_time`` and ``solve_time`` (s); converted files add ``source`` and ``source_format``.
-``solver/``, ``parameters/``, ``solve_order`` and ``stats/`` are optional (a converted file has
-no solver statistics).
+``solver/``, ``parameters/``, ``solve_order``, ``stats/`` and ``mesh/`` are optional (a
+converted file has no solver statistics; a grid family's file has no mesh).
 
 Arrays are chunked one sample per chunk and compressed (gzip level 4 with shuffle by default;
 ``"lzf"`` or ``None`` on request). Every per-sample dataset (the arrays, ``parameters/``,
@@ -192,7 +195,8 @@ def create_dataset_file(path: PathLike, *, n: int,
                         fields: Mapping[str, tuple[tuple[int, ...], Any]],
                         attrs: Mapping[str, Any], coordinates: Optional[np.ndarray] = None,
                         parameters: Optional[Mapping[str, tuple[tuple[int, ...], Any]]] = None,
-                        solver_stats: bool = True, compression: Optional[str] = "gzip"):
+                        solver_stats: bool = True, compression: Optional[str] = "gzip",
+                        mesh: Any = None):
     """Create a file with empty datasets of the schema and return it open for writing.
 
     Args:
@@ -205,6 +209,8 @@ def create_dataset_file(path: PathLike, *, n: int,
         parameters: ``name -> (per-sample shape, dtype)`` of the ``parameters/`` group.
         solver_stats: create the ``solver/`` group of :data:`SOLVER_STATS`.
         compression: ``"gzip"`` (default), ``"lzf"`` or None.
+        mesh: a :class:`~pdesuite.datasets.mesh_io.MeshInfo` written as the ``mesh`` group (FE
+            data), or None (default).
 
     Returns:
         The open ``h5py.File``; the caller closes it.
@@ -231,6 +237,10 @@ def create_dataset_file(path: PathLike, *, n: int,
             solver = handle.create_group("solver")
             for name, dtype in SOLVER_STATS.items():
                 create_sample_dataset(solver, name, n, (), dtype)
+        if mesh is not None:
+            from pdesuite.datasets.mesh_io import write_mesh
+
+            write_mesh(handle, mesh)
         for key, value in attrs.items():
             handle.attrs[key] = value
     except BaseException:

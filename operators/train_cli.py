@@ -26,6 +26,16 @@ prints the relative L2 (and H1) error per data file and resolution. By default i
 test split of the run's own training file and the whole of any other file (``--split``
 chooses). A resolution other than the training one is zero-shot super- (or sub-) resolution.
 
+Models on a finite-element space (``spon``, ``spon-mg``) train on a file with a mesh (an FE
+family's, e.g. ``poisson-fe``): the model is built on the file's space, takes the boundary data
+from the input channel the mesh names, and scales its inputs and outputs by constants of the
+training split kept in its config (the trainer's normalisers stay off: they would move the exact
+boundary values). ``evaluate`` rebuilds it on each data file's mesh (``set_space``), so a file of
+the same family at a finer ``resolution`` is zero-shot evaluation on a refined mesh, and reports
+the errors in the FE norms (L2 through the mass matrix, H1 through mass plus stiffness) and the
+largest error at the Dirichlet DoFs. A file without a mesh, or a mesh of another cell type or
+degree than the model's, is a one-line error.
+
 Wiring into ``pdesuite.cli``: ``add_train_arguments(parser)`` / ``run_train(args) -> int`` and
 ``add_evaluate_arguments(parser)`` / ``run_evaluate(args) -> int``. This module imports torch;
 ``pdesuite.cli`` imports it only when ``train`` or ``evaluate`` runs.
@@ -45,7 +55,14 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from pdesuite.operators.models import MODELS, build_model
+from pdesuite.operators.models import (
+    FE_MODEL_NAMES,
+    MODELS,
+    build_fe_model,
+    build_model,
+    fe_data_arguments,
+    rebind_fe_model,
+)
 from pdesuite.operators.training import (
     BEST_NAME,
     CHECKPOINT_NAME,
@@ -61,7 +78,7 @@ from pdesuite.operators.training import (
 from pdesuite.operators.training.checkpoint import seed_everything
 from pdesuite.operators.training.datafiles import domain_lengths, open_split, subsample_stride
 
-MODEL_NAMES = ("fno", "lsm", "mgno")
+MODEL_NAMES = ("fno", "lsm", "mgno", *FE_MODEL_NAMES)
 TEST_METRICS_JSON = "test_metrics.json"
 RUN_JSON = "run.json"
 #: The files a run directory holds; ``--overwrite`` deletes exactly these.
@@ -368,24 +385,45 @@ class _Run:
         so that its coordinate channel puts the points where the data has them; else ``{}``."""
         source = getattr(self.train, "dataset", self.train)
         convention = getattr(source, "grid_convention", "node")
+        if self.model_name not in MODELS:
+            return {}
         accepts = "grid_convention" in inspect.signature(MODELS[self.model_name]).parameters
         return {"grid_convention": convention} if accepts and convention in ("node", "cell") else {}
 
     def build_trainer(self, is_main: bool):
         raise NotImplementedError
 
+    def _mesh(self):
+        """The training file's mesh (FE models); a one-line error without one."""
+        if self.resolution:
+            raise UserError(f"--resolution subsamples a grid; {self.model_name} runs on the "
+                            "file's mesh: generate the data at another resolution instead")
+        return _mesh_of(self.train, self.data)
+
+    def _saved_model(self, path: Path):
+        """An FE model rebuilt from the checkpoint at ``path`` on the training file's mesh, or
+        None for a grid model (the registry rebuilds those)."""
+        return _fe_model_of(load_checkpoint(path), self._mesh()) if self._is_fe() else None
+
+    def _is_fe(self) -> bool:
+        return self.model_name in FE_MODEL_NAMES
+
     def report(self, device) -> None:
         """Test (else validation) metrics of best.pt, ``test_metrics.json`` and
         ``predictions.png``."""
-        best = load_trained(self.out, device=device)
+        best_path = self.out / BEST_NAME
+        best = load_trained(self.out, model=self._saved_model(best_path), device=device)
         summary: dict[str, Any] = {"model": self.model_name, "best_epoch": best.epoch,
                                    "resolution": list(self.train[0][0].shape[1:])}
         report = self.test if self.test is not None else self.val
         if report is not None:
-            metrics = best.evaluate(report)
+            metrics = (fe_metrics(best, report, self._mesh()) if self._is_fe()
+                       else best.evaluate(report))
             summary.update(split="test" if self.test is not None else "val", **metrics)
             print(f"{summary['split']} relative L2 {metrics['rel_l2']:.4g}, H1 {metrics['h1']:.4g} "
-                  f"({metrics['n']} samples, best epoch {best.epoch})")
+                  f"({metrics['n']} samples, best epoch {best.epoch})"
+                  + (f"; FE norms, boundary error {metrics['boundary_error']:.3g}"
+                     if "boundary_error" in metrics else ""))
         plot_predictions(
             best, report if report is not None else self.train, self.out / PREDICTIONS_PNG
         )
@@ -428,8 +466,16 @@ class _NewRun(_Run):
         model_args = dict(self.args.model_arg)
         base = {"in_channels": int(x0.shape[0]), "out_channels": int(y0.shape[0]),
                 "ndim": x0.ndim - 1, **self._grid_convention()}
+        if self.model_name in FE_MODEL_NAMES:
+            mesh = self._mesh()
+            base.update(_fe_data_arguments(self.train, mesh, self.data))
+            # normalisers would move the exact boundary values; the model scales itself
+            config = config.replace(normalize_inputs=False, normalize_outputs=False)
         try:
-            model = build_model(self.model_name, **{**base, **model_args})
+            if self.model_name in FE_MODEL_NAMES:
+                model = build_fe_model(self.model_name, mesh, **{**base, **model_args})
+            else:
+                model = build_model(self.model_name, **{**base, **model_args})
         except (ValueError, TypeError) as exc:
             raise UserError(f"--model-arg: {str(exc).removeprefix('config: ')}") from None
         for name in self.existing:  # --overwrite, now that the new run is ready to start
@@ -547,7 +593,8 @@ class _ResumedRun(_Run):
                      for option, setting in RESUMABLE_OPTIONS.items() if _given(self.args, option)}
         self._open_data()
         return Trainer.resume(
-            self.out, self.train, self.val, **overrides, **self._progress_settings()
+            self.out, self.train, self.val, model=self._saved_model(self.out / CHECKPOINT_NAME),
+            **overrides, **self._progress_settings()
         )
 
 
@@ -575,6 +622,66 @@ def _spatial_label(shape: Sequence[int]) -> str:
     return "x".join(str(n) for n in shape)
 
 
+# ---------------------------------------------------------------------- finite-element models
+def _mesh_of(dataset, path: Path):
+    """``dataset``'s mesh (through a subsampled view); a file without one is a UserError."""
+    source = getattr(dataset, "dataset", dataset)
+    try:
+        return source.mesh_info
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _fe_data_arguments(train, mesh, path: Path) -> dict[str, Any]:
+    """:func:`fe_data_arguments` of the training split; its ValueError as a UserError."""
+    try:
+        return fe_data_arguments(train, mesh)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
+
+
+def _fe_model_of(checkpoint: dict, mesh):
+    """A fresh FE model of the checkpoint's config on ``mesh`` (weights not loaded)."""
+    config = json.loads(checkpoint.get("model_config") or "{}")
+    try:
+        return build_fe_model(config, mesh)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def fe_metrics(trained, dataset, mesh, batch_size: Optional[int] = None) -> dict[str, Any]:
+    """Relative errors in the FE norms, and the Dirichlet DoFs' error, of a trained FE model.
+
+    Returns ``{"rel_l2", "h1", "boundary_error", "n", "skipped"}``: the means over the samples
+    of ``‖e‖_M / ‖u‖_M`` and ``‖e‖_{M+K} / ‖u‖_{M+K}`` on ``mesh.space``, and the largest
+    ``|prediction − data|`` at the Dirichlet DoFs over all samples (0 to round-off for SPON).
+    """
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from pdesuite.operators.spon import FEH1Loss, FEL2Loss
+
+    l2 = FEL2Loss(mesh.space, reduction="none").double()
+    h1 = FEH1Loss(mesh.space, reduction="none").double()
+    dofs = torch.as_tensor(np.array(mesh.dirichlet_dofs))
+    loader = DataLoader(dataset, batch_size=int(batch_size or trained.batch_size))
+    totals = {"rel_l2": 0.0, "h1": 0.0}
+    boundary, count = 0.0, 0
+    for x, y in loader:
+        prediction = trained.predict(x).double()
+        y = y.double()
+        totals["rel_l2"] += float(l2(prediction, y).sum())
+        totals["h1"] += float(h1(prediction, y).sum())
+        if dofs.numel():
+            boundary = max(boundary, float((prediction - y)[..., dofs].abs().max()))
+        count += x.shape[0]
+    if count == 0:
+        raise ValueError("data: no samples to evaluate on")
+    return {"rel_l2": totals["rel_l2"] / count, "h1": totals["h1"] / count,
+            "boundary_error": boundary, "n": count, "skipped": 0}
+
+
 # -------------------------------------------------------------------------------- evaluate
 def run_evaluate(args: argparse.Namespace) -> int:
     """Handler of ``pdesuite evaluate``: relative L2 per data file and resolution."""
@@ -588,7 +695,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     elif not run.exists():
         raise UserError(f"{args.run}: no such run directory or checkpoint file")
     files = [_existing_file(Path(data), "--data") for data in args.data]
-    trained = load_trained(run, device=args.device or "auto")
+    checkpoint = load_checkpoint(run)
+    fe_model = json.loads(checkpoint.get("model_config") or "{}").get("name") in FE_MODEL_NAMES
+    model = None
+    if fe_model:
+        if args.resolution:
+            raise UserError("--resolution subsamples a grid; a model on a mesh is evaluated on "
+                            "another mesh by giving a file generated at that resolution")
+        first = _mesh_of(open_split(files[0], "all", TRAIN_DEFAULTS["split_fractions"], None),
+                         files[0])
+        model = _fe_model_of(checkpoint, first)
+    trained = load_trained(run, model=model, device=args.device or "auto")
     record_path = run.parent / RUN_JSON
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     trained_at = list(trained.input_shape[1:])
@@ -604,17 +721,32 @@ def _evaluate(args: argparse.Namespace) -> int:
             if dataset is None:
                 raise UserError(f"{data} has no samples in split {split!r}")
             shape = list(dataset[0][0].shape[1:])
-            metrics = trained.evaluate(dataset, batch_size=args.batch_size)
+            if fe_model:
+                mesh = _mesh_of(dataset, data)
+                try:
+                    rebind_fe_model(trained.model, mesh)
+                except ValueError as exc:
+                    raise UserError(f"{data}: {exc}") from None
+                metrics = fe_metrics(trained, dataset, mesh, args.batch_size)
+            else:
+                metrics = trained.evaluate(dataset, batch_size=args.batch_size)
             rows.append({"data": str(data), "split": split, "resolution": shape,
                          "zero_shot": shape != trained_at, **metrics})
-    print(f"{run} (trained at {_spatial_label(trained_at)}, epoch {trained.epoch})")
-    print(f"{'data':<28} {'split':<5} {'resolution':>10} {'samples':>7} {'rel_l2':>10} {'h1':>10}")
+    unit = " DoFs" if fe_model else ""
+    print(f"{run} (trained at {_spatial_label(trained_at)}{unit}, epoch {trained.epoch})")
+    print(f"{'data':<28} {'split':<5} {'resolution':>10} {'samples':>7} {'rel_l2':>10} {'h1':>10}"
+          + (f" {'boundary':>10}" if fe_model else ""))
     for row in rows:
         label = _spatial_label(row["resolution"]) + ("*" if row["zero_shot"] else "")
         print(f"{Path(row['data']).name:<28} {row['split']:<5} {label:>10} {row['n']:>7} "
-              f"{row['rel_l2']:>10.4g} {row['h1']:>10.4g}")
+              f"{row['rel_l2']:>10.4g} {row['h1']:>10.4g}"
+              + (f" {row['boundary_error']:>10.3g}" if fe_model else ""))
+    if fe_model:
+        print("errors in the FE norms (L2: mass matrix, H1: mass + stiffness); resolution = "
+              "DoFs; boundary = largest error at the Dirichlet DoFs")
     if any(row["zero_shot"] for row in rows):
-        print("* zero-shot: a resolution the model was not trained at")
+        print("* zero-shot: a resolution the model was not trained at"
+              + (" (another mesh of the family)" if fe_model else ""))
     if args.json is not None:
         Path(args.json).write_text(json.dumps({"checkpoint": str(run), "trained_at": trained_at,
                                                "results": rows}, indent=2))

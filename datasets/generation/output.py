@@ -44,7 +44,8 @@ def write_dataset(
     tuned = tuned_stat(plan)
     with create_dataset_file(temporary, n=plan.n, fields=fields, attrs=attrs,
                              coordinates=family.coordinates(), parameters=parameters,
-                             solver_stats=True, compression=compression) as handle:
+                             solver_stats=True, compression=compression,
+                             mesh=_mesh_description(family)) as handle:
         if tuned is not None:
             create_sample_dataset(handle["solver"], tuned, plan.n, (), np.float64)
         create_sample_dataset(handle, "solve_order", plan.n, (), np.int64,
@@ -53,6 +54,13 @@ def write_dataset(
         handle.attrs["solve_time"] = merge_shards(handle, shards, plan.chunk_size, tuned)
         handle.attrs["complete"] = True
     os.replace(temporary, out)
+
+
+def _mesh_description(family: Any):
+    """The family's FE mesh for the file's ``mesh`` group, or None (grid families; a family
+    object that does not derive from ``PDEFamily`` may lack the method)."""
+    describe = getattr(family, "mesh_description", None)
+    return describe() if callable(describe) else None
 
 
 def existing_output(out: Path, run_hash: str) -> bool:

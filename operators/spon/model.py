@@ -8,8 +8,15 @@ DoFs the output is the lift of the boundary data (``torch.where``), so it equals
 bit whatever the weights. The lift also enters the processor as input channels, so that the
 prediction inside can depend on per-sample boundary data.
 
-With the Trainer, switch the output normaliser off (``normalize_outputs=False``): decoding the
-output by a mean and a scale would move the boundary values.
+With the Trainer, switch the normalisers off (``normalize_inputs=False``,
+``normalize_outputs=False``): decoding the output by a mean and a scale would move the boundary
+values, and encoding the inputs would change boundary data read from an input channel. The model
+scales instead, with fixed constants of its config: ``input_scale`` divides the input channels,
+and the network's output is ``output_shift + output_scale · net`` at the free DoFs only.
+
+Per-sample boundary data: ``boundary_channel = c`` takes the Dirichlet values from input channel
+``c`` (its entries at the Dirichlet DoFs) when ``forward`` is given no ``boundary_values``, as
+the Trainer calls it; the FE families of :mod:`pdesuite.datasets` store them in channel 1.
 
 One model, any mesh of the family: the weights do not depend on the mesh. :meth:`SPON.set_space`
 moves a model (trained or not) onto another mesh of the same cell type and degree, e.g. a
@@ -18,6 +25,7 @@ refinement; building a new SPON on that space and loading the state dict does th
 
 from __future__ import annotations
 
+import copy
 import numbers
 from typing import Any, Mapping
 
@@ -70,7 +78,8 @@ class FESpaceOperator(nn.Module):
     """
 
     def __init__(self, space: LagrangeSpace, in_channels: int, out_channels: int,
-                 coordinates: bool) -> None:
+                 coordinates: bool, boundary_channel: int | None = None,
+                 input_scale=None, output_scale=None, output_shift=None) -> None:
         super().__init__()
         if not isinstance(space, LagrangeSpace):
             raise TypeError(f"space: expected a LagrangeSpace, got {type(space).__name__}")
@@ -78,6 +87,31 @@ class FESpaceOperator(nn.Module):
         self.out_channels = _check_positive(out_channels, "out_channels")
         self.coordinates = bool(coordinates)
         self.cell_type, self.degree = space.mesh.cell_type, space.degree
+        if boundary_channel is not None:
+            boundary_channel = _check_positive(boundary_channel, "boundary_channel", 0)
+            if boundary_channel >= self.in_channels:
+                raise ValueError(f"boundary_channel: expected a channel < in_channels="
+                                 f"{self.in_channels}, got {boundary_channel}")
+        self.boundary_channel = boundary_channel
+        self.input_scale = _constants(input_scale, self.in_channels, 1.0, "input_scale", True)
+        self.output_scale = _constants(output_scale, self.out_channels, 1.0, "output_scale", True)
+        self.output_shift = _constants(output_shift, self.out_channels, 0.0, "output_shift", False)
+        for name in ("input_scale", "output_scale", "output_shift"):
+            self.register_buffer(f"_{name}", torch.tensor(getattr(self, name)), persistent=False)
+
+    def __deepcopy__(self, memo: dict) -> "FESpaceOperator":
+        # The spaces hold basix elements, which cannot be copied (the Trainer copies its model);
+        # a space is never modified, so the copy shares it and copies everything else.
+        for space in [getattr(self, "space", None), *getattr(self, "spaces", [])]:
+            memo[id(space)] = space
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return copied
+
+    def _scaling_config(self) -> dict[str, Any]:
+        return {"boundary_channel": self.boundary_channel, "input_scale": self.input_scale,
+                "output_scale": self.output_scale, "output_shift": self.output_shift}
 
     @property
     def feature_channels(self) -> int:
@@ -143,15 +177,21 @@ class FESpaceOperator(nn.Module):
         n = self.space.ndofs
         if x.ndim != 3 or x.shape[1:] != (self.in_channels, n):
             raise ValueError(f"x: expected [B, {self.in_channels}, {n}], got {tuple(x.shape)}")
+        if boundary_values is None and self.boundary_channel is not None:
+            channel = self.boundary_channel
+            boundary_values = x[:, channel:channel + 1].expand(-1, self.out_channels, -1)
         lift = self._lift(boundary_values, x)  # [B, C_out, n]
-        parts = [x.transpose(1, 2), lift.transpose(1, 2)]  # [B, n, C_in], [B, n, C_out]
+        scaled_x = x.transpose(1, 2) / self._input_scale.to(x.dtype)  # [B, n, C_in]
+        scaled_lift = lift.transpose(1, 2) / self._output_scale.to(x.dtype)  # [B, n, C_out]
+        parts = [scaled_x, scaled_lift]
         batch = x.shape[0]
         if self.coordinates:
             parts.append(self.dof_coordinates.to(x.dtype).expand(batch, n, 2))  # [B, n, 2]
         flag = self.dirichlet_mask.to(x.dtype)[None, :, None].expand(batch, n, 1)  # [B, n, 1]
         features = torch.cat(parts + [flag], dim=-1)  # [B, n, F]
-        prediction = self._process(features).transpose(1, 2)  # [B, C_out, n]
-        return torch.where(self.dirichlet_mask, lift, prediction)  # [B, C_out, n]
+        net = self._process(features)  # [B, n, C_out]
+        net = self._output_shift.to(x.dtype) + self._output_scale.to(x.dtype) * net
+        return torch.where(self.dirichlet_mask, lift, net.transpose(1, 2))  # [B, C_out, n]
 
     def _lift(self, boundary_values: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
         shape = (self.out_channels, self.space.ndofs)
@@ -188,12 +228,22 @@ class SPON(FESpaceOperator):
             or an array ``[ndofs]`` / ``[C_out, ndofs]``; ``forward(x, boundary_values)``
             overrides it per sample.
         coordinates: give the processor the DoF coordinates as two more inputs. Default True.
+        boundary_channel: the input channel whose Dirichlet entries are the boundary data of
+            each sample (used when ``forward`` gets no ``boundary_values``); default None.
+        input_scale: ``C_in`` positive constants that divide the input channels (default 1).
+        output_scale, output_shift: ``C_out`` constants each: the prediction at the free DoFs
+            is ``output_shift + output_scale · net`` (defaults 1 and 0).
     """
+
+    #: The model registry's name of this class (:mod:`pdesuite.operators.models`).
+    name = "spon"
 
     def __init__(self, space: LagrangeSpace, in_channels: int, out_channels: int = 1,
                  width: int = 32, layers: int = 4, dirichlet=None, boundary_data=0.0,
-                 coordinates: bool = True) -> None:
-        super().__init__(space, in_channels, out_channels, coordinates)
+                 coordinates: bool = True, boundary_channel: int | None = None,
+                 input_scale=None, output_scale=None, output_shift=None) -> None:
+        super().__init__(space, in_channels, out_channels, coordinates, boundary_channel,
+                         input_scale, output_scale, output_shift)
         self.width, self.layers = int(width), int(layers)
         self.processor = GraphProcessor(self.feature_channels, self.out_channels, width, layers)
         self.set_space(space, dirichlet, boundary_data)
@@ -213,9 +263,11 @@ class SPON(FESpaceOperator):
         return self.processor(features, self._graph())  # [B, n, C_out]
 
     def to_config(self) -> dict[str, Any]:
-        """Hyperparameters, cell type and degree (the mesh is not part of the config)."""
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "width": self.width, "layers": self.layers, "coordinates": self.coordinates,
+        """Name, hyperparameters, scaling constants, cell type and degree (the mesh is not part
+        of the config)."""
+        return {"name": self.name, "in_channels": self.in_channels,
+                "out_channels": self.out_channels, "width": self.width, "layers": self.layers,
+                "coordinates": self.coordinates, **self._scaling_config(),
                 "cell_type": self.cell_type, "degree": self.degree}
 
     @classmethod
@@ -223,13 +275,10 @@ class SPON(FESpaceOperator):
                     boundary_data=0.0) -> "SPON":
         """A fresh model from :meth:`to_config` output on ``space`` (checked against the
         config's cell type and degree)."""
-        settings = dict(config)
+        settings = _settings_of(config, cls.name)
         cell_type, degree = settings.pop("cell_type"), settings.pop("degree")
-        model = cls(space, dirichlet=dirichlet, boundary_data=boundary_data, **settings)
-        if (model.cell_type, model.degree) != (cell_type, degree):
-            raise ValueError(f"space: the config is for {cell_type} cells of degree {degree}, got "
-                             f"{model.cell_type} cells of degree {model.degree}")
-        return model
+        _check_cells(space, cell_type, degree)
+        return cls(space, dirichlet=dirichlet, boundary_data=boundary_data, **settings)
 
     def extra_repr(self) -> str:
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, "
@@ -238,3 +287,33 @@ class SPON(FESpaceOperator):
 
 def _is_empty(selection) -> bool:
     return selection is not None and not isinstance(selection, str) and len(selection) == 0
+
+
+def _constants(values, count: int, default: float, name: str, positive: bool) -> list[float]:
+    """``values`` as ``count`` finite floats (``> 0`` if ``positive``); None gives ``default``."""
+    if values is None:
+        return [float(default)] * count
+    array = np.atleast_1d(np.asarray(values, dtype=float))
+    if array.shape != (count,) or not np.all(np.isfinite(array)) or (
+            positive and np.any(array <= 0)):
+        raise ValueError(f"{name}: expected {count} finite{' positive' if positive else ''} "
+                         f"number(s), got {values!r}")
+    return [float(v) for v in array]
+
+
+def _settings_of(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """``config`` without its ``name`` (ValueError if it names another model)."""
+    settings = dict(config)
+    found = settings.pop("name", name)
+    if found != name:
+        raise ValueError(f"config: is for model {found!r}, not {name!r}")
+    return settings
+
+
+def _check_cells(space, cell_type: str, degree: int) -> None:
+    """ValueError naming ``space`` unless it has ``cell_type`` cells and ``degree``."""
+    if not isinstance(space, LagrangeSpace):
+        raise TypeError(f"space: expected a LagrangeSpace, got {type(space).__name__}")
+    if (space.mesh.cell_type, space.degree) != (cell_type, degree):
+        raise ValueError(f"space: the model was built for {cell_type} cells of degree {degree}, "
+                         f"this mesh has {space.mesh.cell_type} cells of degree {space.degree}")

@@ -18,7 +18,7 @@ with the same number of levels.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from pdesuite.discretization import LagrangeSpace, Mesh, fe_prolongation
-from pdesuite.operators.spon.model import FESpaceOperator
+from pdesuite.operators.spon.model import FESpaceOperator, _check_cells, _settings_of
 from pdesuite.operators.spon.processor import MessagePassingLayer, _check_positive, dof_graph
 from pdesuite.operators.spon.sparse import apply_along_dofs, to_torch_sparse
 
@@ -56,15 +56,21 @@ class SPONMultigrid(FESpaceOperator):
         smoothing_layers: message-passing steps before restriction and after prolongation on
             each level but the coarsest. Default 1.
         coarse_layers: message-passing steps on the coarsest level. Default 2.
-        dirichlet, boundary_data, coordinates: as in :class:`~pdesuite.operators.spon.SPON`
-            (on the finest space).
+        dirichlet, boundary_data, coordinates, boundary_channel, input_scale, output_scale,
+            output_shift: as in :class:`~pdesuite.operators.spon.SPON` (on the finest space).
     """
+
+    #: The model registry's name of this class (:mod:`pdesuite.operators.models`).
+    name = "spon-mg"
 
     def __init__(self, spaces: Sequence[LagrangeSpace], in_channels: int, out_channels: int = 1,
                  width: int = 32, smoothing_layers: int = 1, coarse_layers: int = 2,
-                 dirichlet=None, boundary_data=0.0, coordinates: bool = True) -> None:
+                 dirichlet=None, boundary_data=0.0, coordinates: bool = True,
+                 boundary_channel: int | None = None, input_scale=None, output_scale=None,
+                 output_shift=None) -> None:
         spaces = _check_levels(spaces)
-        super().__init__(spaces[-1], in_channels, out_channels, coordinates)
+        super().__init__(spaces[-1], in_channels, out_channels, coordinates, boundary_channel,
+                         input_scale, output_scale, output_shift)
         self.levels, self.width = len(spaces), _check_positive(width, "width")
         self.smoothing_layers = _check_positive(smoothing_layers, "smoothing_layers", 0)
         self.coarse_layers = _check_positive(coarse_layers, "coarse_layers", 0)
@@ -130,11 +136,28 @@ class SPONMultigrid(FESpaceOperator):
         return self.project(h)  # [B, n_L, C_out]
 
     def to_config(self) -> dict:
-        """Hyperparameters, levels, cell type and degree (the meshes are not in the config)."""
-        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
-                "width": self.width, "smoothing_layers": self.smoothing_layers,
-                "coarse_layers": self.coarse_layers, "coordinates": self.coordinates,
-                "levels": self.levels, "cell_type": self.cell_type, "degree": self.degree}
+        """Name, hyperparameters, scaling constants, levels, cell type and degree (the meshes
+        are not in the config)."""
+        return {"name": self.name, "in_channels": self.in_channels,
+                "out_channels": self.out_channels, "width": self.width,
+                "smoothing_layers": self.smoothing_layers, "coarse_layers": self.coarse_layers,
+                "coordinates": self.coordinates, **self._scaling_config(), "levels": self.levels,
+                "cell_type": self.cell_type, "degree": self.degree}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], spaces: Sequence[LagrangeSpace],
+                    dirichlet=None, boundary_data=0.0) -> "SPONMultigrid":
+        """A fresh model from :meth:`to_config` output on the hierarchy ``spaces`` (as many
+        levels as the config, its cell type and degree)."""
+        settings = _settings_of(config, cls.name)
+        cell_type, degree = settings.pop("cell_type"), settings.pop("degree")
+        levels = settings.pop("levels")
+        spaces = _check_levels(spaces)
+        if len(spaces) != levels:
+            raise ValueError(f"spaces: the config has {levels} levels, got {len(spaces)} spaces")
+        for space in spaces:
+            _check_cells(space, cell_type, degree)
+        return cls(spaces, dirichlet=dirichlet, boundary_data=boundary_data, **settings)
 
     def extra_repr(self) -> str:
         return (f"levels={self.levels}, width={self.width}, "
