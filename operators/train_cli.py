@@ -78,7 +78,8 @@ from pdesuite.operators.training import (
 from pdesuite.operators.training.checkpoint import seed_everything
 from pdesuite.operators.training.datafiles import domain_lengths, open_split, subsample_stride
 
-MODEL_NAMES = ("fno", "lsm", "mgno", *FE_MODEL_NAMES)
+#: ``dcdm`` trains a learned preconditioner instead (:mod:`.preconditioning.cli`).
+MODEL_NAMES = ("fno", "lsm", "mgno", *FE_MODEL_NAMES, "dcdm")
 TEST_METRICS_JSON = "test_metrics.json"
 RUN_JSON = "run.json"
 #: The files a run directory holds; ``--overwrite`` deletes exactly these.
@@ -206,6 +207,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--amp", choices=("auto", "on", "off"), default=None,
                         help="mixed precision: auto (on with CUDA, default), on, off")
+    parser.add_argument("--supervised", action="store_true", default=None,
+                        help="dcdm only: train on residual -> error pairs of the stored solutions")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="dcdm only: stop training after this many seconds")
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument(
         "--resume",
@@ -313,6 +318,13 @@ def _setting(option: str, value: Any) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.model == "dcdm":
+        from pdesuite.operators.preconditioning.cli import train_dcdm
+
+        return train_dcdm(args)
+    for option in ("supervised", "max_seconds"):
+        if getattr(args, option) is not None:
+            raise UserError(f"--{option.replace('_', '-')} applies to dcdm only")
     out = Path(args.out)
     is_main = int(os.environ.get("RANK", "0") or 0) == 0
     if args.resume:

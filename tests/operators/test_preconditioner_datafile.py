@@ -104,3 +104,22 @@ def test_training_on_a_file_gives_a_run_that_preconditions_its_family(darcy_file
     assert z.shape == systems[0].system.b.shape and np.all(np.isfinite(z))
     with pytest.raises(ValueError, match="come from the file"):
         train_preconditioner_on_file(darcy_file, coefficients=[1.0])
+
+
+def test_pdesuite_train_dcdm_trains_resumes_and_refuses_what_does_not_apply(darcy_file,
+                                                                            tmp_path, capsys):
+    from pdesuite.cli import main
+
+    out = tmp_path / "pc"
+    base = ["train", "dcdm", "--data", str(darcy_file), "--out", str(out), "--no-progress",
+            "--model-arg", "width=4", "--device", "cpu"]
+    assert main(base + ["--epochs", "1"]) == 0
+    assert "1 epochs" in capsys.readouterr().out
+    assert main(base + ["--epochs", "1"]) == 1  # a run is there: never replaced silently
+    assert "--resume continues it" in capsys.readouterr().err
+    assert main(base + ["--epochs", "2", "--resume"]) == 0
+    assert "2 epochs" in capsys.readouterr().out
+    assert main(base + ["--loss", "h1"]) == 1
+    assert "not an option of a preconditioner run: --loss" in capsys.readouterr().err
+    assert main(["train", "fno", "--data", str(darcy_file), "--supervised"]) == 1
+    assert "--supervised applies to dcdm only" in capsys.readouterr().err
