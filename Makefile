@@ -36,13 +36,22 @@ benchmarks: $(STAMP)
 # gigabytes of CUDA wheels). The list is what `from neuralop.models import FNO` imports and the
 # venv lacks (requests: neuralop's data package imports it, though no Requires-Dist names it);
 # numpy, scipy, torch, h5py and matplotlib come from the venv.
+# PyDMD, for the parity part of benchmarks/bench_koopman.py only, the same way: the rest of the
+# line is what `from pydmd import EDMD, HankelDMD` imports and the venv lacks (scikit-learn for
+# its kernels, and what scikit-learn imports: joblib, cloudpickle, threadpoolctl, narwhals;
+# typing-extensions comes from the venv). xarray and h5netcdf, which PyDMD names, are imported
+# by none of the classes compared.
 BENCH_DEPS := .bench-deps
 bench-deps: | $(STAMP)
 	rm -rf $(BENCH_DEPS)
 	$(BIN)/python -m pip install -q --no-deps --only-binary=:all: --target $(BENCH_DEPS) \
 		neuraloperator==2.0.0 tensorly==0.10.0 tensorly-torch==0.5.0 opt-einsum==3.4.0 \
 		requests==2.34.2 charset-normalizer==3.5.2 idna==3.20 urllib3==2.8.0 certifi==2026.10.18
+	$(BIN)/python -m pip install -q --no-deps --only-binary=:all: --target $(BENCH_DEPS) \
+		pydmd==2025.8.1 scikit-learn==1.9.1 joblib==1.6.0 cloudpickle==3.1.2 \
+		threadpoolctl==3.8.0 narwhals==2.28.0
 	$(BIN)/python -c "import sys; sys.path.append('$(BENCH_DEPS)'); from neuralop.models import FNO; import neuralop; print('neuraloperator', neuralop.__version__, 'in $(BENCH_DEPS)/')"
+	$(BIN)/python -c "import sys; sys.path.append('$(BENCH_DEPS)'); from pydmd import EDMD, HankelDMD; from importlib.metadata import version; print('pydmd', version('pydmd'), 'in $(BENCH_DEPS)/')"
 
 $(STAMP): pyproject.toml Makefile
 	@bash .ci/system-deps.sh

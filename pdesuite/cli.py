@@ -1,7 +1,7 @@
-"""The ``pdesuite`` command line.
+"""The ``pdesuite`` command line: ``demo``, ``generate``, ``train``, ``evaluate``, ``forecast``.
 
-Every subcommand the suite will have is listed by ``pdesuite --help``; one that is not built yet
-says so and exits with status 2, rather than pretending to work.
+Each subcommand's module is imported only when it runs, so that ``pdesuite --help`` is fast and
+imports no torch.
 """
 
 from __future__ import annotations
@@ -13,19 +13,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-NOT_BUILT_EXIT = 2
-
-
-def _not_built(name: str, part: str) -> Callable[[argparse.Namespace], int]:
-    def run(_: argparse.Namespace) -> int:
-        print(
-            f"pdesuite {name}: not built yet (the {part}). "
-            "Nothing was run.",
-            file=sys.stderr,
-        )
-        return NOT_BUILT_EXIT
-
-    return run
+#: Exit status of ``pdesuite demo`` outside a source checkout (no examples/demo.py).
+NO_DEMO_EXIT = 2
 
 
 def _run_demo(_: argparse.Namespace) -> int:
@@ -33,7 +22,7 @@ def _run_demo(_: argparse.Namespace) -> int:
     if not demo.exists():
         print("pdesuite demo: examples/demo.py is not in this installation; "
               "run `make demo` from a source checkout.", file=sys.stderr)
-        return NOT_BUILT_EXIT
+        return NO_DEMO_EXIT
     runpy.run_path(str(demo), run_name="__main__")
     return 0
 
@@ -52,16 +41,17 @@ _BUILT: dict[str, Callable[[], tuple]] = {
     "generate": _builder("pdesuite.datasets.generation", "add_arguments", "run"),
     "train": _builder("pdesuite.operators.train_cli", "add_train_arguments", "run_train"),
     "evaluate": _builder("pdesuite.operators.train_cli", "add_evaluate_arguments", "run_evaluate"),
+    "forecast": _builder("pdesuite.dynamics.forecast_cli", "add_arguments", "run"),
 }
 
 # name -> (help, handler); None: built, see _BUILT
 _SUBCOMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], int] | None]] = {
     "demo": ("run the main job on the embedded default (as `make demo`)", _run_demo),
     "generate": ("generate a PDE dataset into an HDF5 file", None),
-    "train": ("train a neural operator (fno, lsm, mgno) on a dataset", None),
+    "train": ("train a neural operator (fno, lsm, mgno, spon, spon-mg) or a learned "
+              "preconditioner (dcdm) on a dataset", None),
     "evaluate": ("evaluate a trained operator, also at other resolutions", None),
-    "forecast": ("learn and forecast dynamics from trajectories",
-                 _not_built("forecast", "dynamics layer")),
+    "forecast": ("learn and forecast dynamics from trajectories", None),
 }
 
 
@@ -77,24 +67,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, handler) in _SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        accepts_anything = handler is not None and handler is not _run_demo
         if handler is None and name == command:
             add_arguments, handler = _BUILT[name]()
             add_arguments(p)
-        p.set_defaults(handler=handler, accepts_anything=accepts_anything)
+        p.set_defaults(handler=handler)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(command)
-    # A subcommand not built yet takes whatever a user passes, so that it can say so plainly.
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and not getattr(args, "accepts_anything", False):
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = build_parser(command).parse_args(argv)
     if args.command is None:
-        parser.print_help()
+        build_parser().print_help()
         return 0
     return int(args.handler(args) or 0)
 

@@ -1,4 +1,4 @@
-"""The `pdesuite` command line: every subcommand listed, the unbuilt ones say so plainly."""
+"""The `pdesuite` command line: every subcommand listed and built, bad options refused."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pdesuite.cli import NOT_BUILT_EXIT, _SUBCOMMANDS, main
+from pdesuite.cli import _SUBCOMMANDS, main
 
 
 def test_help_lists_every_subcommand(capsys):
@@ -19,13 +19,14 @@ def test_help_lists_every_subcommand(capsys):
         assert name in out
 
 
-def test_unbuilt_subcommand_says_so_and_fails(capsys):
-    unbuilt = [name for name, (_, handler) in _SUBCOMMANDS.items()
-               if handler is not None and name != "demo"]
-    assert unbuilt, "expected at least one subcommand still to be built"
-    for name in unbuilt:
-        assert main([name, "--anything"]) == NOT_BUILT_EXIT
-        assert "not built yet" in capsys.readouterr().err
+def test_every_subcommand_is_built_and_an_unknown_option_is_refused(capsys):
+    assert set(_SUBCOMMANDS) == {"demo", "generate", "train", "evaluate", "forecast"}
+    for command in (["generate", "darcy"], ["train", "fno"],
+                    ["forecast", "koopman", "--data", "x.h5", "--out", "run"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(command + ["--no-such-option"])
+        assert exit_info.value.code == 2
+        assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
 
 
 def test_cli_help_does_not_import_torch():

@@ -14,6 +14,8 @@ Estimators (hyperparameters in ``__init__``, ``fit`` returns self, results as pr
 first use).
 
 Certificates (ResDMD): :func:`residuals`, :func:`pseudospectrum`, :func:`verified_spectrum`.
+
+Saving: ``estimator.save(path)`` and :func:`load_estimator` (JSON and ``.npz``, no pickle).
 """
 
 from pdesuite.dynamics.koopman.base import KoopmanEstimator
@@ -39,6 +41,7 @@ from pdesuite.dynamics.koopman.hankel import HankelDMD
 from pdesuite.dynamics.koopman.hdf5 import TrajectoryData, read_trajectories
 from pdesuite.dynamics.koopman.kernel import KERNELS, KernelEDMD, kernel_matrix
 from pdesuite.dynamics.koopman.mpedmd import MeasurePreservingEDMD
+from pdesuite.dynamics.koopman.persistence import load_estimator
 from pdesuite.dynamics.koopman.snapshots import (
     SnapshotPairs,
     as_trajectories,
@@ -83,6 +86,7 @@ __all__ = [
     "delay_embed",
     "kernel_matrix",
     "kmeans",
+    "load_estimator",
     "pseudospectrum",
     "quadrature_weights",
     "read_trajectories",

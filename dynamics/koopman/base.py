@@ -163,6 +163,16 @@ class KoopmanEstimator:
                                               measure_preserving=measure_preserving,
                                               factor=factor)
 
+    # ------------------------------------------------------------------ saving
+    def save(self, path: Any, overwrite: bool = False) -> Any:
+        """Write the estimator to the directory ``path`` (JSON + ``.npz``, no pickle); read it
+        back with :func:`~pdesuite.dynamics.koopman.persistence.load_estimator`. Returns the
+        directory as a ``Path``; see :func:`~pdesuite.dynamics.koopman.persistence.save_estimator`.
+        """
+        from pdesuite.dynamics.koopman.persistence import save_estimator
+
+        return save_estimator(self, path, overwrite=overwrite)
+
     # ------------------------------------------------------------------ forecasts
     def _embedded_shape(self) -> tuple[int, ...]:
         return self.state_shape_ if self.delays == 1 else (self.delays, *self.state_shape_)
