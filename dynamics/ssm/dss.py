@@ -25,16 +25,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pdesuite.dynamics.ssm.convolution import fft_causal_conv
-from pdesuite.dynamics.ssm.discretize import powers
+from pdesuite.dynamics.ssm.diagonal import DiagonalSSM
 from pdesuite.dynamics.ssm.s4d import log_uniform_dt, s4d_init
-from pdesuite.dynamics.ssm.scan import parallel_scan
-from pdesuite.dynamics.ssm.shapes import check_positive_int, check_sequence, complex_dtype
+from pdesuite.dynamics.ssm.shapes import check_positive_int
 
 __all__ = ["DSS"]
 
 
-class DSS(nn.Module):
+class DSS(DiagonalSSM):
     """DSS-softmax layer on ``[B, L, H]``.
 
     Args:
@@ -66,35 +64,6 @@ class DSS(nn.Module):
         normaliser = (torch.exp(self.seq_len * dt_lambda) - 1) / (A_bar - 1)  # (H, N/2)
         return A_bar, (A_bar - 1) / (Lambda * normaliser), dt_lambda
 
-    def kernel(self, length: int) -> torch.Tensor:
-        """``K`` ``[H, length]``, real."""
-        _, B_bar, log_A_bar = self.discrete()                             # (H, N/2)
-        W = torch.view_as_complex(self.W)                                  # (H, N/2)
-        softmax_rows = powers(log_A_bar, length)                           # (H, N/2, L)
-        return 2 * torch.einsum("hn,hnl->hl", W * B_bar, softmax_rows).real  # (H, L)
-
-    def forward(self, u: torch.Tensor, return_states: bool = False):
-        """``u`` ``[B, L, H]`` -> ``y`` ``[B, L, H]``; with ``return_states`` also the states
-        ``x`` ``[B, L, H, N/2]`` (complex), computed by a parallel scan."""
-        check_sequence(u, self.d_model)
-        k = self.kernel(u.shape[1])                                        # (H, L)
-        y = fft_causal_conv(u.transpose(1, 2), k).transpose(1, 2)          # (B, L, H)
-        y = y + u * self.D                                                 # (B, L, H)
-        if not return_states:
-            return y
-        A_bar, B_bar, _ = self.discrete()                                  # (H, N/2)
-        inputs = u.unsqueeze(-1) * B_bar                                   # (B, L, H, N/2)
-        return y, parallel_scan(A_bar.expand_as(inputs), inputs, dim=1)    # (B, L, H, N/2)
-
-    def step(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One input ``u`` ``[B, H]`` and state ``[B, H, N/2]`` -> ``(y [B, H], new state)``."""
-        A_bar, B_bar, _ = self.discrete()                                  # (H, N/2)
-        state = A_bar * state + B_bar * u.unsqueeze(-1)                    # (B, H, N/2)
-        W = torch.view_as_complex(self.W)                                  # (H, N/2)
-        y = 2 * torch.einsum("hn,bhn->bh", W, state).real + self.D * u    # (B, H)
-        return y, state
-
-    def default_state(self, batch: int) -> torch.Tensor:
-        """Zero state ``[batch, H, N/2]``, complex, on the layer's device."""
-        return torch.zeros(batch, self.d_model, self.d_state // 2,
-                           dtype=complex_dtype(self.W.dtype), device=self.W.device)
+    def output_weights(self) -> torch.Tensor:
+        """``W`` ``[H, N/2]`` complex."""
+        return torch.view_as_complex(self.W)

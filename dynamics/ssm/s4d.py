@@ -31,11 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pdesuite.dynamics.ssm.convolution import fft_causal_conv
-from pdesuite.dynamics.ssm.discretize import METHODS, discretize, powers
+from pdesuite.dynamics.ssm.diagonal import DiagonalSSM
+from pdesuite.dynamics.ssm.discretize import METHODS, discretize
 from pdesuite.dynamics.ssm.hippo import hippo_nplr
-from pdesuite.dynamics.ssm.scan import parallel_scan
-from pdesuite.dynamics.ssm.shapes import check_positive_int, check_sequence, complex_dtype
+from pdesuite.dynamics.ssm.shapes import check_positive_int
 
 __all__ = ["INITS", "S4D", "log_uniform_dt", "s4d_init"]
 
@@ -65,7 +64,7 @@ def log_uniform_dt(count: int, dt_min: float, dt_max: float) -> torch.Tensor:
     return math.log(dt_min) + torch.rand(count) * (math.log(dt_max) - math.log(dt_min))
 
 
-class S4D(nn.Module):
+class S4D(DiagonalSSM):
     """S4D layer on ``[B, L, H]``.
 
     Args:
@@ -102,36 +101,7 @@ class S4D(nn.Module):
         A_bar, gain, log_A_bar = discretize(self.eigenvalues(), dt, self.discretization)
         return A_bar, gain * torch.view_as_complex(self.B), log_A_bar
 
-    def kernel(self, length: int) -> torch.Tensor:
-        """``K`` ``[H, length]``, real."""
-        _, B_bar, log_A_bar = self.discrete()                             # (H, N/2)
-        C = torch.view_as_complex(self.C)                                  # (H, N/2)
-        vandermonde = powers(log_A_bar, length)                            # (H, N/2, L)
-        return 2 * torch.einsum("hn,hnl->hl", C * B_bar, vandermonde).real  # (H, L)
-
-    def forward(self, u: torch.Tensor, return_states: bool = False):
-        """``u`` ``[B, L, H]`` -> ``y`` ``[B, L, H]``; with ``return_states`` also the states
-        ``x`` ``[B, L, H, N/2]`` (complex), computed by a parallel scan."""
-        check_sequence(u, self.d_model)
-        k = self.kernel(u.shape[1])                                        # (H, L)
-        y = fft_causal_conv(u.transpose(1, 2), k).transpose(1, 2)          # (B, L, H)
-        y = y + u * self.D                                                 # (B, L, H)
-        if not return_states:
-            return y
-        A_bar, B_bar, _ = self.discrete()                                  # (H, N/2)
-        inputs = u.unsqueeze(-1) * B_bar                                   # (B, L, H, N/2)
-        return y, parallel_scan(A_bar.expand_as(inputs), inputs, dim=1)    # (B, L, H, N/2)
-
-    def step(self, u: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One input ``u`` ``[B, H]`` and state ``[B, H, N/2]`` -> ``(y [B, H], new state)``."""
-        A_bar, B_bar, _ = self.discrete()                                  # (H, N/2)
-        state = A_bar * state + B_bar * u.unsqueeze(-1)                    # (B, H, N/2)
-        C = torch.view_as_complex(self.C)                                  # (H, N/2)
-        y = 2 * torch.einsum("hn,bhn->bh", C, state).real + self.D * u    # (B, H)
-        return y, state
-
-    def default_state(self, batch: int) -> torch.Tensor:
-        """Zero state ``[batch, H, N/2]``, complex, on the layer's device."""
-        return torch.zeros(batch, self.d_model, self.d_state // 2,
-                           dtype=complex_dtype(self.C.dtype), device=self.C.device)
+    def output_weights(self) -> torch.Tensor:
+        """``C`` ``[H, N/2]`` complex."""
+        return torch.view_as_complex(self.C)
 
