@@ -27,9 +27,9 @@ An existing, non-empty ``--out`` is refused unless ``--overwrite``. Progress goe
 Adding a model family
 ---------------------
 Each ``pdesuite forecast <family>`` is one entry of :data:`FORECASTERS`: its help line and the
-module, argument function and run function to import when the command line is built. A family
-(the state-space models of :mod:`pdesuite.dynamics.ssm`, next) adds one line there, and can
-reuse the shared steps below: :func:`prepare_out_dir`, :func:`load_split`,
+module, argument function and run function to import when the command line is built
+(``koopman`` here, ``ssm`` in :mod:`pdesuite.dynamics.ssm.cli`). A new family adds one line
+there, and can reuse the shared steps below: :func:`prepare_out_dir`, :func:`load_split`,
 :func:`horizon_errors`, :func:`write_forecasts`, :func:`write_errors`, :func:`plot_errors`.
 """
 
@@ -74,11 +74,9 @@ MODEL_DIR = "model"
 OUTPUTS = (FORECASTS_H5, ERRORS_JSON, ERRORS_PNG, EIGENVALUES_PNG, MODEL_DIR)
 
 # ---------------------------------------------------------------------------------------------
-# The registry of model families: name -> (help, module, add_arguments, run). The modules are
-# imported when the command line is built, so they must not import torch at their top.
-# >>> A new family, e.g. the state-space models, adds its one line here:
-#     "ssm": ("train a state-space model and forecast", "pdesuite.dynamics.ssm.forecast_cli",
-#             "add_arguments", "run"),
+# The registry of model families: name -> (help, module, add_arguments, run); a new family adds
+# one line. The modules are imported when the command line is built, so they must not import
+# torch at their top.
 # ---------------------------------------------------------------------------------------------
 FORECASTERS: dict[str, tuple[str, str, str, str]] = {
     "koopman": ("fit a Koopman operator (EDMD, kernel, Hankel, mpEDMD, deep) and forecast",
